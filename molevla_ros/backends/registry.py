@@ -1,0 +1,28 @@
+"""Backend choice by name, with a clear message (never a traceback) when one cannot be used."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from molevla_ros.backends.base import PolicyBackend
+
+
+class BackendUnavailable(RuntimeError):
+    pass
+
+
+def _scripted(**kw: Any) -> PolicyBackend:
+    from molevla_ros.backends.scripted import ScriptedExpertBackend
+
+    return ScriptedExpertBackend(horizon=kw.get("horizon", 16))
+
+
+FACTORIES: dict[str, Callable[..., PolicyBackend]] = {"scripted_expert": _scripted}
+
+
+def make_backend(name: str, **kw: Any) -> PolicyBackend:
+    if name not in FACTORIES:
+        raise BackendUnavailable(f"unknown policy backend {name!r}; available: {', '.join(FACTORIES)}")
+    try:
+        return FACTORIES[name](**kw)
+    except ImportError as e:
+        raise BackendUnavailable(f"policy backend {name!r} cannot load ({e}); available: {', '.join(FACTORIES)}") from e

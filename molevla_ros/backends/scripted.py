@@ -1,0 +1,23 @@
+"""The scripted expert as a policy backend. It reads simulator ground truth: it is not a learned policy."""
+from __future__ import annotations
+
+from molevla_ros.backends.base import PolicyOutput
+from molevla_ros.sim.expert import ScriptedExpert
+from molevla_ros.backends.base import Observation
+
+
+class ScriptedExpertBackend:
+    name = "scripted_expert"
+    needs_privileged_state = True
+
+    def __init__(self, horizon: int = 16) -> None:
+        self.expert = ScriptedExpert(horizon)
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        if obs.privileged is None:
+            raise RuntimeError("the scripted expert needs the simulator's privileged state (sim/privileged_state); "
+                               "it cannot drive a real robot")
+        return PolicyOutput(self.expert.act(obs.instruction, obs.privileged))

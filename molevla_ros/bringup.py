@@ -1,0 +1,91 @@
+"""Start the node processes the launch files start, without ros2 launch (for pip installs).
+
+Each node runs as its own process with its YAML from config/ plus optional overrides, exactly as
+`launch/*.launch.py` does on a ROS install.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+NODES = {
+    "sim": "molevla_ros.nodes.sim_node",
+    "camera": "molevla_ros.nodes.camera_node",
+    "instruction": "molevla_ros.nodes.instruction_node",
+    "policy": "molevla_ros.nodes.policy_node",
+    "executor": "molevla_ros.nodes.executor_node",
+}
+PROFILES = {
+    "sim": ["sim", "camera", "instruction", "policy", "executor"],  # everything, on the simulated Franka
+    "robot": ["camera", "instruction", "policy", "executor"],  # a real camera and MoveIt Servo supply the rest
+}
+
+
+def config_dir() -> Path:
+    """config/ of a source checkout, of an ament install (share/molevla_ros), or of a pip install."""
+    here = Path(__file__).resolve().parent.parent / "config"
+    if here.is_dir():
+        return here
+    for prefix in (sys.prefix, sysconfig.get_paths()["data"]):
+        p = Path(prefix) / "share" / "molevla_ros" / "config"
+        if p.is_dir():
+            return p
+    raise FileNotFoundError("cannot find molevla_ros config/ (source checkout or share/molevla_ros/config)")
+
+
+def _param_value(v: object) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def node_command(name: str, overrides: dict[str, object] | None = None, namespace: str = "") -> list[str]:
+    cmd = [sys.executable, "-m", NODES[name], "--ros-args", "--params-file", str(config_dir() / f"{name}.yaml")]
+    for k, v in (overrides or {}).items():
+        cmd += ["-p", f"{k}:={_param_value(v)}"]
+    if namespace:
+        cmd += ["-r", f"__ns:={namespace}"]
+    return cmd
+
+
+class Bringup:
+    """The processes of one profile; a context manager that always stops them."""
+
+    def __init__(self, nodes: list[str], overrides: dict[str, dict[str, object]] | None = None,
+                 namespace: str = "", log_dir: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.nodes, self.overrides, self.namespace = nodes, overrides or {}, namespace
+        self.log_dir, self.env = log_dir, env
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> "Bringup":
+        for name in self.nodes:
+            out = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL
+            self.procs[name] = subprocess.Popen(
+                node_command(name, self.overrides.get(name), self.namespace), stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        return self
+
+    def dead(self) -> dict[str, int]:
+        """Nodes that exited, with their exit codes."""
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def __enter__(self) -> "Bringup":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

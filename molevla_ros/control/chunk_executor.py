@@ -1,0 +1,131 @@
+"""Action chunks -> smooth, limited end-effector velocity commands. Pure numpy, no ROS.
+
+A chunk is ``N x 7`` actions (delta xyz [m], delta rpy [rad] per action step, gripper 1 = open) that
+start at the chunk's observation stamp: row ``i`` is meant for ``stamp + i * action_dt``. Indexing by
+the stamp compensates policy and transport latency. Overlapping chunks are blended, the result is
+turned into a velocity, rate-limited (acceleration) and clamped (speed). No covering chunk, or no new
+chunk for ``chunk_timeout`` seconds, means an immediate zero command: the executor never extrapolates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ACTION_DIM = 7
+ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+
+
+@dataclass
+class Limits:
+    max_linear_speed: float = 0.3  # m/s
+    max_angular_speed: float = 1.0  # rad/s
+    max_linear_accel: float = 3.0  # m/s^2
+    max_angular_accel: float = 8.0  # rad/s^2
+
+
+@dataclass
+class Command:
+    linear: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    angular: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    gripper_open: float | None = None  # None: leave the gripper as it is
+    active: bool = False  # False: a halt (zero velocity)
+    reason: str = ""
+
+
+def validate_chunk(actions: np.ndarray) -> str | None:
+    """Why a chunk must be rejected, or None if it is well formed."""
+    if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or actions.shape[0] == 0:
+        return f"chunk shape {actions.shape} is not (N>0, {ACTION_DIM})"
+    if not np.all(np.isfinite(actions)):
+        return "chunk contains NaN or Inf"
+    return None
+
+
+class ChunkExecutor:
+    def __init__(self, action_dt: float = 0.1, limits: Limits | None = None, blend: str = "average",
+                 blend_decay: float = 0.5, max_chunk_age: float = 0.5, chunk_timeout: float = 0.5,
+                 max_chunks: int = 4) -> None:
+        if blend not in ("average", "latest"):
+            raise ValueError(f"blend must be 'average' or 'latest', not {blend!r}")
+        self.action_dt = action_dt
+        self.limits = limits or Limits()
+        self.blend = blend
+        self.blend_decay = blend_decay
+        self.max_chunk_age = max_chunk_age
+        self.chunk_timeout = chunk_timeout
+        self.max_chunks = max_chunks
+        self._last_chunk: float | None = None  # when the newest chunk was accepted
+        self._halt_reason = "no action chunk yet"
+        self._chunks: list[tuple[float, np.ndarray]] = []
+        self._lin = np.zeros(3)
+        self._ang = np.zeros(3)
+
+    def add_chunk(self, stamp: float, actions: np.ndarray, now: float) -> str | None:
+        """Queue a chunk; returns the reason it was rejected, or None."""
+        actions = np.asarray(actions, dtype=float)
+        problem = validate_chunk(actions)
+        if problem:
+            return problem
+        age = now - stamp
+        if age > self.max_chunk_age:
+            return f"chunk is stale ({age:.3f} s old > {self.max_chunk_age} s)"
+        if age < -self.max_chunk_age:
+            return f"chunk stamp is {-age:.3f} s in the future (clock jump?)"
+        self._chunks.append((stamp, actions))
+        self._last_chunk = now
+        self._chunks = self._chunks[-self.max_chunks:]
+        return None
+
+    def halt(self, reason: str = "halted") -> None:
+        """Drop all queued actions; commands are zero until the next chunk."""
+        self._halt_reason = reason
+        self._chunks.clear()
+        self._last_chunk = None
+        self._lin[:] = 0.0
+        self._ang[:] = 0.0
+
+    def _rows_at(self, now: float) -> list[np.ndarray]:
+        """The row of every queued chunk that covers ``now``, newest first; expired chunks are dropped."""
+        rows, keep = [], []
+        for stamp, actions in self._chunks:
+            i = int(np.floor((now - stamp) / self.action_dt))
+            if i < len(actions):
+                keep.append((stamp, actions))
+                if i >= 0:
+                    rows.append(actions[i])
+        self._chunks = keep
+        return rows[::-1]
+
+    def step(self, now: float, dt: float) -> Command:
+        """The command for time ``now``, ``dt`` seconds after the previous one."""
+        if self._last_chunk is None:
+            return Command(reason=self._halt_reason)
+        silence = now - self._last_chunk
+        if silence > self.chunk_timeout:
+            self.halt(f"no fresh action chunk for {silence:.2f} s")
+            return Command(reason=self._halt_reason)
+        rows = self._rows_at(now)
+        if not rows:
+            self.halt("the last action chunk ran out")
+            return Command(reason=self._halt_reason)
+        if self.blend == "latest":
+            action = rows[0]
+        else:
+            w = self.blend_decay ** np.arange(len(rows))
+            action = (w[:, None] * np.stack(rows)).sum(0) / w.sum()
+        lim = self.limits
+        self._lin = _limit(action[:3] / self.action_dt, self._lin, lim.max_linear_speed, lim.max_linear_accel * dt)
+        self._ang = _limit(action[3:6] / self.action_dt, self._ang, lim.max_angular_speed, lim.max_angular_accel * dt)
+        return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking")
+
+
+def _limit(want: np.ndarray, prev: np.ndarray, max_speed: float, max_delta: float) -> np.ndarray:
+    """Clamp the change from ``prev`` to ``max_delta`` and the magnitude to ``max_speed``."""
+    delta = want - prev
+    n = np.linalg.norm(delta)
+    if n > max_delta:
+        delta *= max_delta / n
+    out = prev + delta
+    n = np.linalg.norm(out)
+    return out * (max_speed / n) if n > max_speed else out

@@ -1,0 +1,44 @@
+"""Raw camera buffers -> validated RGB arrays of the policy's input size. No ROS types here."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image as PILImage
+
+CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+MAX_SIDE = 8192
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message says why."""
+
+
+def decode(encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array from a sensor_msgs/Image-style buffer, or ImageError."""
+    enc = encoding.lower()
+    if enc not in CHANNELS:
+        raise ImageError(f"unsupported encoding {encoding!r}; supported: {', '.join(CHANNELS)}")
+    c = CHANNELS[enc]
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise ImageError(f"bad image size {width}x{height}")
+    if step < width * c:
+        raise ImageError(f"row step {step} < width {width} x {c} channels")
+    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    if buf.size != step * height:
+        raise ImageError(f"buffer has {buf.size} bytes, expected step {step} x height {height} = {step * height}")
+    img = buf.reshape(height, step)[:, : width * c].reshape(height, width, c)
+    if enc == "rgb8":
+        return img
+    if enc == "bgr8":
+        return img[:, :, ::-1]
+    if enc == "rgba8":
+        return img[:, :, :3]
+    if enc == "bgra8":
+        return img[:, :, 2::-1]
+    return np.repeat(img, 3, axis=2)  # mono8
+
+
+def resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize to (height, width, 3); a no-op when the size already matches."""
+    if rgb.shape[0] == height and rgb.shape[1] == width:
+        return np.ascontiguousarray(rgb)
+    return np.asarray(PILImage.fromarray(np.ascontiguousarray(rgb)).resize((width, height), PILImage.BILINEAR))

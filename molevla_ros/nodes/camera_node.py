@@ -1,0 +1,56 @@
+"""camera: sensor_msgs/Image in any common encoding -> validated, resized RGB frame with its capture stamp."""
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from molevla_ros.inputs.images import ImageError, resize
+from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_rgb,
+                                      rgb_to_msg, run)
+
+PARAMS = [
+    Param("width", 224, "Output frame width in pixels (the policy's input size)."),
+    Param("height", 224, "Output frame height in pixels."),
+    Param("stale_timeout_s", 0.5, "No input frame for this long reports the camera as stale."),
+]
+
+
+class CameraNode(Node):
+    def __init__(self) -> None:
+        super().__init__("camera")
+        self.p = declare(self, PARAMS)
+        self.status = Status(self)
+        self.pub = self.create_publisher(Image, TOPIC_IMAGE, SENSOR_QOS)
+        self.create_subscription(Image, TOPIC_IMAGE_RAW, self.on_image, SENSOR_QOS)
+        self.last_frame = None  # monotonic time of the last good frame
+        self.frames = self.rejected = 0
+        self.create_timer(0.1, self.check_stale)
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            rgb = msg_to_rgb(msg)
+        except ImageError as e:
+            self.rejected += 1
+            self.status("rejected", f"camera frame: {e}", error=True)
+            return
+        out = resize(rgb, self.p.width, self.p.height)
+        self.pub.publish(rgb_to_msg(out, msg.header.stamp, msg.header.frame_id))
+        self.frames += 1
+        if self.last_frame is None or time.monotonic() - self.last_frame > self.p.stale_timeout_s:
+            self.status("ok", f"camera frames arriving ({msg.width}x{msg.height} {msg.encoding})")
+        self.last_frame = time.monotonic()
+
+    def check_stale(self) -> None:
+        if self.last_frame is not None and time.monotonic() - self.last_frame > self.p.stale_timeout_s:
+            self.status("halted", f"camera stale: no valid frame for {time.monotonic() - self.last_frame:.1f} s",
+                        error=True)
+
+
+def main(args: list[str] | None = None) -> None:
+    run(CameraNode, args)
+
+
+if __name__ == "__main__":
+    main()

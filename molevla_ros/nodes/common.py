@@ -1,0 +1,119 @@
+"""What every node shares: declared parameters, QoS profiles, status messages, Image conversion."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from molevla_ros.inputs.images import decode
+
+SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-effort publishers
+RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Default topic names: all relative, so namespaces and remapping apply.
+TOPIC_IMAGE_RAW = "image_raw"
+TOPIC_IMAGE = "molevla/image"
+TOPIC_JOINT_STATES = "joint_states"
+TOPIC_INSTRUCTION = "molevla/instruction"
+TOPIC_GOAL = "molevla/goal"
+TOPIC_STATUS = "molevla/status"
+TOPIC_CHUNK = "molevla/action_chunk"
+TOPIC_LAYER_MASK = "molevla/layer_mask"
+TOPIC_POLICY_STATS = "molevla/policy_stats"
+TOPIC_TWIST = "servo_node/delta_twist_cmds"
+TOPIC_GRIPPER = "molevla/gripper_command"
+TOPIC_ESTOP = "molevla/estop"
+TOPIC_SUCCESS = "molevla/task_success"
+TOPIC_SIM_TASK = "sim/task"
+TOPIC_SIM_STATE = "sim/privileged_state"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+
+
+def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
+    """Declare every parameter with its description; return their values by name."""
+    values = {}
+    for p in specs:
+        node.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
+        values[p.name] = node.get_parameter(p.name).value
+    return SimpleNamespace(**values)
+
+
+class Status:
+    """Publishes '<state>: <reason>' on molevla/status and logs it; repeats are suppressed."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._pub = node.create_publisher(String, TOPIC_STATUS, RELIABLE_QOS)
+        self._last = ""
+
+    def __call__(self, state: str, reason: str, *, error: bool = False, repeat: bool = False) -> None:
+        text = f"{state}: {reason}"
+        if text == self._last and not repeat:
+            return
+        self._last = text
+        (self._node.get_logger().error if error else self._node.get_logger().info)(text)
+        self._pub.publish(String(data=text))
+
+
+def now_s(node: Node) -> float:
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def stamp_s(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_stamp(t: float):
+    from builtin_interfaces.msg import Time
+
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=int((t - sec) * 1e9))
+
+
+def rgb_to_msg(rgb: np.ndarray, stamp, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(rgb, np.uint8).tobytes()
+    return msg
+
+
+def msg_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) RGB from a sensor_msgs/Image; raises ImageError on anything malformed."""
+    return decode(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Standard main: init, spin until Ctrl-C/SIGTERM, clean shutdown."""
+    import signal
+
+    rclpy.init(args=args if args is not None else sys.argv)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = node_factory()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

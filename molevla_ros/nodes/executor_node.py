@@ -1,0 +1,105 @@
+"""executor: action chunks -> limited EE twists for MoveIt Servo (geometry_msgs/TwistStamped) + gripper.
+
+Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the goal is cleared, or
+on e-stop (std_msgs/Bool, latched: True holds the arm until a False arrives).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float64, String
+from trajectory_msgs.msg import JointTrajectory
+
+from molevla_ros.control.chunk_executor import ACTION_DIM, ChunkExecutor, Limits
+from molevla_ros.nodes.common import (LATCHED_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_TWIST,
+                                      Param, Status, declare, now_s, run, stamp_s)
+
+PARAMS = [
+    Param("rate_hz", 50.0, "Command rate to the robot interface."),
+    Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk (must match the policy)."),
+    Param("blend", "average", "Overlapping chunks: 'average' (newest weighted most) or 'latest'."),
+    Param("blend_decay", 0.5, "Weight of each older overlapping chunk relative to the next newer one."),
+    Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation)."),
+    Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm."),
+    Param("max_linear_speed", 0.3, "m/s, end-effector."),
+    Param("max_angular_speed", 1.0, "rad/s, end-effector."),
+    Param("max_linear_accel", 3.0, "m/s^2, end-effector."),
+    Param("max_angular_accel", 8.0, "rad/s^2, end-effector."),
+    Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
+]
+
+
+class ExecutorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("executor")
+        p = self.p = declare(self, PARAMS)
+        self.core = ChunkExecutor(p.action_dt, Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel,
+                                                      p.max_angular_accel),
+                                  p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
+        self.status = Status(self)
+        self.twist_pub = self.create_publisher(TwistStamped, TOPIC_TWIST, 10)
+        self.gripper_pub = self.create_publisher(Float64, TOPIC_GRIPPER, 10)
+        self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 5)
+        self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
+        self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)
+        self.estop = False
+        self.goal = ""
+        self.gripper: float | None = None
+        self.active = False
+        self.last_tick = time.monotonic()
+        self.create_timer(1.0 / p.rate_hz, self.tick)
+
+    def on_chunk(self, msg: JointTrajectory) -> None:
+        if self.estop or not self.goal:
+            return
+        try:
+            actions = np.array([pt.positions for pt in msg.points], dtype=float)
+        except ValueError:
+            actions = np.zeros((0, ACTION_DIM))  # ragged rows
+        problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self))
+        if problem:
+            self.core.halt(f"rejected chunk: {problem}")
+            self.status("halted", f"executor rejected a chunk: {problem}", error=True)
+
+    def on_goal(self, msg: String) -> None:
+        self.goal = msg.data
+        if not self.goal:
+            self.core.halt("goal cleared")
+
+    def on_estop(self, msg: Bool) -> None:
+        self.estop = bool(msg.data)
+        if self.estop:
+            self.core.halt("e-stop")
+            self.status("stopped", "e-stop engaged", error=True)
+        else:
+            self.status("ok", "e-stop released")
+
+    def tick(self) -> None:
+        t = time.monotonic()
+        dt, self.last_tick = t - self.last_tick, t
+        cmd = self.core.step(now_s(self), dt)
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p.frame_id
+        if cmd.active:
+            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, cmd.linear)
+            msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = map(float, cmd.angular)
+            self.status("ok", "executing chunks")
+        elif self.active:
+            self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
+        self.active = cmd.active
+        self.twist_pub.publish(msg)  # zero twist while halted: MoveIt Servo holds position
+        if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
+            self.gripper = cmd.gripper_open
+            self.gripper_pub.publish(Float64(data=self.gripper))
+
+
+def main(args: list[str] | None = None) -> None:
+    run(ExecutorNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""instruction: language goals in, the active goal and its status out; the operator's stop path.
+
+States on molevla/status: accepted, rejected, running, succeeded, failed, stopped.
+The active goal is latched on molevla/goal; an empty goal means "no goal: hold still".
+"""
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
+from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_INSTRUCTION,
+                                      TOPIC_SUCCESS, Param, Status, declare, run)
+
+PARAMS = [
+    Param("max_chars", 256, "Longest accepted instruction, in characters."),
+    Param("goal_timeout_s", 90.0, "A goal not succeeded after this long fails and the arm stops (0: never)."),
+]
+
+
+class InstructionNode(Node):
+    def __init__(self) -> None:
+        super().__init__("instruction")
+        self.p = declare(self, PARAMS)
+        self.status = Status(self)
+        self.goal_pub = self.create_publisher(String, TOPIC_GOAL, LATCHED_QOS)
+        # raw=True: bytes arrive undecoded, so invalid UTF-8 is reported instead of raising inside rclpy.
+        self.create_subscription(String, TOPIC_INSTRUCTION, self.on_instruction, RELIABLE_QOS, raw=True)
+        self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 5)
+        self.create_subscription(Bool, TOPIC_SUCCESS, self.on_success, 10)
+        self.create_service(Trigger, "molevla/stop", self.on_stop_service)
+        self.create_timer(0.5, self.check_timeout)
+        self.goal = ""
+        self.state = "idle"
+        self.started = 0.0
+        self.goal_pub.publish(String(data=""))
+
+    def on_instruction(self, raw: bytes) -> None:
+        try:
+            text = validate(_cdr_string(raw), self.p.max_chars)
+        except InstructionError as e:
+            self.status("rejected", str(e), error=True, repeat=True)
+            return
+        if is_stop(text):
+            self.stop("operator stop")
+            return
+        replaced = f" (replaces '{self.goal}')" if self.goal else ""
+        self.set_goal(text, "accepted", text + replaced)
+
+    def set_goal(self, goal: str, state: str, reason: str) -> None:
+        self.goal, self.state, self.started = goal, state, time.monotonic()
+        self.goal_pub.publish(String(data=goal))
+        self.status(state, reason, repeat=True)
+
+    def stop(self, reason: str) -> None:
+        self.set_goal("", "stopped", reason)
+
+    def on_chunk(self, _msg: JointTrajectory) -> None:
+        if self.state == "accepted":
+            self.state = "running"
+            self.status("running", self.goal)
+
+    def on_success(self, msg: Bool) -> None:
+        if msg.data and self.state == "running":
+            goal = self.goal
+            self.set_goal("", "succeeded", goal)
+
+    def check_timeout(self) -> None:
+        t = self.p.goal_timeout_s
+        if self.goal and t > 0 and time.monotonic() - self.started > t:
+            self.set_goal("", "failed", f"'{self.goal}' timed out after {t:.0f} s")
+
+    def on_stop_service(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        self.stop("stop service called")
+        resp.success, resp.message = True, "stopped"
+        return resp
+
+
+def _cdr_string(raw: bytes) -> bytes:
+    """The payload bytes of a CDR-serialised std_msgs/String (4-byte encapsulation, uint32 length, text, NUL)."""
+    if len(raw) < 8:
+        raise InstructionError("malformed message")
+    n = int.from_bytes(raw[4:8], "little" if raw[1] == 1 else "big")
+    if n == 0 or 8 + n > len(raw):
+        raise InstructionError("malformed message")
+    return raw[8:8 + n - 1]  # drop the terminating NUL
+
+
+def main(args: list[str] | None = None) -> None:
+    run(InstructionNode, args)
+
+
+if __name__ == "__main__":
+    main()

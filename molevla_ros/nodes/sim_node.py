@@ -1,0 +1,129 @@
+"""sim: the simulated Franka in real time. Same interface as the real stack: it renders `image_raw`,
+publishes `joint_states`, and executes MoveIt Servo twists (servo_node/delta_twist_cmds) and gripper
+commands. Also reports task success and, for the scripted expert only, ground-truth object poses.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64, String
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GRIPPER, TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES,
+                                      TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST, Param, declare,
+                                      rgb_to_msg, run)
+from molevla_ros.sim.scene import FrankaTableSim, SimConfig
+from molevla_ros.sim.tasks import FAMILIES, sample_task
+
+PARAMS = [
+    Param("task_family", "pick_place", f"Scene and goal family: {', '.join(FAMILIES)}."),
+    Param("seed", 0, "Layout seed; sim/reset moves on to the next seed."),
+    Param("physics_hz", 240.0, "Physics steps per simulated second."),
+    Param("camera_hz", 10.0, "Rendered camera frames per second on image_raw."),
+    Param("joint_state_hz", 50.0, "joint_states messages per second."),
+    Param("image_width", 320, "Rendered image width."),
+    Param("image_height", 240, "Rendered image height."),
+    Param("command_timeout_s", 0.2, "A twist older than this is treated as zero (as MoveIt Servo does)."),
+    Param("camera_frame_id", "scene_camera", "frame_id of the rendered images."),
+]
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim")
+        p = self.p = declare(self, PARAMS)
+        self.sim = FrankaTableSim(SimConfig(physics_hz=p.physics_hz, image_width=p.image_width,
+                                            image_height=p.image_height))
+        self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
+        self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
+        self.success_pub = self.create_publisher(Bool, TOPIC_SUCCESS, 10)
+        self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
+        self.task_pub = self.create_publisher(String, TOPIC_SIM_TASK, LATCHED_QOS)
+        self.create_subscription(TwistStamped, TOPIC_TWIST, self.on_twist, 10)
+        self.create_subscription(Float64, TOPIC_GRIPPER, self.on_gripper, 10)
+        self.create_service(Trigger, "sim/reset", self.on_reset)
+        self.twist: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.seed = p.seed
+        self.reset()
+        self.create_timer(0.01, self.tick)
+        self.get_logger().info(f"simulating '{self.sim.task.instruction}' (family {p.task_family}, seed {self.seed})")
+
+    def reset(self) -> None:
+        self.sim.reset(sample_task(self.p.task_family, self.seed))
+        self.t0 = time.monotonic()
+        self.next_frame = self.next_joints = self.next_state = 0.0
+        self.task_pub.publish(String(data=self.sim.task.instruction))
+
+    def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        self.seed += 1
+        self.reset()
+        resp.success, resp.message = True, self.sim.task.instruction
+        return resp
+
+    def on_twist(self, msg: TwistStamped) -> None:
+        lin = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
+        ang = np.array([msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z])
+        if np.all(np.isfinite(lin)) and np.all(np.isfinite(ang)):
+            self.twist = (time.monotonic(), lin, ang)
+        else:
+            self.get_logger().error("ignoring a twist with NaN/Inf")
+            self.twist = None
+
+    def on_gripper(self, msg: Float64) -> None:
+        if np.isfinite(msg.data):
+            self.sim.command_gripper(msg.data)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        fresh = self.twist is not None and now - self.twist[0] < self.p.command_timeout_s
+        if fresh:
+            self.sim.command_twist(self.twist[1], self.twist[2])
+        else:
+            self.sim.command_twist(np.zeros(3), np.zeros(3))
+        wall = now - self.t0
+        if wall - self.sim.time > 0.1:  # fell behind (e.g. a slow render): drop the backlog, stay real time
+            self.t0 = now - self.sim.time
+            wall = self.sim.time
+        while self.sim.time < wall:
+            self.sim.step()
+        stamp = self.get_clock().now().to_msg()
+        if wall >= self.next_joints:
+            self.next_joints = wall + 1.0 / self.p.joint_state_hz
+            names, q, dq = self.sim.joint_state()
+            msg = JointState(name=names, position=q.tolist(), velocity=dq.tolist())
+            msg.header.stamp = stamp
+            self.joint_pub.publish(msg)
+        if wall >= self.next_state:
+            self.next_state = wall + 0.1
+            self.publish_state(stamp)
+            self.success_pub.publish(Bool(data=self.sim.success()))
+        if wall >= self.next_frame:
+            self.next_frame = wall + 1.0 / self.p.camera_hz
+            self.image_pub.publish(rgb_to_msg(self.sim.render(), stamp, self.p.camera_frame_id))
+
+    def publish_state(self, stamp) -> None:
+        poses = {name: (pos, orn) for name, (pos, orn) in self.sim.object_poses().items()}
+        poses["ee"] = self.sim.ee_pose()
+        out = MarkerArray()
+        for i, (name, (pos, orn)) in enumerate(poses.items()):
+            m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
+            m.header.stamp, m.header.frame_id = stamp, "panda_link0"
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, pos)
+            m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = map(float, orn)
+            m.scale.x = m.scale.y = m.scale.z = 0.04
+            m.color.a = 1.0
+            out.markers.append(m)
+        self.state_pub.publish(out)
+
+
+def main(args: list[str] | None = None) -> None:
+    run(SimNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""molevla_ros: ament_python package (colcon) and pip-installable package (same sources)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "molevla_ros"
+NODES = ["camera", "instruction", "policy", "executor", "sim"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=["numpy", "pyyaml", "pillow", "pybullet", "mcap", "mcap-ros2-support", "tqdm"],
+    extras_require={
+        # ROS 2 Jazzy from PyPI wheels, for machines without a ROS install (never mix with a sourced ROS).
+        "ros-wheels": ["ros-jazzy-rclpy", "ros-rclpy[fastrtps]==7.1.6", "ros-jazzy-std-msgs", "ros-jazzy-std-srvs",
+                       "ros-jazzy-sensor-msgs", "ros-jazzy-geometry-msgs", "ros-jazzy-trajectory-msgs",
+                       "ros-jazzy-visualization-msgs", "ros-jazzy-diagnostic-msgs"],
+        "test": ["pytest", "pytest-timeout"],
+    },
+    zip_safe=True,
+    maintainer="molevla_ros developers",
+    maintainer_email="dev@molevla.invalid",
+    description="Language-goal Franka manipulation with a MoLe-VLA (layer-skipping) policy, as ROS 2 nodes.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [f"{n}_node = {PACKAGE}.nodes.{n}_node:main" for n in NODES]
+        + [f"molevla = {PACKAGE}.cli:main"],
+    },
+)
