@@ -8,12 +8,15 @@ from typing import Any, Callable
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Duration as DurationMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from molevla_ros.control.chunk_executor import ACTION_NAMES
 from molevla_ros.inputs.images import decode
 
 SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-effort publishers
@@ -101,6 +104,27 @@ def rgb_to_msg(rgb: np.ndarray, stamp, frame_id: str) -> Image:
 def msg_to_rgb(msg: Image) -> np.ndarray:
     """(H, W, 3) RGB from a sensor_msgs/Image; raises ImageError on anything malformed."""
     return decode(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def chunk_to_msg(chunk: np.ndarray, stamp, frame_id: str, action_dt: float) -> JointTrajectory:
+    """An action chunk as a JointTrajectory: one "joint" per action dimension, one point per action step."""
+    msg = JointTrajectory()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.joint_names = list(ACTION_NAMES)
+    for i, row in enumerate(np.asarray(chunk, float)):
+        t = i * action_dt
+        msg.points.append(JointTrajectoryPoint(
+            positions=row.tolist(), time_from_start=DurationMsg(sec=int(t), nanosec=int(round((t % 1) * 1e9)))))
+    return msg
+
+
+def msg_to_chunk(msg: JointTrajectory) -> np.ndarray:
+    """(N, 7) actions; a ragged or empty message gives shape (0, 7), which validation rejects."""
+    try:
+        return np.array([pt.positions for pt in msg.points], dtype=float).reshape(len(msg.points), -1)
+    except ValueError:
+        return np.zeros((0, len(ACTION_NAMES)))
 
 
 def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:

@@ -13,9 +13,9 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.control.chunk_executor import ACTION_DIM, ChunkExecutor, Limits
+from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.nodes.common import (LATCHED_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_TWIST,
-                                      Param, Status, declare, now_s, run, stamp_s)
+                                      Param, Status, declare, msg_to_chunk, now_s, run, stamp_s)
 
 PARAMS = [
     Param("rate_hz", 50.0, "Command rate to the robot interface."),
@@ -55,11 +55,7 @@ class ExecutorNode(Node):
     def on_chunk(self, msg: JointTrajectory) -> None:
         if self.estop or not self.goal:
             return
-        try:
-            actions = np.array([pt.positions for pt in msg.points], dtype=float)
-        except ValueError:
-            actions = np.zeros((0, ACTION_DIM))  # ragged rows
-        problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self))
+        problem = self.core.add_chunk(stamp_s(msg.header.stamp), msg_to_chunk(msg), now_s(self))
         if problem:
             self.core.halt(f"rejected chunk: {problem}")
             self.status("halted", f"executor rejected a chunk: {problem}", error=True)

@@ -11,20 +11,19 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import MultiArrayDimension, String, UInt8MultiArray
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
-from molevla_ros.control.chunk_executor import ACTION_NAMES, validate_chunk
+from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      Param, Status, declare, msg_to_rgb, run, stamp_s)
+                                      Param, Status, chunk_to_msg, declare, msg_to_rgb, run, stamp_s)
 from molevla_ros.sim.expert import PrivilegedState
 
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
@@ -130,13 +129,7 @@ class PolicyNode(Node):
         self.publish(obs, out, latency)
 
     def publish(self, obs: Observation, out, latency: float) -> None:
-        msg = JointTrajectory()
-        msg.header.stamp = self.frame[1].header.stamp
-        msg.header.frame_id = self.frame[1].header.frame_id
-        msg.joint_names = ACTION_NAMES
-        for i, row in enumerate(np.asarray(out.chunk, float)):
-            msg.points.append(JointTrajectoryPoint(
-                positions=row.tolist(), time_from_start=Duration(seconds=i * self.p.action_dt).to_msg()))
+        msg = chunk_to_msg(out.chunk, self.frame[1].header.stamp, self.frame[1].header.frame_id, self.p.action_dt)
         self.chunk_pub.publish(msg)
         if out.layer_mask is not None:
             mask = UInt8MultiArray(data=np.asarray(out.layer_mask, np.uint8).tobytes())

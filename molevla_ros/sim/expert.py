@@ -63,7 +63,7 @@ class ScriptedExpert:
     @staticmethod
     def _holding(state: PrivilegedState, cube: np.ndarray) -> bool:
         near = np.linalg.norm(state.ee_pos - cube) < 0.025
-        return bool(near and 0.025 < state.gripper_width < 0.045)
+        return bool(near and 0.02 < state.gripper_width < 0.06)  # fingers closed on a (maybe rotated) cube
 
     @staticmethod
     def _touch(ee, cube, goal, grasped, closing):

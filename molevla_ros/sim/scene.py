@@ -148,7 +148,7 @@ class FrankaTableSim:
                                      forces=[87.0] * 4 + [12.0] * 3, physicsClientId=c)
         w = 0.04 * self._gripper_open
         pb.setJointMotorControlArray(self.robot, list(FINGER_JOINTS), pb.POSITION_CONTROL, targetPositions=[w, w],
-                                     forces=[40.0, 40.0], physicsClientId=c)
+                                     forces=[70.0, 70.0], physicsClientId=c)
 
     def advance(self, seconds: float) -> None:
         for _ in range(max(1, int(round(seconds * self.cfg.physics_hz)))):
