@@ -71,7 +71,10 @@ class Status:
         if text == self._last and not repeat:
             return
         self._last = text
-        (self._node.get_logger().error if error else self._node.get_logger().info)(text)
+        if error:  # two call sites: rclpy refuses one call site logging at two severities
+            self._node.get_logger().error(text)
+        else:
+            self._node.get_logger().info(text)
         self._pub.publish(String(data=text))
 
 
@@ -128,15 +131,28 @@ def msg_to_chunk(msg: JointTrajectory) -> np.ndarray:
 
 
 def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Standard main: init, spin until Ctrl-C/SIGTERM, clean shutdown."""
+    """Standard main: init, spin until Ctrl-C/SIGTERM, clean shutdown.
+
+    A callback that raises is logged and the node keeps running: a bug in one message's handling
+    must not take a node (and the arm's watchdogs) down.
+    """
     import signal
+    import traceback
+
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args if args is not None else sys.argv)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     node = node_factory()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        while rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=0.5)
+            except Exception:  # noqa: BLE001 - see docstring
+                node.get_logger().error(f"callback failed, node continues:\n{traceback.format_exc()}")
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

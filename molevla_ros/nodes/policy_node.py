@@ -115,6 +115,7 @@ class PolicyNode(Node):
         if obs is None:
             self.status("halted", f"policy: {problem}", error=True)
             return
+        frame_wait = time.monotonic() - self.frame[0]  # how long the frame waited for this step
         t0 = time.perf_counter()
         try:
             out = self.backend.act(obs)
@@ -126,9 +127,9 @@ class PolicyNode(Node):
         if problem:
             self.status("halted", f"policy produced a bad chunk: {problem}", error=True)
             return
-        self.publish(obs, out, latency)
+        self.publish(obs, out, latency, frame_wait)
 
-    def publish(self, obs: Observation, out, latency: float) -> None:
+    def publish(self, obs: Observation, out, latency: float, frame_wait: float) -> None:
         msg = chunk_to_msg(out.chunk, self.frame[1].header.stamp, self.frame[1].header.frame_id, self.p.action_dt)
         self.chunk_pub.publish(msg)
         if out.layer_mask is not None:
@@ -139,8 +140,9 @@ class PolicyNode(Node):
         hz = 1.0 / (now - self.last_step) if self.last_step else 0.0
         self.last_step = now
         self.steps += 1
-        values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.2f}", "rate_hz": f"{hz:.2f}",
-                  "step": str(self.steps), **{k: f"{v:.4g}" for k, v in out.info.items()}}
+        values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.3f}", "rate_hz": f"{hz:.2f}",
+                  "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(self.steps),
+                  **{k: f"{v:.4g}" for k, v in out.info.items()}}
         if out.layer_mask is not None:
             values["layers_kept"] = str(int(np.sum(out.layer_mask)))
         self.stats_pub.publish(DiagnosticStatus(

@@ -1,0 +1,38 @@
+"""Shared body of launch/*.launch.py (ROS installs only: needs launch and launch_ros).
+
+The node list and YAML files are the same ones `molevla launch` uses (molevla_ros.bringup).
+"""
+from __future__ import annotations
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from molevla_ros.bringup import PROFILES
+
+ARGUMENTS = {
+    "namespace": ("", "Namespace for all nodes (one per robot)."),
+    "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
+    "backend": ("scripted_expert", "Policy backend (scripted_expert works in simulation only)."),
+    "task_family": ("pick_place", "Simulated scene: touch, push or pick_place."),
+    "seed": ("0", "Simulated layout seed."),
+}
+
+
+def describe(profile: str) -> LaunchDescription:
+    share = get_package_share_directory("molevla_ros")
+    arg = {k: LaunchConfiguration(k) for k in ARGUMENTS}
+    overrides = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
+                 "policy": {"backend": arg["backend"]}}
+    nodes = [
+        Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
+             parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],
+             remappings=[("image_raw", arg["image_topic"])], output="screen", emulate_tty=True)
+        for name in PROFILES[profile]
+    ]
+    declared = [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in ARGUMENTS.items()]
+    return LaunchDescription(declared + nodes)

@@ -1,0 +1,69 @@
+"""Helpers for tests that run real nodes in their own processes and talk to them over real DDS."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import rclpy
+from rclpy.node import Node
+
+from molevla_ros.bringup import Bringup
+
+
+class Probe(Node):
+    """The test's own node: publishers, subscribers that keep what arrives, and waiting helpers."""
+
+    def __init__(self) -> None:
+        super().__init__("test_probe")
+        self.received: dict[str, list[Any]] = {}
+        self.arrival: dict[str, list[float]] = {}
+
+    def listen(self, msg_type: type, topic: str, qos: Any = 10, **kw: Any) -> list[Any]:
+        box = self.received.setdefault(topic, [])
+        times = self.arrival.setdefault(topic, [])
+
+        def keep(m: Any) -> None:
+            box.append(m)
+            times.append(time.monotonic())
+
+        self.create_subscription(msg_type, topic, keep, qos, **kw)
+        return box
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.02)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return
+            rclpy.spin_once(self, timeout_sec=0.02)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def statuses(self) -> list[str]:
+        return [m.data for m in self.received.get("molevla/status", [])]
+
+
+class RosTestSession:
+    """Node processes + a probe on a private ROS domain; use as a context manager."""
+
+    def __init__(self, nodes: list[str], domain: int, overrides: dict | None = None, log_dir=None) -> None:
+        os.environ["ROS_DOMAIN_ID"] = str(domain)
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        self.bringup = Bringup(nodes, overrides, log_dir=log_dir)
+
+    def __enter__(self) -> Probe:
+        self.bringup.start()
+        rclpy.init()
+        self.probe = Probe()
+        return self.probe
+
+    def __exit__(self, *exc: object) -> None:
+        dead = self.bringup.dead()
+        self.probe.destroy_node()
+        rclpy.try_shutdown()
+        self.bringup.stop()
+        assert not dead, f"node processes died during the test: {dead}"

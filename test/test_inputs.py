@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from molevla_ros.inputs.images import ImageError, decode, resize
+from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
+
+RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+
+
+@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_decode_colour_encodings(enc):
+    src = {"rgb8": RGB, "bgr8": RGB[:, :, ::-1], "rgba8": np.dstack([RGB, np.full((4, 5), 9, np.uint8)]),
+           "bgra8": np.dstack([RGB[:, :, ::-1], np.full((4, 5), 9, np.uint8)])}[enc]
+    c = src.shape[2]
+    padded = np.zeros((4, 5 * c + 3), np.uint8)  # rows padded: step > width * channels
+    padded[:, : 5 * c] = src.reshape(4, -1)
+    out = decode(enc, 4, 5, 5 * c + 3, padded.tobytes())
+    np.testing.assert_array_equal(out, RGB)
+
+
+def test_decode_mono():
+    g = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    out = decode("mono8", 4, 5, 5, g.tobytes())
+    assert out.shape == (4, 5, 3) and np.all(out[:, :, 0] == g) and np.all(out[:, :, 2] == g)
+
+
+@pytest.mark.parametrize("args,why", [
+    (("yuv422", 4, 5, 10, bytes(40)), "unsupported encoding"),
+    (("rgb8", 4, 5, 15, bytes(59)), "expected step"),
+    (("rgb8", 4, 5, 12, bytes(48)), "row step"),
+    (("rgb8", 0, 5, 15, b""), "bad image size"),
+    (("rgb8", 100000, 5, 15, b""), "bad image size"),
+])
+def test_decode_rejects(args, why):
+    with pytest.raises(ImageError, match=why):
+        decode(*args)
+
+
+def test_resize():
+    big = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    assert resize(big, 224, 224).shape == (224, 224, 3)
+    assert resize(RGB, 5, 4) is not None and np.array_equal(resize(RGB, 5, 4), RGB)
+
+
+def test_instruction_validation():
+    assert validate("  Pick up\tthe red cube\n") == "Pick up the red cube"
+    assert validate("put the cube on the \u00e9tag\u00e8re".encode()) == "put the cube on the \u00e9tag\u00e8re"
+    for bad, why in [("", "empty"), ("   \n\t", "empty"), ("x" * 300, "too long"), (b"\xff\xfe", "UTF-8"),
+                     (b"a" * 5000, "too long"), ("\x00\x01\x02", "empty")]:
+        with pytest.raises(InstructionError, match=why):
+            validate(bad)
+
+
+def test_stop_words():
+    assert is_stop("STOP!") and is_stop(" cancel. ") and not is_stop("stop near the red cube")

@@ -1,0 +1,207 @@
+"""Real node processes over real DDS: each test starts the nodes it needs and probes their topics."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import Marker, MarkerArray
+
+from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg, stamp_s,
+                                      to_stamp)
+from molevla_ros.sim.scene import JOINT_NAMES
+
+GOAL = "touch the red cube"
+
+
+def _cdr_string(payload: bytes) -> bytes:
+    """A CDR (little endian) std_msgs/String carrying arbitrary bytes, as a misbehaving publisher would."""
+    n = len(payload) + 1
+    body = n.to_bytes(4, "little") + payload + b"\0"
+    return b"\x00\x01\x00\x00" + body + b"\0" * (-len(body) % 4)
+
+
+def _wait_matched(probe, pub, timeout=20.0):
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, timeout, f"a subscriber on {pub.topic_name}")
+
+
+def test_instruction_status_and_bad_goals(ros):
+    with ros(["instruction"]) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goals = probe.listen(String, "molevla/goal", LATCHED_QOS)
+        pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
+        _wait_matched(probe, pub)
+        probe.wait_for(lambda: len(goals) >= 1, what="the latched empty goal")
+
+        pub.publish(String(data="  pick up the red cube\n and put it in the tray "))
+        probe.wait_for(lambda: any(s.startswith("accepted") for s in probe.statuses()), what="accepted")
+        probe.wait_for(lambda: goals[-1].data == "pick up the red cube and put it in the tray", what="goal")
+
+        bad = {"": "empty", "x" * 5000: "too long", " \t\n ": "empty"}
+        for text in bad:
+            pub.publish(String(data=text))
+        pub.publish(_cdr_string(b"pick up the \xff\xfe cube"))  # raw bytes: invalid UTF-8
+        probe.wait_for(lambda: sum(s.startswith("rejected") for s in probe.statuses()) >= 4, what="4 rejections")
+        rejected = [s for s in probe.statuses() if s.startswith("rejected")]
+        assert any("empty" in s for s in rejected) and any("too long" in s for s in rejected)
+        assert any("UTF-8" in s for s in rejected)
+        assert goals[-1].data.startswith("pick up the red cube"), "a rejected goal must not replace the active one"
+
+        pub.publish(String(data="STOP!"))
+        probe.wait_for(lambda: probe.statuses()[-1].startswith("stopped"), what="stopped")
+        probe.wait_for(lambda: goals[-1].data == "", what="goal cleared by stop")
+
+
+def _fake_world(probe, image_encoding="bgr8"):
+    """Publishers standing in for a camera, the arm's joint states and the sim's ground truth."""
+    image_pub = probe.create_publisher(Image, "image_raw", SENSOR_QOS)
+    joints_pub = probe.create_publisher(JointState, "joint_states", 10)
+    state_pub = probe.create_publisher(MarkerArray, "sim/privileged_state", 5)
+    goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+    rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+    def publish(q=None, image: Image | None = None):
+        stamp = probe.get_clock().now().to_msg()
+        if image is None:
+            image = rgb_to_msg(rgb[:, :, ::-1] if image_encoding == "bgr8" else rgb, stamp, "cam")
+            image.encoding = image_encoding
+        image_pub.publish(image)
+        js = JointState(name=JOINT_NAMES, position=list(q if q is not None else [0.0] * 7 + [0.04, 0.04]))
+        js.header.stamp = stamp
+        joints_pub.publish(js)
+        arr = MarkerArray()
+        for name, pos in {"ee": (0.45, 0.0, 0.3), "red_cube": (0.5, 0.1, 0.02)}.items():
+            m = Marker(ns=name)
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = pos
+            arr.markers.append(m)
+        state_pub.publish(arr)
+        return stamp
+
+    return publish, goal_pub, image_pub
+
+
+def test_image_to_policy_to_chunk(ros):
+    with ros(["camera", "policy"], {"policy": {"control_hz": 10.0}}) as probe:
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
+        frames = probe.listen(Image, "molevla/image", SENSOR_QOS)
+        publish, goal_pub, image_pub = _fake_world(probe)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, image_pub)
+        stamps = []
+        end = time.monotonic() + 20
+        while not chunks and time.monotonic() < end:
+            stamps.append(stamp_s(publish()))
+            probe.spin_for(0.05)
+        assert chunks, "no chunk arrived"
+        frame = frames[-1]
+        assert (frame.width, frame.height, frame.encoding) == (224, 224, "rgb8")
+        c = chunks[-1]
+        assert stamp_s(c.header.stamp) in stamps, "the chunk must carry its observation's capture stamp"
+        assert len(c.points) == 16 and all(len(p.positions) == 7 for p in c.points)
+        first = np.array(c.points[0].positions)
+        assert first[0] > 0 and first[1] > 0 and first[6] == 0.0, "heads for the red cube with closed fingers"
+
+
+@pytest.mark.parametrize("fault", ["nan_joints", "bad_encoding", "wrong_size"])
+def test_bad_inputs_give_status_and_no_chunk(ros, fault):
+    with ros(["camera", "policy"], {"policy": {"control_hz": 10.0}}) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
+        publish, goal_pub, image_pub = _fake_world(probe, "yuv422" if fault == "bad_encoding" else "bgr8")
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, image_pub)
+        q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
+        expect = {"nan_joints": "NaN", "bad_encoding": "unsupported encoding", "wrong_size": "buffer has"}[fault]
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            image = None
+            if fault == "wrong_size":
+                image = rgb_to_msg(np.zeros((10, 10, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
+                image.height = 20  # claims more rows than it carries
+            publish(q, image)
+            probe.spin_for(0.05)
+        assert any(expect in s for s in probe.statuses()), probe.statuses()
+        assert not chunks, "a bad input must never produce a chunk"
+
+
+def _chunk(probe, vx=0.02):
+    actions = np.zeros((16, 7))
+    actions[:, 0] = vx  # 2 cm per 0.1 s step = 0.2 m/s
+    actions[:, 6] = 1.0
+    return chunk_to_msg(actions, probe.get_clock().now().to_msg(), "panda_link0", 0.1)
+
+
+def test_executor_halts_when_chunks_stop(ros):
+    with ros(["executor"], {"executor": {"chunk_timeout_s": 0.3}}) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", 5)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        probe.spin_for(0.5)
+        for _ in range(10):  # 2 s of chunks at 5 Hz
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.2)
+        moving = [t.twist.linear.x for t in twists[-20:]]
+        assert max(moving) == pytest.approx(0.2, abs=1e-6), "executes the chunk at 0.2 m/s"
+        stopped_at = time.monotonic()
+        probe.spin_for(1.0)
+        times = probe.arrival["servo_node/delta_twist_cmds"]
+        after = [t.twist.linear.x for t, at in zip(twists, times) if at > stopped_at + 0.3 + 0.1]
+        assert after and all(v == 0.0 for v in after), "zero twist after chunk_timeout_s"
+        assert any("no fresh action chunk" in s for s in probe.statuses())
+
+
+def test_executor_rejects_nan_and_stale_chunks(ros):
+    with ros(["executor"]) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", 5)
+        estop_pub = probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        probe.spin_for(0.5)
+        nan = _chunk(probe)
+        nan.points[3].positions[1] = math.nan
+        chunk_pub.publish(nan)
+        old = _chunk(probe)
+        old.header.stamp = to_stamp(stamp_s(old.header.stamp) - 5.0)
+        chunk_pub.publish(old)
+        future = _chunk(probe)
+        future.header.stamp = to_stamp(stamp_s(future.header.stamp) + 5.0)
+        chunk_pub.publish(future)
+        probe.spin_for(1.0)
+        assert all(t.twist.linear.x == 0.0 and t.twist.linear.y == 0.0 for t in twists), "no motion from bad chunks"
+        text = " | ".join(probe.statuses())
+        assert "NaN" in text and "stale" in text and "future" in text, text
+        estop_pub.publish(Bool(data=True))
+        probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), what="e-stop")
+        n = len(twists)
+        for _ in range(5):
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        assert all(t.twist.linear.x == 0.0 for t in twists[n:]), "e-stop holds the arm"
+
+
+def test_full_loop_succeeds_in_sim(ros):
+    """sim + camera + instruction + policy + executor: a language goal ends in 'succeeded'."""
+    nodes = ["sim", "camera", "instruction", "policy", "executor"]
+    with ros(nodes, {"sim": {"task_family": "touch", "seed": 3}}) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        success = probe.listen(Bool, "molevla/task_success", 10)
+        task = probe.listen(String, "sim/task", LATCHED_QOS)
+        pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
+        probe.wait_for(lambda: task and pub.get_subscription_count() > 0, 30, "nodes up")
+        probe.wait_for(lambda: success, 30, "sim reporting")
+        assert not any(m.data for m in success), "no success before any motion"
+        pub.publish(String(data=task[0].data))
+        probe.wait_for(lambda: any(s.startswith("succeeded") for s in probe.statuses()), 40, "succeeded")
+        seq = [s.split(":")[0] for s in probe.statuses() if s.split(":")[0] in ("accepted", "running", "succeeded")]
+        assert seq[:3] == ["accepted", "running", "succeeded"], seq
