@@ -51,6 +51,14 @@ def node_command(name: str, overrides: dict[str, object] | None = None, namespac
     return cmd
 
 
+def ros_environment() -> dict[str, str]:
+    """Environment defaults for molevla processes: the large-frame Fast DDS profile unless one is set."""
+    env = {}
+    if "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(config_dir() / "fastdds_shm.xml")
+    return env
+
+
 class Bringup:
     """The processes of one profile; a context manager that always stops them."""
 
@@ -61,11 +69,13 @@ class Bringup:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> "Bringup":
+        env = {**ros_environment(), **os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in env.items() if v != ""}  # an empty override unsets a variable
         for name in self.nodes:
             out = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL
             self.procs[name] = subprocess.Popen(
                 node_command(name, self.overrides.get(name), self.namespace), stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                env=env, start_new_session=True)
         return self
 
     def dead(self) -> dict[str, int]:

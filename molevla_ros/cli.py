@@ -59,6 +59,13 @@ def cmd_collect(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_loop(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.loop_latency import run
+
+    run(a.seconds, a.fps, a.width, a.height, a.control_hz, a.executor_hz)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -89,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default="data/episodes")
     c.set_defaults(fn=cmd_collect)
+
+    b = sub.add_parser("bench-loop", help="node/transport latency: image in -> chunk out, executor rate/jitter")
+    b.add_argument("--seconds", type=float, default=20.0)
+    b.add_argument("--fps", type=float, default=30.0)
+    b.add_argument("--width", type=int, default=640)
+    b.add_argument("--height", type=int, default=480)
+    b.add_argument("--control-hz", type=float, default=30.0)
+    b.add_argument("--executor-hz", type=float, default=50.0)
+    b.set_defaults(fn=cmd_bench_loop)
 
     a = ap.parse_args(argv)
     return a.fn(a)

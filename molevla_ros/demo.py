@@ -14,7 +14,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from molevla_ros.bringup import PROFILES, Bringup
+from molevla_ros.bringup import PROFILES, Bringup, ros_environment
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_IMAGE, TOPIC_INSTRUCTION,
                                       TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb)
 
@@ -62,6 +62,7 @@ def run_demo(task_family: str = "pick_place", seed: int = 0, backend: str = "scr
              timeout: float = 60.0, out_dir: Path = Path("results/demo")) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.update(ros_environment())
     overrides = {"sim": {"task_family": task_family, "seed": seed}, "policy": {"backend": backend}}
     print(f"starting nodes: {', '.join(PROFILES['sim'])} (logs in {out_dir}/logs)")
     (out_dir / "logs").mkdir(exist_ok=True)

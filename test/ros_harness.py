@@ -8,7 +8,7 @@ from typing import Any, Callable
 import rclpy
 from rclpy.node import Node
 
-from molevla_ros.bringup import Bringup
+from molevla_ros.bringup import Bringup, ros_environment
 
 
 class Probe(Node):
@@ -53,6 +53,7 @@ class RosTestSession:
     def __init__(self, nodes: list[str], domain: int, overrides: dict | None = None, log_dir=None) -> None:
         os.environ["ROS_DOMAIN_ID"] = str(domain)
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        os.environ.update(ros_environment())
         self.bringup = Bringup(nodes, overrides, log_dir=log_dir)
 
     def __enter__(self) -> Probe:

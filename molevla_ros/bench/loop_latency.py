@@ -1,0 +1,171 @@
+"""Benchmark of the ROS plumbing: image in -> chunk out, and the executor's command rate.
+
+Starts the real camera, policy and executor node processes, feeds them 640x480 bgr8 frames at 30 Hz
+(plus joint states and the simulator's ground-truth poses, so the scripted expert can act), and
+measures on the receiving side:
+
+- camera stage: frame publish -> resized frame received (decode + resize + two DDS hops)
+- end to end: frame publish -> action chunk received
+- overhead = end to end - model time (backend latency) - frame wait (frame age when the policy step
+  began: the timer phase, not work), i.e. what the nodes and transport add
+- executor: interval between TwistStamped commands (rate and jitter against 1 / rate_hz)
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import Marker, MarkerArray
+
+from molevla_ros.bringup import Bringup, ros_environment
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
+                                      TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
+                                      TOPIC_TWIST, rgb_to_msg, stamp_s)
+from molevla_ros.sim.scene import JOINT_NAMES
+
+
+class Feeder(Node):
+    def __init__(self, fps: float, width: int, height: int) -> None:
+        super().__init__("bench_feeder")
+        rgb = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+        self.frame = rgb_to_msg(rgb[:, :, ::-1], self.get_clock().now().to_msg(), "bench_camera")
+        self.frame.encoding = "bgr8"
+        self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
+        self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
+        self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
+        self.goal_pub = self.create_publisher(String, TOPIC_GOAL, LATCHED_QOS)
+        self.frames_rx: list[float] = []  # camera-stage latency, s
+        self.chunks_rx: dict[float, float] = {}  # obs stamp -> end-to-end latency, s
+        self.stats: dict[float, tuple[float, float]] = {}  # obs stamp -> (model s, frame wait s)
+        self.twist_times: list[float] = []
+        self.create_subscription(Image, TOPIC_IMAGE, self.on_frame, SENSOR_QOS)
+        self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 10)
+        self.create_subscription(DiagnosticStatus, TOPIC_POLICY_STATS, self.on_stats, 10)
+        self.create_subscription(TwistStamped, TOPIC_TWIST, lambda _: self.twist_times.append(time.monotonic()), 50)
+        self.create_timer(1.0 / fps, self.publish_frame)
+        self.create_timer(0.02, self.publish_robot)  # 50 Hz joint states, like the sim
+        self.sent = 0
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def publish_frame(self) -> None:
+        self.frame.header.stamp = self.get_clock().now().to_msg()
+        self.image_pub.publish(self.frame)
+        self.sent += 1
+
+    def publish_robot(self) -> None:
+        js = JointState(name=JOINT_NAMES, position=[0.0] * 7 + [0.04, 0.04])
+        js.header.stamp = self.get_clock().now().to_msg()
+        self.joint_pub.publish(js)
+        arr = MarkerArray()
+        for name, pos in {"ee": (0.45, 0.0, 0.3), "red_cube": (0.5, 0.1, 0.02)}.items():
+            m = Marker(ns=name)
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = pos
+            arr.markers.append(m)
+        self.state_pub.publish(arr)
+
+    def on_frame(self, msg: Image) -> None:
+        self.frames_rx.append(self.now() - stamp_s(msg.header.stamp))
+
+    def on_chunk(self, msg: JointTrajectory) -> None:
+        self.chunks_rx[round(stamp_s(msg.header.stamp), 6)] = self.now() - stamp_s(msg.header.stamp)
+
+    def on_stats(self, msg: DiagnosticStatus) -> None:
+        v = {kv.key: kv.value for kv in msg.values}
+        self.stats[round(float(v["obs_stamp"]), 6)] = (float(v["latency_ms"]) / 1e3, float(v["frame_wait_ms"]) / 1e3)
+
+
+def _pct(x: np.ndarray) -> tuple[float, float, float]:
+    return float(np.percentile(x, 50)), float(np.percentile(x, 99)), float(x.max())
+
+
+def run(seconds: float = 20.0, fps: float = 30.0, width: int = 640, height: int = 480, control_hz: float = 30.0,
+        executor_hz: float = 50.0, out: Path = Path("results/bench_loop.json")) -> dict:
+    """Measure with the shipped Fast DDS profile and with Fast DDS defaults; print both, save JSON."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    profile = ros_environment().get("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"))
+    results = {}
+    for label, env in (("molevla Fast DDS profile", {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}),
+                       ("Fast DDS defaults", {"FASTRTPS_DEFAULT_PROFILES_FILE": ""})):
+        print(f"\n=== {label} ===", flush=True)
+        # A fresh interpreter per configuration: Fast DDS reads its profile once per process.
+        os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+        os.environ.update({k: v for k, v in env.items() if v})
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            results[label] = pool.apply(measure, (seconds, fps, width, height, control_hz, executor_hz, env))
+    print(f"\n{'transport':<28} {'frames delivered':>17} {'e2e p50 ms':>11} {'e2e p99 ms':>11}")
+    for label, r in results.items():
+        e2e = r["ms"]["end to end (frame publish -> chunk)"]
+        print(f"{label:<28} {r['frames_delivered']:>16.0%} {e2e['p50']:>11.2f} {e2e['p99']:>11.2f}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def measure(seconds: float, fps: float, width: int, height: int, control_hz: float, executor_hz: float,
+            env: dict[str, str]) -> dict:
+    overrides = {"policy": {"control_hz": control_hz}, "executor": {"rate_hz": executor_hz}}
+    with Bringup(["camera", "policy", "executor"], overrides, env=env):
+        rclpy.init()
+        node = Feeder(fps, width, height)
+        try:
+            end = time.monotonic() + 60
+            while node.image_pub.get_subscription_count() == 0 or node.count_subscribers(TOPIC_IMAGE) == 0:
+                rclpy.spin_once(node, timeout_sec=0.05)
+                if time.monotonic() > end:
+                    raise RuntimeError("nodes did not come up")
+            node.goal_pub.publish(String(data="touch the red cube"))
+            warm = time.monotonic() + 2.0
+            while time.monotonic() < warm:
+                rclpy.spin_once(node, timeout_sec=0.01)
+            for store in (node.frames_rx, node.chunks_rx, node.stats, node.twist_times):
+                store.clear()
+            node.sent = 0
+            end = time.monotonic() + seconds
+            print(f"measuring for {seconds:.0f} s ...")
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.01)
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown()
+    keys = sorted(set(node.chunks_rx) & set(node.stats))
+    e2e = np.array([node.chunks_rx[k] for k in keys]) * 1e3
+    model = np.array([node.stats[k][0] for k in keys]) * 1e3
+    wait = np.array([node.stats[k][1] for k in keys]) * 1e3
+    cam = np.array(node.frames_rx) * 1e3
+    dt = np.diff(node.twist_times) * 1e3
+    period = 1e3 / executor_hz
+    rows = {
+        "camera stage (publish -> resized frame)": _pct(cam),
+        "end to end (frame publish -> chunk)": _pct(e2e),
+        "  of which model time": _pct(model),
+        "  of which frame wait (timer phase)": _pct(wait),
+        "overhead (end to end - model - wait)": _pct(e2e - model - wait),
+        f"executor command interval (target {period:.0f} ms)": _pct(dt),
+        "executor jitter |interval - target|": _pct(np.abs(dt - period)),
+    }
+    print(f"\n{width}x{height} bgr8 at {fps:.0f} Hz for {seconds:.0f} s; policy {control_hz:.0f} Hz; "
+          f"{node.sent} frames sent, {len(cam)} resized frames and {len(keys)} chunks received")
+    print(f"{'stage':<52} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, (p50, p99, mx) in rows.items():
+        print(f"{name:<52} {p50:>8.2f} {p99:>8.2f} {mx:>8.2f}")
+    rate = len(node.twist_times) / (node.twist_times[-1] - node.twist_times[0]) if len(node.twist_times) > 1 else 0
+    print(f"executor command rate: {rate:.1f} Hz (target {executor_hz:.0f})")
+    return {"config": {"seconds": seconds, "fps": fps, "width": width, "height": height, "control_hz": control_hz,
+                       "executor_hz": executor_hz, "frames_sent": node.sent, "chunks": len(keys)},
+            "frames_delivered": len(cam) / max(node.sent, 1),
+            "ms": {k.strip(): dict(zip(("p50", "p99", "max"), v)) for k, v in rows.items()},
+            "executor_rate_hz": rate}

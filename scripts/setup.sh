@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.10+) and install molevla_ros with ROS 2 Jazzy from PyPI wheels. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[ros-wheels,test]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import rclpy, pybullet, molevla_ros" 2>&1 | grep -v "pybullet build time" || true
+.venv/bin/python -c "import rclpy, pybullet, molevla_ros" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }
