@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 from mcap.reader import make_reader
-from mcap_ros2.reader import read_ros2_messages
+from mcap_ros2.decoder import DecoderFactory
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
@@ -27,14 +27,15 @@ def test_recorded_episode_reads_back(tmp_path: Path):
         sim.close()
     # Decoded by an independent reader that only knows the schemas stored in the file.
     topics = {}
-    for m in read_ros2_messages(str(path)):
-        topics.setdefault(m.channel.topic, []).append(m)
+    with open(path, "rb") as f:
+        for _, channel, _, ros_msg in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            topics.setdefault(channel.topic, []).append(ros_msg)
     assert set(topics) == {"/molevla/instruction", "/molevla/image", "/joint_states", "/molevla/action_chunk",
                            "/molevla/task_success"}
     n = len(topics["/molevla/image"])
     assert n >= 3 and len(topics["/molevla/action_chunk"]) == n == len(topics["/joint_states"])
-    assert topics["/molevla/instruction"][0].ros_msg.data.startswith("touch the")
-    assert topics["/molevla/task_success"][0].ros_msg.data is True
+    assert topics["/molevla/instruction"][0].data.startswith("touch the")
+    assert topics["/molevla/task_success"][0].data is True
     # And by rclpy, from the raw CDR bytes, as ros2 bag would.
     with open(path, "rb") as f:
         reader = make_reader(f)
