@@ -17,13 +17,14 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "pillow", "pybullet", "mcap", "mcap-ros2-support", "tqdm"],
+    install_requires=["numpy", "pyyaml", "pillow", "pybullet", "mcap", "mcap-ros2-support", "tqdm", "torch>=2.3",
+                      "safetensors", "matplotlib"],
     extras_require={
         # ROS 2 Jazzy from PyPI wheels, for machines without a ROS install (never mix with a sourced ROS).
         "ros-wheels": ["ros-jazzy-rclpy", "ros-rclpy[fastrtps]==7.1.6", "ros-jazzy-std-msgs", "ros-jazzy-std-srvs",
                        "ros-jazzy-sensor-msgs", "ros-jazzy-geometry-msgs", "ros-jazzy-trajectory-msgs",
                        "ros-jazzy-visualization-msgs", "ros-jazzy-diagnostic-msgs"],
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "transformers>=4.48"],  # transformers: Llama layer parity test
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

@@ -66,6 +66,21 @@ def cmd_bench_loop(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(a: argparse.Namespace) -> int:
+    from molevla_ros.train.trainer import TrainConfig, train
+
+    train(TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
+                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads))
+    return 0
+
+
+def cmd_eval_policies(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.eval_policies import run
+
+    run(Path(a.runs), a.episodes, a.seed, a.tasks, a.workers, Path(a.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -105,6 +120,28 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--control-hz", type=float, default=30.0)
     b.add_argument("--executor-hz", type=float, default=50.0)
     b.set_defaults(fn=cmd_bench_loop)
+
+    t = sub.add_parser("train", help="train a MoLe-VLA stage on recorded episodes (resumable)")
+    t.add_argument("--data", default="data/episodes")
+    t.add_argument("--out", required=True, help="run folder; re-running resumes from its checkpoint")
+    t.add_argument("--stage", default="teacher", choices=["teacher", "mole", "mole_nokd", "random", "first_k"])
+    t.add_argument("--init", help="model folder to start from (students start from the teacher)")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--keep-ratio", type=float, default=None)
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(fn=cmd_train)
+
+    ev = sub.add_parser("eval-policies", help="closed-loop success/FLOPs/latency of trained MoLe-VLA variants")
+    ev.add_argument("--runs", default="runs", help="folder with teacher/ mole/ mole_nokd/ random/ first_k/")
+    ev.add_argument("--episodes", type=int, default=50, help="per task family")
+    ev.add_argument("--seed", type=int, default=1000)
+    ev.add_argument("--tasks", type=_families, default=list(FAMILIES))
+    ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--out", default="results/eval_policies")
+    ev.set_defaults(fn=cmd_eval_policies)
 
     a = ap.parse_args(argv)
     return a.fn(a)

@@ -16,7 +16,13 @@ def _scripted(**kw: Any) -> PolicyBackend:
     return ScriptedExpertBackend(horizon=kw.get("horizon", 16))
 
 
-FACTORIES: dict[str, Callable[..., PolicyBackend]] = {"scripted_expert": _scripted}
+def _mole_torch(**kw: Any) -> PolicyBackend:
+    from molevla_ros.backends.mole_torch import MoLeTorchBackend
+
+    return MoLeTorchBackend(kw["model_dir"], kw.get("route", "mole"), kw.get("device", "cpu"))
+
+
+FACTORIES: dict[str, Callable[..., PolicyBackend]] = {"scripted_expert": _scripted, "mole_torch": _mole_torch}
 
 
 def make_backend(name: str, **kw: Any) -> PolicyBackend:
@@ -24,5 +30,5 @@ def make_backend(name: str, **kw: Any) -> PolicyBackend:
         raise BackendUnavailable(f"unknown policy backend {name!r}; available: {', '.join(FACTORIES)}")
     try:
         return FACTORIES[name](**kw)
-    except ImportError as e:
+    except (ImportError, FileNotFoundError, RuntimeError) as e:
         raise BackendUnavailable(f"policy backend {name!r} cannot load ({e}); available: {', '.join(FACTORIES)}") from e

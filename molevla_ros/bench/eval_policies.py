@@ -1,0 +1,147 @@
+"""Closed-loop comparison of MoLe-VLA variants in the simulator, side by side in one run.
+
+Variants (each a trained model folder + a routing mode): full depth, MoLe (STAR + CogKD), MoLe without
+CogKD, random layer skipping and early exit at the same keep ratio. Columns: success rate per task
+family, backbone FLOPs per step (kept layers x analytic per-layer FLOPs) and measured policy latency
+(one `act` call, batch 1, this machine). Routing telemetry (which layers are kept, per family and over
+an episode) is saved as a plot.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from molevla_ros.backends.base import Observation
+from molevla_ros.control.chunk_executor import ChunkExecutor
+from molevla_ros.inputs.images import resize
+from molevla_ros.model.io import load_model
+from molevla_ros.model.mole_vla import layer_flops
+from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.scene import FrankaTableSim
+from molevla_ros.sim.tasks import FAMILIES, sample_task
+
+MAX_SECONDS = {"touch": 12.0, "push": 20.0, "pick_place": 20.0}
+CAMERA_SIZE = 224  # the camera node's output size: the model sees what it sees in the ROS loop
+
+
+@dataclass
+class Variant:
+    name: str
+    model_dir: str
+    route: str
+
+
+def default_variants(runs: Path) -> list[Variant]:
+    return [Variant("full depth", str(runs / "teacher"), "full"),
+            Variant("MoLe (STAR + CogKD)", str(runs / "mole"), "mole"),
+            Variant("MoLe without CogKD", str(runs / "mole_nokd"), "mole"),
+            Variant("random skip", str(runs / "random"), "random"),
+            Variant("early exit (first k)", str(runs / "first_k"), "first_k")]
+
+
+def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1) -> dict:
+    torch.set_num_threads(threads)
+    model = load_model(Path(v.model_dir))
+    gen = torch.Generator().manual_seed(seed)
+    sim = FrankaTableSim()
+    per_layer = layer_flops(model.cfg.llm, model.sequence_length())
+    latencies, kept, masks = [], [], {f: [] for f in families}
+    success: dict[str, list[bool]] = {}
+    episode_masks: dict[str, list[np.ndarray]] = {}
+
+    def policy(obs: Observation, family: str, record: list) -> np.ndarray:
+        img = resize(obs.image, CAMERA_SIZE, CAMERA_SIZE)
+        t0 = time.perf_counter()
+        chunk, mask = model.act(img[None], [obs.instruction], obs.joint_positions[None].astype(np.float32), v.route,
+                                gen)
+        latencies.append(time.perf_counter() - t0)
+        m = np.ones(model.cfg.llm.layers, np.uint8) if mask is None else mask[0]
+        kept.append(int(m.sum()))
+        masks[family].append(m)
+        record.append(m)
+        return chunk[0]
+
+    try:
+        for family in families:
+            results = []
+            for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}", unit="ep", leave=False):
+                record: list[np.ndarray] = []
+                r = run_episode(sim, sample_task(family, s), lambda o: policy(o, family, record), ChunkExecutor(),
+                                max_seconds=MAX_SECONDS[family], with_images=True)
+                results.append(r.success)
+                if s == seed:
+                    episode_masks[family] = record
+            success[family] = results
+    finally:
+        sim.close()
+    lat = np.array(latencies) * 1e3
+    return {"name": v.name, "route": v.route, "model_dir": v.model_dir,
+            "success": {f: float(np.mean(r)) for f, r in success.items()},
+            "mean_success": float(np.mean([np.mean(r) for r in success.values()])),
+            "layers_kept_mean": float(np.mean(kept)), "layers": model.cfg.llm.layers,
+            "backbone_mflops_per_step": float(np.mean(kept)) * per_layer / 1e6,
+            "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
+            "layer_keep_rate": {f: np.mean(m, 0).tolist() for f, m in masks.items() if m},
+            "episode_masks": {f: np.array(m).tolist() for f, m in episode_masks.items()}}
+
+
+def print_table(rows: list[dict], families: list[str], episodes: int) -> str:
+    head = f"| variant | {' | '.join(families)} | mean | layers kept | backbone MFLOPs/step | latency p50 / p99 ms |"
+    lines = [f"Closed-loop success over {episodes} seeded episodes per family", "", head,
+             "|" + "---|" * (len(families) + 5)]
+    for r in rows:
+        fam = " | ".join(f"{100 * r['success'][f]:.0f}%" for f in families)
+        lines.append(f"| {r['name']} | {fam} | {100 * r['mean_success']:.1f}% | {r['layers_kept_mean']:.1f}/"
+                     f"{r['layers']} | {r['backbone_mflops_per_step']:.0f} | {r['latency_ms_p50']:.1f} / "
+                     f"{r['latency_ms_p99']:.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def plot_routing(row: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fams = list(row["layer_keep_rate"])
+    fig, axes = plt.subplots(1, 1 + len(fams), figsize=(4 + 3.2 * len(fams), 3.2))
+    rate = np.array([row["layer_keep_rate"][f] for f in fams])
+    axes[0].imshow(rate, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axes[0].set(yticks=range(len(fams)), yticklabels=fams, xlabel="LLM layer", title="keep rate per family")
+    for ax, f in zip(axes[1:], fams):
+        m = np.array(row["episode_masks"].get(f, [[0]]))
+        ax.imshow(m.T, vmin=0, vmax=1, cmap="gray_r", aspect="auto", interpolation="nearest")
+        ax.set(xlabel="control step", ylabel="layer", title=f"one {f} episode")
+    fig.suptitle(f"STAR routing: {row['name']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(runs: Path, episodes: int, seed: int = 1000, families: list[str] | None = None, workers: int = 2,
+        out: Path = Path("results/eval_policies")) -> list[dict]:
+    import multiprocessing
+
+    families = families or list(FAMILIES)
+    variants = [v for v in default_variants(runs) if (Path(v.model_dir) / "config.json").exists()]
+    if not variants:
+        raise FileNotFoundError(f"no trained variants under {runs}")
+    out.mkdir(parents=True, exist_ok=True)
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed)) for v in variants]
+        rows = [j.get() for j in tqdm(jobs, desc="variants", unit="variant")]
+    table = print_table(rows, families, episodes)
+    (out / "table.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    for r in rows:
+        if r["route"] == "mole":
+            plot_routing(r, out / f"routing_{r['name'].split()[0].lower()}{'_nokd' if 'without' in r['name'] else ''}.png")
+    return rows

@@ -1,0 +1,103 @@
+"""MoLe-VLA configuration: one dataclass tree, saved as config.json next to the weights.
+
+`small()` is the model trained and shipped here; `cogact_base()` describes the paper's CogACT-Base stack
+(DINOv2 ViT-L/14 + SigLIP SO400M/14 at 224 px, 4096-d projector, Llama-2-7B, DiT-B) so every code path
+can be exercised at that scale (random weights; no checkpoint can be downloaded here).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class VisionConfig:
+    kind: str = "patch_cnn"  # "patch_cnn" (trained from scratch here) or "dinov2_siglip" (CogACT; imported)
+    image_size: int = 64
+    patch_size: int = 8
+    feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
+
+    @property
+    def n_tokens(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+@dataclass
+class LLMConfig:
+    hidden: int = 128
+    layers: int = 8
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate: int = 256
+    vocab: int = 512  # PAD, BOS + 510 hashed word buckets (the "words" tokenizer)
+    tokenizer: str = "words"  # CogACT uses the Llama-2 SentencePiece tokenizer (not shippable here)
+    max_text: int = 16
+    rope_theta: float = 10000.0
+    rms_eps: float = 1e-5
+
+
+@dataclass
+class RouterConfig:
+    keep_ratio: float = 0.5  # fraction of LLM layers each step runs
+    proj_dim: int = 64  # shared projection of input embeddings (1024 in the paper)
+    spatial_hidden: int = 64  # spatial MLP width (512 in the paper)
+    temporal_heads: int = 4
+    temporal_ff: int = 128
+    use_proprio: bool = True  # extension: joint state joins the temporal branch
+    gumbel_tau: float = 1.0
+    balance_weight: float = 0.1
+
+    def keep(self, n_layers: int) -> int:
+        return max(1, min(n_layers, int(round(self.keep_ratio * n_layers))))
+
+
+@dataclass
+class ActionHeadConfig:
+    width: int = 128
+    depth: int = 3
+    heads: int = 4
+    horizon: int = 16
+    action_dim: int = 7
+    train_steps: int = 100  # DDPM steps, squaredcos_cap_v2 schedule
+    infer_steps: int = 10  # DDIM steps (eta 0)
+    cfg_scale: float = 1.5
+    cond_dropout: float = 0.1
+    repeats: int = 4  # noise samples per example in training (8 in the paper)
+
+
+@dataclass
+class MoLeConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
+    action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+    projector_dims: tuple[int, ...] = (512, 128)  # hidden sizes after vision features; last = llm.hidden
+    proprio_dim: int = 9  # 7 arm joints + 2 fingers
+    action_dt: float = 0.1
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "MoLeConfig":
+        d = json.loads(Path(path).read_text())
+        return cls(vision=VisionConfig(**d["vision"]), llm=LLMConfig(**d["llm"]), router=RouterConfig(**d["router"]),
+                   action_head=ActionHeadConfig(**d["action_head"]), projector_dims=tuple(d["projector_dims"]),
+                   proprio_dim=d["proprio_dim"], action_dt=d["action_dt"])
+
+
+def small() -> MoLeConfig:
+    return MoLeConfig()
+
+
+def cogact_base(layers: int = 32) -> MoLeConfig:
+    """CogACT-Base sizes (METHOD.md). `layers` < 32 keeps the layer size but fits smaller memory."""
+    return MoLeConfig(
+        vision=VisionConfig(kind="dinov2_siglip", image_size=224, patch_size=14, feature_dim=2176),
+        llm=LLMConfig(hidden=4096, layers=layers, heads=32, kv_heads=32, intermediate=11008, vocab=32000,
+                      tokenizer="llama2", max_text=32),
+        router=RouterConfig(proj_dim=1024, spatial_hidden=512, temporal_heads=8, temporal_ff=2048),
+        action_head=ActionHeadConfig(width=768, depth=12, heads=12, repeats=8),
+        projector_dims=(8704, 4096, 4096),
+    )

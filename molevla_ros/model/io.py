@@ -1,0 +1,36 @@
+"""Model directories: config.json + model.safetensors (weights and normalisation buffers) + stats.json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from molevla_ros.model.config import MoLeConfig
+from molevla_ros.model.mole_vla import MoLeVLA
+
+
+def save_model(model: MoLeVLA, out: Path, info: dict | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.cfg.save(out / "config.json")
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    stats = {k: getattr(model, k).tolist() for k in ("action_low", "action_high", "proprio_mean", "proprio_std")}
+    (out / "stats.json").write_text(json.dumps({**stats, **(info or {})}, indent=2))
+
+
+def load_model(path: Path, device: str = "cpu") -> MoLeVLA:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no MoLe-VLA model at {path} (expected config.json + model.safetensors)")
+    model = MoLeVLA(MoLeConfig.load(path / "config.json"))
+    model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
+    return model.to(device).eval()
+
+
+def copy_weights(dst: MoLeVLA, src: MoLeVLA) -> None:
+    dst.load_state_dict(src.state_dict())
+
+
+def parameter_bytes(model: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.state_dict().values())

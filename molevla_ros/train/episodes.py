@@ -1,0 +1,72 @@
+"""Recorded MCAP episodes -> training arrays (one sample per control step)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from mcap.reader import make_reader
+from PIL import Image as PILImage
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image, JointState
+from tqdm import tqdm
+from trajectory_msgs.msg import JointTrajectory
+
+from molevla_ros.inputs.images import decode
+
+
+@dataclass
+class Samples:
+    images: np.ndarray  # [N, S, S, 3] uint8, already at the model's input size
+    proprio: np.ndarray  # [N, 9] float32
+    chunks: np.ndarray  # [N, H, 7] float32
+    instructions: list[str]
+    families: list[str]
+    episode: np.ndarray  # [N] episode index
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+
+def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """(metadata, [(image, proprio, chunk) per control step]) of one recorded episode."""
+    steps: dict[int, dict] = {}
+    with open(path, "rb") as f:
+        reader = make_reader(f)
+        meta = {m.name: dict(m.metadata) for m in reader.iter_metadata()}
+        for _, channel, message in reader.iter_messages(topics=["/molevla/image", "/joint_states",
+                                                               "/molevla/action_chunk"]):
+            step = steps.setdefault(message.log_time, {})
+            if channel.topic == "/molevla/image":
+                m = deserialize_message(message.data, Image)
+                rgb = decode(m.encoding, m.height, m.width, m.step, m.data)
+                if rgb.shape[0] != image_size:
+                    rgb = np.asarray(PILImage.fromarray(rgb).resize((image_size, image_size), PILImage.BILINEAR))
+                step["image"] = rgb
+            elif channel.topic == "/joint_states":
+                step["proprio"] = np.asarray(deserialize_message(message.data, JointState).position, np.float32)
+            else:
+                traj = deserialize_message(message.data, JointTrajectory)
+                step["chunk"] = np.array([p.positions for p in traj.points], np.float32)
+    info = {**meta.get("molevla_episode", {}), **meta.get("molevla_result", {})}
+    rows = [(s["image"], s["proprio"], s["chunk"]) for _, s in sorted(steps.items()) if len(s) == 3]
+    return info, rows
+
+
+def load_samples(folder: Path, image_size: int, only_successful: bool = True) -> Samples:
+    files = sorted(Path(folder).glob("*.mcap"))
+    if not files:
+        raise FileNotFoundError(f"no .mcap episodes in {folder} (record some with `molevla collect`)")
+    images, proprio, chunks, instr, fams, ep = [], [], [], [], [], []
+    for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
+        info, rows = read_episode(f, image_size)
+        if only_successful and info.get("success") != "true":
+            continue
+        for img, q, c in rows:
+            images.append(img)
+            proprio.append(q)
+            chunks.append(c)
+            instr.append(info["instruction"])
+            fams.append(info["family"])
+            ep.append(i)
+    return Samples(np.stack(images), np.stack(proprio), np.stack(chunks), instr, fams, np.array(ep))

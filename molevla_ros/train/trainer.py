@@ -1,0 +1,165 @@
+"""Training: a full-depth teacher, then routed students (MoLe with/without CogKD, or the random-skip and
+early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint.pt), with a progress bar.
+
+Losses (METHOD.md): L = L_diffusion + 0.5 * L_cog + 0.1 * L_balance, where L_cog distils the last-layer
+hidden states of an EMA full-depth teacher (0.5 * MSE + 0.5 * reverse KL over the hidden dimension),
+weighted per token by the token-of-interest weights M.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from molevla_ros.model.config import MoLeConfig, small
+from molevla_ros.model.io import load_model, save_model
+from molevla_ros.model.llama import LlamaStack
+from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.train.episodes import Samples, load_samples
+
+STAGES = {"teacher": "full", "mole": "mole", "mole_nokd": "mole", "random": "random", "first_k": "first_k"}
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/episodes"
+    out: str = "runs/teacher"
+    stage: str = "teacher"  # teacher | mole | mole_nokd | random | first_k
+    init: str | None = None  # model directory to start from (students start from the teacher)
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 3e-4
+    seed: int = 0
+    ema: float = 0.999
+    cog_weight: float = 0.5
+    keep_ratio: float | None = None  # override the router keep ratio of the model config
+    save_every: int = 500
+    threads: int = 0  # torch threads (0: torch's default)
+
+
+def cogkd_loss(h_s: torch.Tensor, h_t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Token-of-interest weighted 0.5 * MSE + 0.5 * reverse KL(q_student || p_teacher) over hidden units."""
+    d = h_s.shape[-1]
+    mse = (h_s - h_t).pow(2).mean(-1)
+    log_q, log_p = F.log_softmax(h_s, -1), F.log_softmax(h_t, -1)
+    rkl = (log_q.exp() * (log_q - log_p)).sum(-1)
+    per_token = 0.5 * mse + 0.5 * rkl
+    with torch.no_grad():  # M = softmax(c_t H_s^T / sqrt d) * softmax(c_s H_s^T / sqrt d), renormalised
+        neg = torch.finfo(h_s.dtype).min
+        a = (h_t[:, -1:] @ h_s.transpose(1, 2)).squeeze(1) / math.sqrt(d)
+        b = (h_s[:, -1:] @ h_s.transpose(1, 2)).squeeze(1) / math.sqrt(d)
+        m = a.masked_fill(~valid, neg).softmax(-1) * b.masked_fill(~valid, neg).softmax(-1)
+        m = m / m.sum(-1, keepdim=True)
+    return (m * per_token).sum(-1).mean()
+
+
+def set_statistics(model: MoLeVLA, data: Samples) -> None:
+    rows = data.chunks.reshape(-1, data.chunks.shape[-1])
+    low, high = np.quantile(rows, 0.01, axis=0), np.quantile(rows, 0.99, axis=0)
+    low[6], high[6] = 0.0, 1.0  # gripper: closed 0 .. open 1
+    flat = high - low < 1e-6  # dimensions the data never uses (e.g. rotations): keep a unit range
+    low[flat], high[flat] = low[flat] - 1, high[flat] + 1
+    model.action_low.copy_(torch.as_tensor(low, dtype=torch.float32))
+    model.action_high.copy_(torch.as_tensor(high, dtype=torch.float32))
+    model.proprio_mean.copy_(torch.as_tensor(data.proprio.mean(0)))
+    model.proprio_std.copy_(torch.as_tensor(data.proprio.std(0) + 1e-3))
+
+
+def _augment(images: torch.Tensor, gen: torch.Generator, shift: int = 3) -> torch.Tensor:
+    """Random translation by up to `shift` pixels (edge padding), the same for the whole batch."""
+    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
+    x = images.permute(0, 3, 1, 2).float()
+    x = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+    s = images.shape[1]
+    x = x[:, :, shift + dy: shift + dy + s, shift + dx: shift + dx + s]
+    return x.permute(0, 2, 3, 1).round().to(torch.uint8)
+
+
+def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
+    with torch.no_grad():
+        for pt, ps in zip(teacher.layers.parameters(), student.layers.parameters()):
+            pt.lerp_(ps, 1 - decay)
+        teacher.norm.weight.copy_(student.norm.weight)  # embeddings and final norm are not averaged
+
+
+def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | None = None) -> list[dict]:
+    if tc.stage not in STAGES:
+        raise ValueError(f"stage must be one of {list(STAGES)}")
+    random.seed(tc.seed)
+    np.random.seed(tc.seed)
+    torch.manual_seed(tc.seed)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
+    if tc.keep_ratio is not None:
+        model.cfg.router.keep_ratio = tc.keep_ratio
+    data = data or load_samples(Path(tc.data), model.cfg.vision.image_size)
+    if not tc.init:
+        set_statistics(model, data)
+    model.train()
+    mode = STAGES[tc.stage]
+    distil = tc.stage == "mole"
+    teacher = copy.deepcopy(model.llm).eval().requires_grad_(False) if distil else None
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(tc.seed)
+    history: list[dict] = []
+    start = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():  # resume
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if teacher is not None:
+            teacher.load_state_dict(state["teacher"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        start, history = state["step"], state["history"]
+    ids_all, valid_all = tokenize(data.instructions, model.cfg.llm)
+    images_all = torch.from_numpy(data.images)
+    proprio_all = torch.from_numpy(data.proprio)
+    actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
+    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step")
+    running: dict[str, float] = {}
+    for step in bar:
+        idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
+        fwd = model(_augment(images_all[idx], gen), ids_all[idx], valid_all[idx], proprio_all[idx], mode=mode,
+                    soft=mode == "mole", generator=gen)
+        losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
+        if fwd.route is not None:
+            losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
+        if teacher is not None:
+            with torch.no_grad():
+                h_t = teacher(fwd.embeddings.detach(), fwd.key_valid)
+            losses["cogkd"] = tc.cog_weight * cogkd_loss(fwd.hidden, h_t, fwd.key_valid)
+        total = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if teacher is not None:
+            ema_update(teacher, model.llm, tc.ema)
+        for k, v in losses.items():
+            running[k] = 0.98 * running.get(k, v.item()) + 0.02 * v.item()
+        if step % 50 == 0 or step == tc.steps - 1:
+            history.append({"step": step, **{k: v.item() for k, v in losses.items()}})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
+        if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history,
+                        "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
+                        "torch_rng": torch.get_rng_state()}, ckpt)
+    model.eval()
+    save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
+                            "episodes": int(len(set(data.episode.tolist())))})
+    (out / "history.json").write_text(json.dumps(history))
+    ckpt.unlink(missing_ok=True)
+    return history

@@ -1,0 +1,151 @@
+"""MoLe-VLA model: routing, real layer skipping, losses, save/load."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
+from molevla_ros.model.io import load_model, save_model
+from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.train.episodes import Samples
+from molevla_ros.train.trainer import TrainConfig, train
+
+
+def tiny(keep: float = 0.5) -> MoLeConfig:
+    return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32),
+                      llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8),
+                      router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
+                                          temporal_ff=32),
+                      action_head=ActionHeadConfig(width=32, depth=1, heads=2, horizon=4, repeats=2),
+                      projector_dims=(64, 32))
+
+
+TEXTS = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube", "stop"]
+
+
+def batch(b: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    imgs = torch.randint(0, 255, (b, 32, 32, 3), dtype=torch.uint8, generator=g)
+    ids, valid = tokenize((TEXTS * b)[:b], tiny().llm)
+    return imgs, ids, valid, torch.randn(b, 9, generator=g)
+
+
+@pytest.mark.parametrize("keep", [0.25, 0.5, 0.75, 1.0])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_router_keeps_exactly_k(keep, stochastic):
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(keep))
+    out = m(*batch(8), mode="mole", soft=stochastic)
+    k = m.cfg.router.keep(6)
+    assert out.gate.shape == (8, 6) and torch.all(out.gate.sum(1) == k)
+    assert set(out.gate.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_skipped_layers_are_not_executed():
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5)).eval()
+    seen = [0] * 6
+    for i, layer in enumerate(m.llm.layers):
+        layer.register_forward_hook(lambda mod, inp, out, i=i: seen.__setitem__(i, seen[i] + inp[0].shape[0]))
+    with torch.no_grad():
+        out = m(*batch(4), mode="mole")
+    per_layer = out.gate.sum(0).int().tolist()
+    assert seen == per_layer, "each layer ran on exactly the samples that kept it"
+    assert sum(seen) == 4 * 3, "k = 3 of 6 layers per sample"
+    with torch.no_grad():
+        m(*batch(4), mode="first_k")
+    assert seen[3:] == per_layer[3:], "early exit never touches layers k.."
+
+
+def test_batched_routes_match_one_at_a_time():
+    """Mixed routes in one batch give the same cognition features as running each sample alone."""
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5)).eval()
+    imgs, ids, valid, prop = batch(4)
+    with torch.no_grad():
+        together = m(imgs, ids, valid, prop, mode="mole")
+        assert len({tuple(r) for r in together.gate.tolist()}) > 1, "the test needs differing routes"
+        alone = torch.cat([m(imgs[i:i + 1], ids[i:i + 1], valid[i:i + 1], prop[i:i + 1], mode="mole").cognition
+                           for i in range(4)])
+    torch.testing.assert_close(together.cognition, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_soft_gate_forward_equals_real_skipping():
+    """The training path (all layers, straight-through gate) computes what inference computes by skipping."""
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5)).eval()
+    x, valid, *_ = m.embed(*batch(4))
+    gate = torch.tensor([[1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]).float()
+    with torch.no_grad():
+        torch.testing.assert_close(m.llm(x, valid, gate, soft=True), m.llm(x, valid, gate, soft=False),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def _synthetic_samples(n: int = 64) -> Samples:
+    """Actions that depend on the image (its mean colour) and the instruction, so there is something to learn."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+    instr = [TEXTS[i % 3] for i in range(n)]
+    chunks = np.zeros((n, 4, 7), np.float32)
+    chunks[:, :, 0] = (images.mean((1, 2, 3)) / 255.0 - 0.5)[:, None] * 0.04
+    chunks[:, :, 1] = np.array([i % 3 - 1 for i in range(n)])[:, None] * 0.01
+    chunks[:, :, 6] = (np.arange(n) % 2)[:, None]
+    return Samples(images, rng.normal(size=(n, 9)).astype(np.float32), chunks, instr, ["touch"] * n, np.arange(n))
+
+
+def test_teacher_and_student_losses_decrease(tmp_path):
+    data = _synthetic_samples()
+    hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=120, batch=16, lr=2e-3), tiny(), data)
+    d = [h["diffusion"] for h in hist]
+    assert np.mean(d[-2:]) < 0.8 * d[0], d
+    hist = train(TrainConfig(out=str(tmp_path / "s"), stage="mole", init=str(tmp_path / "t"), steps=120, batch=16,
+                             lr=2e-3, ema=0.9), data=data)
+    c = [h["cogkd"] for h in hist]
+    assert np.mean(c[-2:]) < 0.8 * c[0], c
+    assert {"diffusion", "balance", "cogkd"} <= set(hist[-1])
+
+
+def test_save_load_round_trip_gives_identical_actions(tmp_path):
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny()).eval()
+    m.action_low.fill_(-0.03)
+    m.action_high.fill_(0.03)
+    save_model(m, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    imgs = np.random.default_rng(1).integers(0, 255, (2, 48, 48, 3), dtype=np.uint8)
+    a1, k1 = m.act(imgs, TEXTS[:2], np.zeros((2, 9), np.float32), "mole", torch.Generator().manual_seed(3))
+    a2, k2 = loaded.act(imgs, TEXTS[:2], np.zeros((2, 9), np.float32), "mole", torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(k1, k2)
+    assert a1.shape == (2, 4, 7) and np.all(np.isin(a1[..., 6], [0.0, 1.0]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers not installed")
+def test_llama_layer_matches_transformers():
+    """Same weight names and the same numbers as transformers' LlamaDecoderLayer: Llama-2 weights map 1:1."""
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer as HFLayer, LlamaRotaryEmbedding
+
+    from molevla_ros.model.llama import LlamaDecoderLayer, rotary
+
+    cfg = tiny().llm
+    hf_cfg = LlamaConfig(hidden_size=cfg.hidden, intermediate_size=cfg.intermediate, num_attention_heads=cfg.heads,
+                         num_key_value_heads=cfg.kv_heads, rms_norm_eps=cfg.rms_eps, rope_theta=cfg.rope_theta,
+                         attn_implementation="eager")
+    torch.manual_seed(0)
+    hf, ours = HFLayer(hf_cfg, layer_idx=0).eval(), LlamaDecoderLayer(cfg).eval()
+    assert set(hf.state_dict()) == set(ours.state_dict())
+    ours.load_state_dict(hf.state_dict())
+    x = torch.randn(2, 7, cfg.hidden)
+    pos = torch.arange(7)[None].expand(2, -1)
+    cos, sin = LlamaRotaryEmbedding(hf_cfg)(x, pos)
+    causal = torch.full((7, 7), float("-inf")).triu(1)[None, None].expand(2, 1, 7, 7)
+    with torch.no_grad():
+        ref = hf(x, attention_mask=causal, position_ids=pos, position_embeddings=(cos, sin))
+        ref = ref[0] if isinstance(ref, tuple) else ref
+        c, s = rotary(cfg, 7, x.device, x.dtype)
+        got = ours(x, c, s, torch.ones(7, 7, dtype=torch.bool).tril()[None, None].expand(2, 1, 7, 7))
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
