@@ -38,6 +38,17 @@ def config_dir() -> Path:
     raise FileNotFoundError("cannot find molevla_ros config/ (source checkout or share/molevla_ros/config)")
 
 
+def models_dir() -> Path:
+    """models/ of a source checkout or of an install (share/molevla_ros/models)."""
+    return config_dir().parent / "models"
+
+
+def resolve_model(path: str) -> Path:
+    """An absolute model folder, or a name under models/."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else models_dir() / path
+
+
 def _param_value(v: object) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 

@@ -19,7 +19,9 @@ def _scripted(**kw: Any) -> PolicyBackend:
 def _mole_torch(**kw: Any) -> PolicyBackend:
     from molevla_ros.backends.mole_torch import MoLeTorchBackend
 
-    return MoLeTorchBackend(kw["model_dir"], kw.get("route", "mole"), kw.get("device", "cpu"))
+    from molevla_ros.bringup import resolve_model
+
+    return MoLeTorchBackend(resolve_model(kw["model_dir"]), kw.get("route", "mole"), kw.get("device", "cpu"))
 
 
 FACTORIES: dict[str, Callable[..., PolicyBackend]] = {"scripted_expert": _scripted, "mole_torch": _mole_torch}

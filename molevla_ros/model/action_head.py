@@ -29,41 +29,102 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([args.cos(), args.sin()], -1)
 
 
+class Linear1(nn.Module):
+    """A module holding one Linear named `linear` (CogACT's ActionEmbedder layout)."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(a, b)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, width: int, freq_dim: int = 256) -> None:
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(timestep_embedding(t, self.freq_dim))
+
+
+class ConditionEmbedder(nn.Module):
+    """Cognition feature -> condition token, with the learned unconditional vector for CFG."""
+
+    def __init__(self, cond_dim: int, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(cond_dim, width)
+        self.uncondition = nn.Parameter(torch.randn(1, cond_dim) * 0.02)
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, w = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, w))
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, 4 * width)
+        self.fc2 = nn.Linear(4 * width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
 class DiTBlock(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(width)
-        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm1(x)
-        x = x + self.attn(y, y, y, need_weights=False)[0]
+        x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
 
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, out: int) -> None:
+        super().__init__()
+        self.norm_final = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, out)
+
+
 class DiffusionActionHead(nn.Module):
+    """Parameter names and math follow CogACT's DiT (x/t/z_embedder, positional_embedding, blocks with
+    qkv/proj and fc1/fc2, final_layer), so its action-model weights import by renaming alone."""
+
     def __init__(self, cfg: ActionHeadConfig, cond_dim: int) -> None:
         super().__init__()
         self.cfg = cfg
         w = cfg.width
-        self.t_embed = nn.Sequential(nn.Linear(w, w), nn.SiLU(), nn.Linear(w, w))
-        self.cond_proj = nn.Linear(cond_dim, w)
-        self.uncond = nn.Parameter(torch.zeros(cond_dim))  # learned "no condition" for CFG
-        self.action_in = nn.Linear(cfg.action_dim, w)
-        self.pos = nn.Parameter(torch.randn(1, cfg.horizon + 1, w) * 0.02)
+        self.x_embedder = Linear1(cfg.action_dim, w)
+        self.t_embedder = TimestepEmbedder(w)
+        self.z_embedder = ConditionEmbedder(cond_dim, w)
+        self.positional_embedding = nn.Parameter(torch.randn(cfg.horizon + 1, w) * w ** -0.5)
         self.blocks = nn.ModuleList([DiTBlock(w, cfg.heads) for _ in range(cfg.depth)])
-        self.norm = nn.LayerNorm(w)
-        self.out = nn.Linear(w, cfg.action_dim)
+        self.final_layer = FinalLayer(w, cfg.action_dim)
         self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(cfg.train_steps), persistent=False)
 
+    @property
+    def uncond(self) -> torch.Tensor:
+        return self.z_embedder.uncondition[0]
+
     def eps(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        c = self.t_embed(timestep_embedding(t, self.cfg.width)) + self.cond_proj(cond)
-        x = torch.cat([c[:, None], self.action_in(noisy)], 1) + self.pos
+        c = self.t_embedder(t) + self.z_embedder.linear(cond)
+        x = torch.cat([c[:, None], self.x_embedder.linear(noisy)], 1) + self.positional_embedding
         for blk in self.blocks:
             x = blk(x)
-        return self.out(self.norm(x[:, 1:]))
+        return self.final_layer.linear(self.final_layer.norm_final(x[:, 1:]))
 
     def loss(self, actions: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Epsilon-prediction MSE; each example repeated `repeats` times with fresh noise and timesteps."""

@@ -31,6 +31,9 @@ FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 PARAMS = [
     Param("backend", "scripted_expert",
           "Policy backend. scripted_expert reads simulator ground truth (sim only, not a learned policy)."),
+    Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/."),
+    Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit)."),
+    Param("device", "cpu", "Torch device for the model backends (cpu, cuda, cuda:1, ...)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
     Param("horizon", 16, "Action steps per chunk."),
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
@@ -46,7 +49,8 @@ class PolicyNode(Node):
         self.status = Status(self)
         self.backend: PolicyBackend | None = None
         try:
-            self.backend = make_backend(self.p.backend, horizon=self.p.horizon)
+            self.backend = make_backend(self.p.backend, horizon=self.p.horizon, model_dir=self.p.model_dir,
+                                        route=self.p.route, device=self.p.device)
         except BackendUnavailable as e:
             self.status("error", str(e), error=True)
         self.chunk_pub = self.create_publisher(JointTrajectory, TOPIC_CHUNK, 5)
