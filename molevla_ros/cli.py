@@ -81,6 +81,17 @@ def cmd_eval_policies(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_cogact(a: argparse.Namespace) -> int:
+    from molevla_ros.model.config import MoLeConfig, cogact_base
+    from molevla_ros.model.import_cogact import import_cogact
+
+    cfg = MoLeConfig.load(Path(a.config)) if a.config else cogact_base()
+    report = import_cogact(Path(a.checkpoint), cfg, Path(a.out))
+    print(f"mapped {len(report['mapped'])} tensors, kept {len(report['vision'])} vision-backbone tensors, "
+          f"dropped {len(report['dropped'])}; new (to train): {len(report['initialised'])} -> {a.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -142,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--workers", type=int, default=2)
     ev.add_argument("--out", default="results/eval_policies")
     ev.set_defaults(fn=cmd_eval_policies)
+
+    im = sub.add_parser("import-cogact", help="convert a CogACT checkpoint (.pt) into a molevla model folder")
+    im.add_argument("checkpoint")
+    im.add_argument("--out", required=True)
+    im.add_argument("--config", help="config.json describing the checkpoint (default: CogACT-Base sizes)")
+    im.set_defaults(fn=cmd_import_cogact)
 
     a = ap.parse_args(argv)
     return a.fn(a)

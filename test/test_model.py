@@ -149,3 +149,18 @@ def test_llama_layer_matches_transformers():
         c, s = rotary(cfg, 7, x.device, x.dtype)
         got = ours(x, c, s, torch.ones(7, 7, dtype=torch.bool).tril()[None, None].expand(2, 1, 7, 7))
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_cogact_scale_config_builds_and_runs_on_meta():
+    """The CogACT-Base sizes (Llama-2-7B layers, DiT-B, 2176->4096 projector) wire up end to end (no memory)."""
+    from molevla_ros.model.config import cogact_base
+
+    cfg = cogact_base()
+    with torch.device("meta"):
+        m = MoLeVLA(cfg)
+        assert 6.5e9 < sum(p.numel() for p in m.parameters()) < 7.0e9
+        ids = torch.zeros(2, cfg.llm.max_text, dtype=torch.long)
+        out = m(None, ids, torch.ones_like(ids, dtype=torch.bool), torch.zeros(2, 9), mode="mole", soft=True,
+                vision_features=torch.empty(2, 256, 2176))
+        assert out.hidden.shape == (2, 3 + 256 + cfg.llm.max_text, 4096) and out.gate.shape == (2, 32)
+        assert m.head.eps(torch.empty(2, 16, 7), torch.zeros(2, dtype=torch.long), out.cognition).shape == (2, 16, 7)

@@ -79,10 +79,9 @@ class MoLeVLA(nn.Module):
     def __init__(self, cfg: MoLeConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.vision.kind != "patch_cnn":
-            raise ValueError(f"vision kind {cfg.vision.kind!r} takes features from its external encoder; pass "
-                             "vision_features= to embed() (the DINOv2+SigLIP encoders are not part of this package)")
-        self.vision = PatchCNN(cfg.vision)
+        # "dinov2_siglip" (CogACT): the frozen DINOv2 + SigLIP encoders are not part of this package; their
+        # per-patch features [B, 256, 2176] are passed in as vision_features.
+        self.vision = PatchCNN(cfg.vision) if cfg.vision.kind == "patch_cnn" else None
         dims = (cfg.vision.feature_dim, *cfg.projector_dims)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -119,26 +118,31 @@ class MoLeVLA(nn.Module):
         return (x - 0.5) / 0.25
 
     # ---- forward ------------------------------------------------------------------------------
-    def embed(self, images: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
-              proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
-        b = images.shape[0]
-        vis = self.projector(self.vision(self.preprocess_images(images)))
+    def embed(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
+              proprio: torch.Tensor, vision_features: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
+        if vision_features is None:
+            if self.vision is None:
+                raise ValueError(f"vision kind {self.cfg.vision.kind!r} needs vision_features from its encoder")
+            vision_features = self.vision(self.preprocess_images(images))
+        b, dev = text_ids.shape[0], text_ids.device
+        vis = self.projector(vision_features)
         prop = (proprio - self.proprio_mean) / self.proprio_std
-        bos = self.llm.embed_tokens(torch.full((b, 1), BOS, device=images.device))
+        bos = self.llm.embed_tokens(torch.full((b, 1), BOS, device=dev))
         txt = self.llm.embed_tokens(text_ids)
         cog = self.cognition_token.expand(b, 1, -1)
         x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)
         nv = vis.shape[1]
-        ones = torch.ones(b, 1, dtype=torch.bool, device=images.device)
+        ones = torch.ones(b, 1, dtype=torch.bool, device=dev)
         valid = torch.cat([ones, ones.expand(b, nv), ones, text_valid, ones], 1)
         return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop
 
-    def forward(self, images: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
+    def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
                 proprio: torch.Tensor, mode: str = "mole", soft: bool = False,
-                generator: torch.Generator | None = None) -> Forward:
+                generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
         first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate."""
-        x, valid, vis, txt, prop = self.embed(images, text_ids, text_valid, proprio)
+        x, valid, vis, txt, prop = self.embed(images, text_ids, text_valid, proprio, vision_features)
         b, n = x.shape[0], self.cfg.llm.layers
         k = self.cfg.router.keep(n)
         route, gate = None, None
