@@ -42,7 +42,8 @@ def default_variants(runs: Path) -> list[Variant]:
             Variant("MoLe (STAR + CogKD)", str(runs / "mole"), "mole"),
             Variant("MoLe without CogKD", str(runs / "mole_nokd"), "mole"),
             Variant("random skip", str(runs / "random"), "random"),
-            Variant("early exit (first k)", str(runs / "first_k"), "first_k")]
+            Variant("early exit (first k)", str(runs / "first_k"), "first_k"),
+            Variant("untrained (random weights)", str(runs / "untrained"), "full")]
 
 
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1) -> dict:
@@ -67,6 +68,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
         record.append(m)
         return chunk[0]
 
+    backbone_ms = _backbone_latency(model, v.route)
     try:
         for family in families:
             results = []
@@ -87,19 +89,37 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
             "layers_kept_mean": float(np.mean(kept)), "layers": model.cfg.llm.layers,
             "backbone_mflops_per_step": float(np.mean(kept)) * per_layer / 1e6,
             "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
+            "backbone_ms_p50": backbone_ms,
             "layer_keep_rate": {f: np.mean(m, 0).tolist() for f, m in masks.items() if m},
             "episode_masks": {f: np.array(m).tolist() for f, m in episode_masks.items()}}
 
 
+def _backbone_latency(model, route: str, repeats: int = 60) -> float:
+    """p50 ms of the backbone alone (embeddings + routed LLM layers), batch 1, on a fixed input."""
+    from molevla_ros.model.mole_vla import tokenize
+
+    ids, valid = tokenize(["pick up the red cube and put it in the tray"], model.cfg.llm)
+    img = torch.zeros(1, CAMERA_SIZE, CAMERA_SIZE, 3, dtype=torch.uint8)
+    q = torch.zeros(1, model.cfg.proprio_dim)
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(img, ids, valid, q, mode=route)
+            times.append(time.perf_counter() - t0)
+    return float(np.percentile(np.array(times[10:]) * 1e3, 50))
+
+
 def print_table(rows: list[dict], families: list[str], episodes: int) -> str:
-    head = f"| variant | {' | '.join(families)} | mean | layers kept | backbone MFLOPs/step | latency p50 / p99 ms |"
+    head = (f"| variant | {' | '.join(families)} | mean | layers kept | backbone MFLOPs/step | backbone ms p50 | "
+            "policy step ms p50 / p99 |")
     lines = [f"Closed-loop success over {episodes} seeded episodes per family", "", head,
-             "|" + "---|" * (len(families) + 5)]
+             "|" + "---|" * (len(families) + 6)]
     for r in rows:
         fam = " | ".join(f"{100 * r['success'][f]:.0f}%" for f in families)
         lines.append(f"| {r['name']} | {fam} | {100 * r['mean_success']:.1f}% | {r['layers_kept_mean']:.1f}/"
-                     f"{r['layers']} | {r['backbone_mflops_per_step']:.0f} | {r['latency_ms_p50']:.1f} / "
-                     f"{r['latency_ms_p99']:.1f} |")
+                     f"{r['layers']} | {r['backbone_mflops_per_step']:.0f} | {r['backbone_ms_p50']:.2f} | "
+                     f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} |")
     text = "\n".join(lines)
     print(text)
     return text

@@ -23,6 +23,7 @@ DOWN = pb.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # gripper pointing at the
 TARGET_RADIUS = 0.045
 TRAY_INNER = 0.14  # inner side of the square tray
 PUSH_TOLERANCE = 0.045  # cube centre to target centre, metres
+DISTURB_TOLERANCE = 0.03  # a cube the goal is not about must stay within this of where it started (m)
 EE_LOW, EE_HIGH = np.array([0.25, -0.4, 0.005]), np.array([0.8, 0.4, 0.45])  # reachable box for the EE
 
 
@@ -89,6 +90,7 @@ class FrankaTableSim:
         self._hold_joints()
         for _ in range(int(0.2 * self.cfg.physics_hz)):  # let objects settle
             self.step()
+        self._start = {name: p for name, (p, _) in self.object_poses().items() if name.endswith("_cube")}
 
     def _box(self, half, pos, rgba, mass, yaw=0.0) -> int:
         c = self.client
@@ -178,15 +180,24 @@ class FrankaTableSim:
         return np.asarray(img, np.uint8).reshape(h, w, 4)[:, :, :3].copy()
 
     # ---- success ----------------------------------------------------------------------------
+    def disturbed(self, name: str) -> bool:
+        """True if a cube moved more than DISTURB_TOLERANCE (xy) from where the episode started."""
+        pos = pb.getBasePositionAndOrientation(self._objects[name], physicsClientId=self.client)[0]
+        return bool(np.linalg.norm(np.array(pos[:2]) - self._start[name][:2]) > DISTURB_TOLERANCE)
+
     def success(self) -> bool:
+        """The goal is met and no other cube was knocked out of place (flailing never counts)."""
         t = self.task
         if t is None:
             return False
         c = self.client
-        cube = self._objects[f"{t.cube}_cube"]
+        name = f"{t.cube}_cube"
+        if any(self.disturbed(other) for other in self._start if other != name):
+            return False
+        cube = self._objects[name]
         pos = np.array(pb.getBasePositionAndOrientation(cube, physicsClientId=c)[0])
-        if t.family == "touch":
-            return len(pb.getContactPoints(self.robot, cube, physicsClientId=c)) > 0
+        if t.family == "touch":  # a touch, not a shove
+            return len(pb.getContactPoints(self.robot, cube, physicsClientId=c)) > 0 and not self.disturbed(name)
         if t.family == "push":
             goal = np.array(t.targets[t.target])
             return bool(np.linalg.norm(pos[:2] - goal) < PUSH_TOLERANCE and pos[2] < CUBE_SIZE)
