@@ -17,3 +17,5 @@ done
 $M eval-policies --runs runs --episodes "$EVAL"
 rm -rf models/mole_small && mkdir -p models && cp -r runs/mole models/mole_small
 rm -f models/mole_small/history.json
+cp results/eval_policies/model_card.md models/mole_small/README.md
+cp results/eval_policies/routing_mole.png models/mole_small/routing.png

@@ -76,7 +76,8 @@ def import_cogact(checkpoint: Path, cfg: MoLeConfig, out: Path) -> dict[str, lis
                              "the config does not match the checkpoint")
         mapped[new] = value.to(target[new].dtype)
     if unknown:
-        raise ValueError(f"checkpoint keys with no place in the model: {unknown[:8]}{' ...' if len(unknown) > 8 else ''}")
+        more = " ..." if len(unknown) > 8 else ""
+        raise ValueError(f"checkpoint keys with no place in the model: {unknown[:8]}{more}")
     model.load_state_dict(mapped, strict=False)
     save_model(model, out, {"imported_from": str(checkpoint)})
     if vision:

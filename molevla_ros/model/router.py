@@ -28,7 +28,8 @@ class STARRouter(nn.Module):
         self.cfg, self.n_layers = cfg, n_layers
         r = cfg.proj_dim
         self.proj = nn.Linear(hidden, r)
-        self.spatial = nn.Sequential(nn.Linear(r, cfg.spatial_hidden), nn.GELU(), nn.Linear(cfg.spatial_hidden, n_layers))
+        self.spatial = nn.Sequential(nn.Linear(r, cfg.spatial_hidden), nn.GELU(),
+                                     nn.Linear(cfg.spatial_hidden, n_layers))
         self.temporal = nn.TransformerEncoderLayer(r, cfg.temporal_heads, cfg.temporal_ff, dropout=0.0,
                                                    batch_first=True)
         self.temporal_out = nn.Linear(r, n_layers)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float64, String
