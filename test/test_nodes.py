@@ -205,3 +205,35 @@ def test_full_loop_succeeds_in_sim(ros):
         probe.wait_for(lambda: any(s.startswith("succeeded") for s in probe.statuses()), 40, "succeeded")
         seq = [s.split(":")[0] for s in probe.statuses() if s.split(":")[0] in ("accepted", "running", "succeeded")]
         assert seq[:3] == ["accepted", "running", "succeeded"], seq
+
+
+def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path):
+    """The MoLe backend in the policy node: chunks from camera frames, the kept-layer mask on its topic."""
+    import torch
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from std_msgs.msg import UInt8MultiArray
+
+    from molevla_ros.model.io import save_model
+    from molevla_ros.model.mole_vla import MoLeVLA
+    from test_model import tiny
+
+    torch.manual_seed(0)
+    save_model(MoLeVLA(tiny(0.5)).eval(), tmp_path / "tiny_model")
+    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0}}
+    with ros(["camera", "policy"], overrides) as probe:
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
+        masks = probe.listen(UInt8MultiArray, "molevla/layer_mask", 10)
+        stats = probe.listen(DiagnosticStatus, "molevla/policy_stats", 10)
+        publish, goal_pub, image_pub = _fake_world(probe)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, image_pub)
+        end = time.monotonic() + 30
+        while not (chunks and masks and stats) and time.monotonic() < end:
+            publish()
+            probe.spin_for(0.05)
+        assert chunks and masks and stats, "no chunk/mask/stats from the MoLe backend"
+        assert len(chunks[-1].points) == 4 and all(np.isfinite(p.positions).all() for p in chunks[-1].points)
+        mask = np.frombuffer(bytes(masks[-1].data), np.uint8)
+        assert mask.shape == (6,) and mask.sum() == 3
+        values = {kv.key: kv.value for kv in stats[-1].values}
+        assert values["backend"] == "mole_torch" and values["layers_kept"] == "3"
