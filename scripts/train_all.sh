@@ -10,7 +10,7 @@ EPISODES=${1:-100}
 EVAL=${2:-50}
 [ -d data/episodes ] || $M collect --episodes "$EPISODES" --out data/episodes
 $M train --stage teacher --out runs/untrained --steps 0   # sanity row: same statistics, no training
-$M train --stage teacher --out runs/teacher --steps 2500
+$M train --stage teacher --out runs/teacher --steps 3500
 for stage in mole mole_nokd random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 1000
 done

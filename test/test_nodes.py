@@ -237,3 +237,15 @@ def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path):
         assert mask.shape == (6,) and mask.sum() == 3
         values = {kv.key: kv.value for kv in stats[-1].values}
         assert values["backend"] == "mole_torch" and values["layers_kept"] == "3"
+
+
+def test_unavailable_backend_reports_and_never_moves(ros, tmp_path):
+    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "missing"), "control_hz": 10.0}}
+    with ros(["policy"], overrides) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        goal_pub.publish(String(data=GOAL))
+        probe.wait_for(lambda: any("cannot load" in s and "available:" in s for s in probe.statuses()), 20,
+                       "a status naming the problem and the available backends")
+        assert not chunks

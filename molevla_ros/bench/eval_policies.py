@@ -146,6 +146,12 @@ def plot_routing(row: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _steps(row: dict | None) -> str:
+    if row is None:
+        return "?"
+    return str(json.loads((Path(row["model_dir"]) / "stats.json").read_text())["train"]["steps"])
+
+
 def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     """README.md for the shipped MoLe model: data, config, and the measured comparison."""
     mole = next(r for r in rows if r["name"].startswith("MoLe (STAR"))
@@ -171,8 +177,9 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"- action head: DiT {cfg['action_head']['depth']} blocks x {cfg['action_head']['width']}, "
         f"{cfg['action_head']['horizon']}x{cfg['action_head']['action_dim']} chunk, DDIM "
         f"{cfg['action_head']['infer_steps']} steps, CFG {cfg['action_head']['cfg_scale']}",
-        "- training: full-depth teacher (2500 steps), then MoLe student with CogKD (1000 steps); "
-        "`scripts/train_all.sh`", "",
+        f"- training: full-depth teacher ({_steps(full)} steps), then MoLe student with CogKD "
+        f"({stats['train']['steps']} steps), batch {stats['train']['batch']}, lr {stats['train']['lr']}; "
+        "`scripts/train_all.sh` reproduces everything", "",
         "## Measured (`molevla eval-policies`, closed loop in the simulator, this repository's CPU machine)", "",
         table, "",
     ]

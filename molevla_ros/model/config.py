@@ -14,8 +14,8 @@ from pathlib import Path
 @dataclass
 class VisionConfig:
     kind: str = "patch_cnn"  # "patch_cnn" (trained from scratch here) or "dinov2_siglip" (CogACT; imported)
-    image_size: int = 64
-    patch_size: int = 8
+    image_size: int = 96
+    patch_size: int = 12
     feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
 
     @property

@@ -48,11 +48,13 @@ class PolicyNode(Node):
         self.p = declare(self, PARAMS)
         self.status = Status(self)
         self.backend: PolicyBackend | None = None
+        self.backend_error = ""
         try:
             self.backend = make_backend(self.p.backend, horizon=self.p.horizon, model_dir=self.p.model_dir,
                                         route=self.p.route, device=self.p.device)
         except BackendUnavailable as e:
-            self.status("error", str(e), error=True)
+            self.backend_error = str(e)
+            self.status("error", self.backend_error, error=True)
         self.chunk_pub = self.create_publisher(JointTrajectory, TOPIC_CHUNK, 5)
         self.mask_pub = self.create_publisher(UInt8MultiArray, TOPIC_LAYER_MASK, 5)
         self.stats_pub = self.create_publisher(DiagnosticStatus, TOPIC_POLICY_STATS, 5)
@@ -113,7 +115,10 @@ class PolicyNode(Node):
         return Observation(self.goal, q, image, privileged, stamp_s(self.frame[1].header.stamp)), ""
 
     def tick(self) -> None:
-        if not self.goal or self.backend is None:
+        if not self.goal:
+            return
+        if self.backend is None:  # reported while a goal waits, so the operator sees why nothing moves
+            self.status("halted", f"policy: {self.backend_error}", error=True)
             return
         obs, problem = self.check_inputs()
         if obs is None:
