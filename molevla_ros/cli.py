@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="simulated Franka + all nodes, one language goal, printed result")
     d.add_argument("--task", default="pick_place", choices=FAMILIES)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--backend", default="scripted_expert")
+    d.add_argument("--backend", default="scripted_expert", help="scripted_expert or mole_torch")
     d.add_argument("--timeout", type=float, default=60.0)
     d.add_argument("--out", default="results/demo")
     d.set_defaults(fn=cmd_demo)

@@ -30,6 +30,7 @@ class DemoDriver(Node):
         self.task: str | None = None
         self.statuses: list[str] = []
         self.latencies: list[float] = []
+        self.layers_kept: list[int] = []
         self.stamps: list[float] = []
         self.frames: list[np.ndarray] = []
         self.create_subscription(String, TOPIC_SIM_TASK, lambda m: setattr(self, "task", m.data), LATCHED_QOS)
@@ -43,6 +44,8 @@ class DemoDriver(Node):
         values = {kv.key: kv.value for kv in msg.values}
         self.latencies.append(float(values["latency_ms"]))
         self.stamps.append(time.monotonic())
+        if "layers_kept" in values:
+            self.layers_kept.append(int(values["layers_kept"]))
 
     def on_frame(self, msg: Image) -> None:
         if self.recording and time.monotonic() - self.last_frame >= 0.25:
@@ -89,6 +92,8 @@ def run_demo(task_family: str = "pick_place", seed: int = 0, backend: str = "scr
               "seconds": round(elapsed, 2), "policy_steps": len(node.latencies), "policy_hz": round(hz, 2),
               "step_latency_ms_mean": round(float(lat.mean()), 3),
               "step_latency_ms_p99": round(float(np.percentile(lat, 99)), 3)}
+    if node.layers_kept:
+        result["layers_kept_mean"] = round(float(np.mean(node.layers_kept)), 2)
     strip = out_dir / "episode_strip.png"
     save_strip(node.frames, strip, f"{node.task}  ->  {final}")
     result["strip"] = str(strip)

@@ -17,6 +17,7 @@ from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chu
 from molevla_ros.sim.scene import JOINT_NAMES
 
 GOAL = "touch the red cube"
+EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
 
 
 def _cdr_string(payload: bytes) -> bytes:
@@ -86,7 +87,7 @@ def _fake_world(probe, image_encoding="bgr8"):
 
 
 def test_image_to_policy_to_chunk(ros):
-    with ros(["camera", "policy"], {"policy": {"control_hz": 10.0}}) as probe:
+    with ros(["camera", "policy"], {"policy": EXPERT}) as probe:
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         frames = probe.listen(Image, "molevla/image", SENSOR_QOS)
         publish, goal_pub, image_pub = _fake_world(probe)
@@ -109,7 +110,7 @@ def test_image_to_policy_to_chunk(ros):
 
 @pytest.mark.parametrize("fault", ["nan_joints", "bad_encoding", "wrong_size"])
 def test_bad_inputs_give_status_and_no_chunk(ros, fault):
-    with ros(["camera", "policy"], {"policy": {"control_hz": 10.0}}) as probe:
+    with ros(["camera", "policy"], {"policy": EXPERT}) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         publish, goal_pub, image_pub = _fake_world(probe, "yuv422" if fault == "bad_encoding" else "bgr8")
@@ -193,7 +194,8 @@ def test_executor_rejects_nan_and_stale_chunks(ros):
 def test_full_loop_succeeds_in_sim(ros):
     """sim + camera + instruction + policy + executor: a language goal ends in 'succeeded'."""
     nodes = ["sim", "camera", "instruction", "policy", "executor"]
-    with ros(nodes, {"sim": {"task_family": "touch", "seed": 3}}) as probe:
+    overrides = {"sim": {"task_family": "touch", "seed": 3}, "policy": {"backend": "scripted_expert"}}
+    with ros(nodes, overrides) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         success = probe.listen(Bool, "molevla/task_success", 10)
         task = probe.listen(String, "sim/task", LATCHED_QOS)
