@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from molevla_ros.model.config import MoLeConfig
@@ -27,10 +26,3 @@ def load_model(path: Path, device: str = "cpu") -> MoLeVLA:
     model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
     return model.to(device).eval()
 
-
-def copy_weights(dst: MoLeVLA, src: MoLeVLA) -> None:
-    dst.load_state_dict(src.state_dict())
-
-
-def parameter_bytes(model: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.state_dict().values())
