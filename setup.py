@@ -25,6 +25,8 @@ setup(
         "ros-wheels": ["ros-jazzy-rclpy", "ros-rclpy[fastrtps]==7.1.6", "ros-jazzy-std-msgs", "ros-jazzy-std-srvs",
                        "ros-jazzy-sensor-msgs", "ros-jazzy-geometry-msgs", "ros-jazzy-trajectory-msgs",
                        "ros-jazzy-visualization-msgs", "ros-jazzy-diagnostic-msgs"],
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],  # mole_onnx backend and the ONNX graphs TensorRT builds from
+        "tensorrt": ["tensorrt"],  # mole_tensorrt (NVIDIA GPU machines; not installable in this project's CI)
         "test": ["pytest", "pytest-timeout", "transformers>=4.48"],  # transformers: Llama layer parity test
     },
     zip_safe=True,

@@ -92,6 +92,49 @@ def cmd_import_cogact(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_backends(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.backends import random_model_dir, run
+    from molevla_ros.bringup import resolve_model
+
+    if a.config == "cogact":
+        model_dir, label = random_model_dir(a.layers), f"CogACT-scale, random weights, {a.layers} Llama-2-7B layers"
+    else:
+        model_dir, label = resolve_model(a.model), f"model {a.model}"
+    run(model_dir, a.backends.split(","), a.iters, a.batch, Path(a.out), label)
+    return 0
+
+
+def cmd_bench_smoothness(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.smoothness import run
+
+    run(Path(a.episodes), a.limit, a.latency, Path(a.out))
+    return 0
+
+
+def cmd_export_onnx(a: argparse.Namespace) -> int:
+    from molevla_ros.backends.onnx_graphs import ensure_onnx, export_onnx
+    from molevla_ros.bringup import resolve_model
+
+    folder = export_onnx(resolve_model(a.model), Path(a.out), a.precision) if a.out else \
+        ensure_onnx(resolve_model(a.model), a.precision)
+    print(f"ONNX graph set: {folder}")
+    return 0
+
+
+def cmd_build_engines(a: argparse.Namespace) -> int:
+    from molevla_ros.backends.onnx_graphs import ensure_onnx
+    from molevla_ros.backends.tensorrt_graphs import TensorRTGraphs
+    from molevla_ros.bringup import resolve_model
+
+    try:
+        graphs = TensorRTGraphs(ensure_onnx(resolve_model(a.model), a.precision), a.device, a.max_batch)
+    except (ImportError, RuntimeError) as e:
+        print(f"cannot build TensorRT engines: {e}", file=sys.stderr)
+        return 2
+    print(f"engines ready ({len(graphs.engines)}; built now: {len(graphs.built)}, the rest loaded from the cache)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -99,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="simulated Franka + all nodes, one language goal, printed result")
     d.add_argument("--task", default="pick_place", choices=FAMILIES)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--backend", default="scripted_expert", help="scripted_expert or mole_torch")
+    d.add_argument("--backend", default="scripted_expert",
+                   help="scripted_expert, mole_torch, mole_onnx or mole_tensorrt")
     d.add_argument("--timeout", type=float, default=60.0)
     d.add_argument("--out", default="results/demo")
     d.set_defaults(fn=cmd_demo)
@@ -159,6 +203,38 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--out", required=True)
     im.add_argument("--config", help="config.json describing the checkpoint (default: CogACT-Base sizes)")
     im.set_defaults(fn=cmd_import_cogact)
+
+    bb = sub.add_parser("bench-backends", help="policy step latency/throughput per backend, full vs MoLe keep ratios")
+    bb.add_argument("--model", default="mole_small")
+    bb.add_argument("--config", choices=["model", "cogact"], default="model",
+                    help="cogact: random-weight CogACT-scale model (Llama-2-7B-sized layers) instead of --model")
+    bb.add_argument("--layers", type=int, default=32, help="decoder layers of the cogact configuration")
+    bb.add_argument("--backends", default="torch,onnx",
+                    help="comma list of: torch, onnx, torch-cuda, torch-cuda-fp16, torch-cuda-graphs, tensorrt")
+    bb.add_argument("--iters", type=int, default=30)
+    bb.add_argument("--batch", type=int, default=8, help="robots per batch for the throughput column")
+    bb.add_argument("--out", default="results/bench_backends")
+    bb.set_defaults(fn=cmd_bench_backends)
+
+    sm = sub.add_parser("bench-smoothness", help="velocity jumps and jerk at chunk boundaries, recorded episodes")
+    sm.add_argument("--episodes", default="data/episodes")
+    sm.add_argument("--limit", type=int, default=60, help="episodes to replay")
+    sm.add_argument("--latency", type=float, default=0.1, help="seconds from observation to chunk arrival")
+    sm.add_argument("--out", default="results/smoothness")
+    sm.set_defaults(fn=cmd_bench_smoothness)
+
+    ex = sub.add_parser("export-onnx", help="export a model's per-layer ONNX graph set (cached by model hash)")
+    ex.add_argument("--model", default="mole_small")
+    ex.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    ex.add_argument("--out", help="folder (default: the cache used by the backends)")
+    ex.set_defaults(fn=cmd_export_onnx)
+
+    be = sub.add_parser("build-engines", help="build (or verify cached) TensorRT engines ahead of time")
+    be.add_argument("--model", default="mole_small")
+    be.add_argument("--precision", choices=["fp32", "fp16"], default="fp16")
+    be.add_argument("--device", default="cuda")
+    be.add_argument("--max-batch", type=int, default=8)
+    be.set_defaults(fn=cmd_build_engines)
 
     a = ap.parse_args(argv)
     return a.fn(a)

@@ -17,7 +17,10 @@ from molevla_ros.bringup import PROFILES
 ARGUMENTS = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
     "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
-    "backend": ("scripted_expert", "Policy backend (scripted_expert works in simulation only)."),
+    "backend": ("scripted_expert", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
+                "(simulation only)."),
+    "device": ("cpu", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
+    "precision": ("fp32", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
     "task_family": ("pick_place", "Simulated scene: touch, push or pick_place."),
     "seed": ("0", "Simulated layout seed."),
 }
@@ -27,7 +30,7 @@ def describe(profile: str) -> LaunchDescription:
     share = get_package_share_directory("molevla_ros")
     arg = {k: LaunchConfiguration(k) for k in ARGUMENTS}
     overrides = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
-                 "policy": {"backend": arg["backend"]}}
+                 "policy": {"backend": arg["backend"], "device": arg["device"], "precision": arg["precision"]}}
     nodes = [
         Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
              parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],

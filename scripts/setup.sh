@@ -11,6 +11,6 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
 fi
-.venv/bin/python -m pip install -q -e '.[ros-wheels,test]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import rclpy, pybullet, molevla_ros" 2>&1 | grep -v "pybullet build time" || true
-.venv/bin/python -c "import rclpy, pybullet, molevla_ros" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }
+.venv/bin/python -m pip install -q -e '.[ros-wheels,onnx,test]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import rclpy, pybullet, onnxruntime, molevla_ros" 2>&1 | grep -v "pybullet build time" || true
+.venv/bin/python -c "import rclpy, pybullet, onnxruntime, molevla_ros" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }

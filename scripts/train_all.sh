@@ -9,8 +9,7 @@ M=.venv/bin/molevla
 EPISODES=${1:-100}
 EVAL=${2:-50}
 [ -d data/episodes ] || $M collect --episodes "$EPISODES" --out data/episodes
-$M train --stage teacher --out runs/teacher_stage1 --steps 3500
-$M train --stage teacher --init runs/teacher_stage1 --out runs/teacher --steps 1500 --lr 1e-4
+$M train --stage teacher --out runs/teacher --steps 6000
 for stage in mole mole_nokd random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800
 done

@@ -12,7 +12,7 @@ def chunk(vx_step=0.02, n=16, grip=1.0):
 
 
 def test_rows_indexed_by_stamp_and_latency_compensated():
-    ex = ChunkExecutor(action_dt=0.1, limits=Limits(max_linear_accel=1e9))
+    ex = ChunkExecutor(action_dt=0.1, limits=Limits(max_linear_accel=1e9, max_linear_jerk=np.inf))
     a = chunk()
     a[:, 0] = np.arange(16) * 0.001  # row i asks for i mm per step
     assert ex.add_chunk(10.0, a, now=10.25) is None  # arrives 0.25 s late
@@ -33,13 +33,30 @@ def test_speed_and_accel_limits_hold():
     assert max(v) == pytest.approx(0.3) and max(v) <= 0.3 + 1e-12
 
 
+def test_jerk_limit_holds_across_a_chunk_boundary_without_overshoot():
+    lim = Limits(max_linear_speed=0.3, max_linear_accel=3.0, max_linear_jerk=50.0)
+    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0, blend="latest")
+    ex.add_chunk(0.0, chunk(vx_step=0.01), now=0.0)  # 0.1 m/s
+    dt, v, a = 0.02, [0.0], [0.0]
+    for k in range(1, 40):
+        if k == 20:
+            ex.add_chunk(k * dt, chunk(vx_step=0.025), now=k * dt)  # boundary: step to 0.25 m/s
+        v.append(ex.step(k * dt, dt).linear[0])
+        a.append((v[-1] - v[-2]) / dt)
+    jerk = np.abs(np.diff(a)) / dt
+    assert np.all(np.abs(a) <= 3.0 + 1e-9)
+    assert np.sort(jerk)[-3] <= 50.0 + 1e-6, "only landing steps may exceed the jerk bound"
+    assert max(v[:20]) <= 0.1 + 1e-12 and max(v) <= 0.25 + 1e-12, "no overshoot"
+    assert v[19] == pytest.approx(0.1) and v[-1] == pytest.approx(0.25)
+
+
 def test_blending_averages_overlapping_chunks():
-    ex = ChunkExecutor(blend="average", blend_decay=0.5, limits=Limits(max_linear_accel=1e9, max_linear_speed=9))
+    ex = ChunkExecutor(blend="average", blend_decay=0.5, limits=Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf))
     ex.add_chunk(0.0, chunk(0.01), now=0.0)
     ex.add_chunk(0.05, chunk(0.04), now=0.05)
     cmd = ex.step(0.1, 0.02)  # newest weight 1, older 0.5
     assert cmd.linear[0] == pytest.approx((1 * 0.4 + 0.5 * 0.1) / 1.5)
-    latest = ChunkExecutor(blend="latest", limits=Limits(max_linear_accel=1e9, max_linear_speed=9))
+    latest = ChunkExecutor(blend="latest", limits=Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf))
     latest.add_chunk(0.0, chunk(0.01), now=0.0)
     latest.add_chunk(0.05, chunk(0.04), now=0.05)
     assert latest.step(0.1, 0.02).linear[0] == pytest.approx(0.4)
@@ -74,3 +91,17 @@ def test_chunk_running_out_halts():
     ex.add_chunk(0.0, chunk(n=3), now=0.0)
     assert ex.step(0.29, 0.02).active
     assert not ex.step(0.31, 0.02).active
+
+
+def test_blending_and_limits_smooth_chunk_boundaries():
+    """Chunks that disagree (a new plan every 0.2 s): blending + limits cut the velocity jumps."""
+    from molevla_ros.bench.smoothness import SETTINGS, metrics, replay
+
+    rng = np.random.default_rng(0)
+    chunks = [(0.2 * i, chunk(vx_step=float(rng.uniform(0.0, 0.03)))) for i in range(30)]
+    jump = {}
+    for s in SETTINGS:
+        _, vel, bounds = replay(chunks, s, latency=0.1)
+        jump[s.name] = metrics(vel, bounds, 0.02)["boundary_jump_max"]
+    assert jump["blended + limits (default)"] <= 3.0 * 0.02 + 1e-9  # the acceleration bound per 20 ms tick
+    assert jump["blended + limits (default)"] < 0.5 * jump["newest chunk, no limits"]

@@ -9,7 +9,7 @@ import torch
 
 from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
 from molevla_ros.model.io import load_model, save_model
-from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
 from molevla_ros.train.episodes import Samples
 from molevla_ros.train.trainer import TrainConfig, train
 
@@ -77,7 +77,8 @@ def test_soft_gate_forward_equals_real_skipping():
     """The training path (all layers, straight-through gate) computes what inference computes by skipping."""
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
-    x, valid, *_ = m.embed(*batch(4))
+    imgs, ids, valid, proprio = batch(4)
+    x, valid, *_ = m.embed(preprocess_images(imgs, 32), ids, valid, proprio)
     gate = torch.tensor([[1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]).float()
     with torch.no_grad():
         torch.testing.assert_close(m.llm(x, valid, gate, soft=True), m.llm(x, valid, gate, soft=False),

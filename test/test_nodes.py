@@ -6,15 +6,15 @@ import time
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
-from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg, stamp_s,
-                                      to_stamp)
-from molevla_ros.sim.scene import JOINT_NAMES
+from molevla_ros.bench.fake_robot import fake_robot_msgs
+from molevla_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg, stamp_s, to_stamp
 
 GOAL = "touch the red cube"
 EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
@@ -72,15 +72,9 @@ def _fake_world(probe, image_encoding="bgr8"):
             image = rgb_to_msg(rgb[:, :, ::-1] if image_encoding == "bgr8" else rgb, stamp, "cam")
             image.encoding = image_encoding
         image_pub.publish(image)
-        js = JointState(name=JOINT_NAMES, position=list(q if q is not None else [0.0] * 7 + [0.04, 0.04]))
-        js.header.stamp = stamp
+        js, markers = fake_robot_msgs(stamp, q)
         joints_pub.publish(js)
-        arr = MarkerArray()
-        for name, pos in {"ee": (0.45, 0.0, 0.3), "red_cube": (0.5, 0.1, 0.02)}.items():
-            m = Marker(ns=name)
-            m.pose.position.x, m.pose.position.y, m.pose.position.z = pos
-            arr.markers.append(m)
-        state_pub.publish(arr)
+        state_pub.publish(markers)
         return stamp
 
     return publish, goal_pub, image_pub
@@ -198,6 +192,7 @@ def test_full_loop_succeeds_in_sim(ros):
     with ros(nodes, overrides) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         success = probe.listen(Bool, "molevla/task_success", 10)
+        diagnostics = probe.listen(DiagnosticArray, "/diagnostics", 50)
         task = probe.listen(String, "sim/task", LATCHED_QOS)
         pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
         probe.wait_for(lambda: task and pub.get_subscription_count() > 0, 30, "nodes up")
@@ -207,21 +202,25 @@ def test_full_loop_succeeds_in_sim(ros):
         probe.wait_for(lambda: any(s.startswith("succeeded") for s in probe.statuses()), 40, "succeeded")
         seq = [s.split(":")[0] for s in probe.statuses() if s.split(":")[0] in ("accepted", "running", "succeeded")]
         assert seq[:3] == ["accepted", "running", "succeeded"], seq
+        reporting = {st.name for arr in diagnostics for st in arr.status}
+        assert {f"molevla: {n}" for n in nodes} <= reporting, f"every node on /diagnostics: {reporting}"
 
 
-def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path):
-    """The MoLe backend in the policy node: chunks from camera frames, the kept-layer mask on its topic."""
+@pytest.mark.parametrize("backend", ["mole_torch", "mole_onnx"])
+def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path, monkeypatch, backend):
+    """The MoLe backends in the policy node: chunks from camera frames, the kept-layer mask on its topic."""
     import torch
     from diagnostic_msgs.msg import DiagnosticStatus
     from std_msgs.msg import UInt8MultiArray
+    from test_model import tiny
 
     from molevla_ros.model.io import save_model
     from molevla_ros.model.mole_vla import MoLeVLA
-    from test_model import tiny
 
     torch.manual_seed(0)
     save_model(MoLeVLA(tiny(0.5)).eval(), tmp_path / "tiny_model")
-    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0}}
+    monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))  # where mole_onnx exports its graphs
+    overrides = {"policy": {"backend": backend, "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0}}
     with ros(["camera", "policy"], overrides) as probe:
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         masks = probe.listen(UInt8MultiArray, "molevla/layer_mask", 10)
@@ -238,7 +237,7 @@ def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path):
         mask = np.frombuffer(bytes(masks[-1].data), np.uint8)
         assert mask.shape == (6,) and mask.sum() == 3
         values = {kv.key: kv.value for kv in stats[-1].values}
-        assert values["backend"] == "mole_torch" and values["layers_kept"] == "3"
+        assert values["backend"] == backend and values["layers_kept"] == "3"
 
 
 def test_unavailable_backend_reports_and_never_moves(ros, tmp_path):

@@ -16,15 +16,22 @@ def _scripted(**kw: Any) -> PolicyBackend:
     return ScriptedExpertBackend(horizon=kw.get("horizon", 16))
 
 
-def _mole_torch(**kw: Any) -> PolicyBackend:
-    from molevla_ros.backends.mole_torch import MoLeTorchBackend
+def _mole(kind: str) -> Callable[..., PolicyBackend]:
+    def factory(**kw: Any) -> PolicyBackend:
+        from molevla_ros.backends.mole import make_mole_backend
+        from molevla_ros.bringup import resolve_model
 
-    from molevla_ros.bringup import resolve_model
+        return make_mole_backend(kind, resolve_model(kw["model_dir"]), kw.get("route", "mole"), kw.get("device", "cpu"),
+                                 kw.get("precision", "fp32"), kw.get("cuda_graphs", False))
+    return factory
 
-    return MoLeTorchBackend(resolve_model(kw["model_dir"]), kw.get("route", "mole"), kw.get("device", "cpu"))
 
-
-FACTORIES: dict[str, Callable[..., PolicyBackend]] = {"scripted_expert": _scripted, "mole_torch": _mole_torch}
+FACTORIES: dict[str, Callable[..., PolicyBackend]] = {
+    "scripted_expert": _scripted,
+    "mole_torch": _mole("torch"),  # PyTorch eager (CPU/CUDA), optional CUDA graphs and fp16/bf16
+    "mole_onnx": _mole("onnx"),  # ONNX Runtime, CPU
+    "mole_tensorrt": _mole("tensorrt"),  # TensorRT engines per graph (GPU, needs the tensorrt package)
+}
 
 
 def make_backend(name: str, **kw: Any) -> PolicyBackend:
@@ -32,5 +39,5 @@ def make_backend(name: str, **kw: Any) -> PolicyBackend:
         raise BackendUnavailable(f"unknown policy backend {name!r}; available: {', '.join(FACTORIES)}")
     try:
         return FACTORIES[name](**kw)
-    except (ImportError, FileNotFoundError, RuntimeError) as e:
+    except (ImportError, FileNotFoundError, RuntimeError, ValueError, KeyError) as e:
         raise BackendUnavailable(f"policy backend {name!r} cannot load ({e}); available: {', '.join(FACTORIES)}") from e

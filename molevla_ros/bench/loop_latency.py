@@ -26,13 +26,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
+from molevla_ros.bench.fake_robot import fake_robot_msgs
 from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
                                       TOPIC_TWIST, rgb_to_msg, stamp_s)
-from molevla_ros.sim.scene import JOINT_NAMES
 
 
 class Feeder(Node):
@@ -66,15 +66,9 @@ class Feeder(Node):
         self.sent += 1
 
     def publish_robot(self) -> None:
-        js = JointState(name=JOINT_NAMES, position=[0.0] * 7 + [0.04, 0.04])
-        js.header.stamp = self.get_clock().now().to_msg()
+        js, markers = fake_robot_msgs(self.get_clock().now().to_msg())
         self.joint_pub.publish(js)
-        arr = MarkerArray()
-        for name, pos in {"ee": (0.45, 0.0, 0.3), "red_cube": (0.5, 0.1, 0.02)}.items():
-            m = Marker(ns=name)
-            m.pose.position.x, m.pose.position.y, m.pose.position.z = pos
-            arr.markers.append(m)
-        self.state_pub.publish(arr)
+        self.state_pub.publish(markers)
 
     def on_frame(self, msg: Image) -> None:
         self.frames_rx.append(self.now() - stamp_s(msg.header.stamp))

@@ -22,6 +22,8 @@ class Limits:
     max_angular_speed: float = 1.0  # rad/s
     max_linear_accel: float = 3.0  # m/s^2
     max_angular_accel: float = 8.0  # rad/s^2
+    max_linear_jerk: float = 50.0  # m/s^3
+    max_angular_jerk: float = 400.0  # rad/s^3
 
 
 @dataclass
@@ -60,6 +62,8 @@ class ChunkExecutor:
         self._chunks: list[tuple[float, np.ndarray]] = []
         self._lin = np.zeros(3)
         self._ang = np.zeros(3)
+        self._lin_acc = np.zeros(3)
+        self._ang_acc = np.zeros(3)
 
     def add_chunk(self, stamp: float, actions: np.ndarray, now: float) -> str | None:
         """Queue a chunk; returns the reason it was rejected, or None."""
@@ -82,8 +86,8 @@ class ChunkExecutor:
         self._halt_reason = reason
         self._chunks.clear()
         self._last_chunk = None
-        self._lin[:] = 0.0
-        self._ang[:] = 0.0
+        for v in (self._lin, self._ang, self._lin_acc, self._ang_acc):
+            v[:] = 0.0
 
     def _rows_at(self, now: float) -> list[np.ndarray]:
         """The row of every queued chunk that covers ``now``, newest first; expired chunks are dropped."""
@@ -115,17 +119,39 @@ class ChunkExecutor:
             w = self.blend_decay ** np.arange(len(rows))
             action = (w[:, None] * np.stack(rows)).sum(0) / w.sum()
         lim = self.limits
-        self._lin = _limit(action[:3] / self.action_dt, self._lin, lim.max_linear_speed, lim.max_linear_accel * dt)
-        self._ang = _limit(action[3:6] / self.action_dt, self._ang, lim.max_angular_speed, lim.max_angular_accel * dt)
+        self._lin, self._lin_acc = limit_motion(action[:3] / self.action_dt, self._lin, self._lin_acc, dt,
+                                                lim.max_linear_speed, lim.max_linear_accel, lim.max_linear_jerk)
+        self._ang, self._ang_acc = limit_motion(action[3:6] / self.action_dt, self._ang, self._ang_acc, dt,
+                                                lim.max_angular_speed, lim.max_angular_accel, lim.max_angular_jerk)
         return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking")
 
 
-def _limit(want: np.ndarray, prev: np.ndarray, max_speed: float, max_delta: float) -> np.ndarray:
-    """Clamp the change from ``prev`` to ``max_delta`` and the magnitude to ``max_speed``."""
-    delta = want - prev
-    n = np.linalg.norm(delta)
-    if n > max_delta:
-        delta *= max_delta / n
-    out = prev + delta
-    n = np.linalg.norm(out)
-    return out * (max_speed / n) if n > max_speed else out
+def _clamp_norm(x: np.ndarray, limit: float) -> np.ndarray:
+    n = float(np.linalg.norm(x))
+    return x * (limit / n) if n > limit else x
+
+
+def limit_motion(want: np.ndarray, vel: np.ndarray, acc: np.ndarray, dt: float, max_speed: float, max_accel: float,
+                 max_jerk: float) -> tuple[np.ndarray, np.ndarray]:
+    """Next (velocity, acceleration) towards the velocity ``want`` with |v|, |a| and |da/dt| bounded.
+
+    The acceleration asked for shrinks as sqrt(2 * jerk * |dv|) near the target, so it can be ramped back
+    to zero in time (no overshoot ringing). Speed and acceleration bounds hold exactly on every step; the
+    jerk bound holds except on the step that lands on the target (a small, final change of acceleration).
+    """
+    want = _clamp_norm(want, max_speed)
+    dv = want - vel
+    gap = float(np.linalg.norm(dv))
+    if dt <= 0:
+        return vel.copy(), acc.copy()
+    if gap < 1e-12:  # on target: hold it
+        return want, np.zeros_like(acc)
+    # Largest acceleration that can still be ramped down (jerk * dt per step) before reaching the target.
+    braking = max_jerk * (np.sqrt(dt * dt / 4 + 2 * gap / max_jerk) - dt / 2) if np.isfinite(max_jerk) else np.inf
+    wanted_acc = dv / gap * min(max_accel, braking, gap / dt)
+    new_acc = _clamp_norm(acc + _clamp_norm(wanted_acc - acc, max_jerk * dt), max_accel)
+    new_vel = vel + new_acc * dt
+    if float(np.dot(want - new_vel, dv)) <= 0:  # reaches or passes the target: land on it
+        new_vel = want.copy()
+    new_vel = _clamp_norm(new_vel, max_speed)
+    return new_vel, (new_vel - vel) / dt

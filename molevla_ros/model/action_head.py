@@ -7,6 +7,7 @@ classifier-free guidance through a learned unconditional vector.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -139,18 +140,32 @@ class DiffusionActionHead(nn.Module):
         return F.mse_loss(self.eps(noisy, t, cond), noise)
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM (eta 0) with classifier-free guidance; returns normalised actions [B, H, A] in [-1, 1]."""
-        cfg, b = self.cfg, cond.shape[0]
-        x = torch.randn(b, cfg.horizon, cfg.action_dim, generator=generator, device=cond.device, dtype=cond.dtype)
-        ts = torch.linspace(cfg.train_steps - 1, 0, cfg.infer_steps).round().long().tolist()
-        both = torch.cat([cond, self.uncond.expand_as(cond)], 0)
-        for i, t in enumerate(ts):
-            tt = torch.full((2 * b,), t, device=cond.device, dtype=torch.long)
-            e_c, e_u = self.eps(torch.cat([x, x], 0), tt, both).chunk(2)
-            e = e_u + cfg.cfg_scale * (e_c - e_u)
-            a = self.alphas_cumprod[t]
-            a_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
-            x0 = ((x - (1 - a).sqrt() * e) / a.sqrt()).clamp(-1, 1)
-            x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * e
-        return x.clamp(-1, 1)
+    def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+        """DDIM (eta 0) with classifier-free guidance from `noise` (drawn from `generator` if None);
+        returns normalised actions [B, H, A] in [-1, 1]."""
+        if noise is None:
+            noise = torch.randn(cond.shape[0], self.cfg.horizon, self.cfg.action_dim, generator=generator,
+                                device=cond.device, dtype=cond.dtype)
+        return ddim_sample(self.eps, noise, cond, self.uncond, self.alphas_cumprod, self.cfg)
+
+
+@torch.no_grad()
+def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
+                cond: torch.Tensor, uncond: torch.Tensor, alphas_cumprod: torch.Tensor,
+                cfg: ActionHeadConfig) -> torch.Tensor:
+    """The DDIM loop around any epsilon predictor eps(noisy [2B, H, A], t [2B], cond [2B, D]) (the torch head,
+    an ONNX Runtime session or a TensorRT engine). Conditional and unconditional passes share one batch."""
+    b, x = cond.shape[0], noise
+    ts = torch.linspace(cfg.train_steps - 1, 0, cfg.infer_steps).round().long().tolist()
+    both = torch.cat([cond, uncond.to(cond.dtype).expand_as(cond)], 0)
+    alphas = alphas_cumprod.to(torch.float32).cpu()
+    for i, t in enumerate(ts):
+        tt = torch.full((2 * b,), t, device=cond.device, dtype=torch.long)
+        e_c, e_u = eps(torch.cat([x, x], 0), tt, both).chunk(2)
+        e = e_u + cfg.cfg_scale * (e_c - e_u)
+        a = float(alphas[t])
+        a_prev = float(alphas[ts[i + 1]]) if i + 1 < len(ts) else 1.0
+        x0 = ((x - math.sqrt(1 - a) * e) / math.sqrt(a)).clamp(-1, 1)
+        x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * e
+    return x.clamp(-1, 1)

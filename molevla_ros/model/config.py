@@ -17,6 +17,7 @@ class VisionConfig:
     image_size: int = 96
     patch_size: int = 12
     feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
+    film: bool = False  # patch_cnn only: instruction-conditioned features (FiLM, as in RT-1's image tokenizer)
 
     @property
     def n_tokens(self) -> int:
@@ -81,14 +82,18 @@ class MoLeConfig:
 
     @classmethod
     def load(cls, path: Path) -> "MoLeConfig":
-        d = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MoLeConfig":
         return cls(vision=VisionConfig(**d["vision"]), llm=LLMConfig(**d["llm"]), router=RouterConfig(**d["router"]),
                    action_head=ActionHeadConfig(**d["action_head"]), projector_dims=tuple(d["projector_dims"]),
                    proprio_dim=d["proprio_dim"], action_dt=d["action_dt"])
 
 
 def small() -> MoLeConfig:
-    return MoLeConfig()
+    """The shipped model's configuration."""
+    return MoLeConfig(vision=VisionConfig(film=True))
 
 
 def cogact_base(layers: int = 32) -> MoLeConfig:

@@ -6,6 +6,8 @@ it (inference), or on all samples with a straight-through gate (training).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -108,23 +110,42 @@ class LlamaStack(nn.Module):
         """
         b, t, _ = h.shape
         cos, sin = rotary(self.cfg, t, h.device, h.dtype)
-        causal = torch.ones(t, t, dtype=torch.bool, device=h.device).tril()
-        mask = causal[None, None] & key_valid[:, None, None, :]  # [B, 1, T, T]
+        mask = attention_mask(key_valid)
+        if gate is not None and not soft:
+            return self.norm(run_routed(h, gate, lambda k, x, idx: self.layers[k](x, cos, sin, mask[idx]),
+                                        self.layer_calls))
         for k, layer in enumerate(self.layers):
             if gate is None:
                 h = layer(h, cos, sin, mask)
-                self.layer_calls[k] += b
-            elif soft:
+            else:
                 g = gate[:, k, None, None].to(h.dtype)
                 h = g * layer(h, cos, sin, mask) + (1 - g) * h
-                self.layer_calls[k] += b
-            else:
-                keep = gate[:, k] > 0.5
-                n = int(keep.sum())
-                if n == b:
-                    h = layer(h, cos, sin, mask)
-                elif n > 0:
-                    idx = keep.nonzero(as_tuple=True)[0]
-                    h = h.index_copy(0, idx, layer(h[idx], cos, sin, mask[idx]))
-                self.layer_calls[k] += n
+            self.layer_calls[k] += b
         return self.norm(h)
+
+
+def attention_mask(key_valid: torch.Tensor) -> torch.Tensor:
+    """Causal mask that also hides padding keys: [B, 1, T, T] bool from key_valid [B, T]."""
+    t = key_valid.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=key_valid.device).tril()
+    return causal[None, None] & key_valid[:, None, None, :]
+
+
+def run_routed(h: torch.Tensor, gate: torch.Tensor,
+               layer: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+               calls: list[int] | None = None) -> torch.Tensor:
+    """Routed execution shared by every backend: layer k runs, as layer(k, h[idx], idx), only on the
+    samples idx whose gate row kept it; the others pass through untouched and cost nothing."""
+    b = h.shape[0]
+    everyone = torch.arange(b, device=h.device)
+    for k in range(gate.shape[1]):
+        keep = gate[:, k] > 0.5
+        n = int(keep.sum())
+        if n == b:
+            h = layer(k, h, everyone)
+        elif n > 0:
+            idx = keep.nonzero(as_tuple=True)[0]
+            h = h.index_copy(0, idx, layer(k, h[idx], idx))
+        if calls is not None:
+            calls[k] += n
+    return h

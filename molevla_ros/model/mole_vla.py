@@ -18,7 +18,7 @@ from torch import nn
 from molevla_ros.model.action_head import DiffusionActionHead
 from molevla_ros.model.config import LLMConfig, MoLeConfig, VisionConfig
 from molevla_ros.model.llama import LlamaStack
-from molevla_ros.model.router import Route, STARRouter
+from molevla_ros.model.router import Route, STARRouter, top_k_mask
 
 PAD, BOS = 0, 1  # token ids; words hash into 2 .. vocab - 1
 ROUTE_MODES = ("full", "mole", "random", "first_k")
@@ -42,18 +42,54 @@ def tokenize(texts: list[str], cfg: LLMConfig) -> tuple[torch.Tensor, torch.Tens
 
 
 class PatchCNN(nn.Module):
-    """Small convolutional patch encoder trained from scratch: image -> (image_size / patch_size)^2 tokens."""
+    """Small convolutional patch encoder trained from scratch: image -> (image_size / patch_size)^2 tokens.
 
-    def __init__(self, cfg: VisionConfig) -> None:
+    With cfg.film, a summary of the instruction scales and shifts the feature maps of both convolutions
+    (FiLM, initialised to identity), so the tokens can already stress the objects the goal names. A
+    from-scratch encoder trained on a few hundred episodes grounds colour words far more easily this way.
+    """
+
+    def __init__(self, cfg: VisionConfig, text_dim: int) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, 64, 4, stride=2, padding=1)
         k = cfg.patch_size // 2
         self.patch = nn.Conv2d(64, cfg.feature_dim, k, stride=k)
         self.pos = nn.Parameter(torch.randn(1, cfg.n_tokens, cfg.feature_dim) * 0.02)
+        self.film = nn.Linear(text_dim, 2 * (64 + cfg.feature_dim)) if cfg.film else None
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = self.patch(F.gelu(self.stem(img)))
+    def forward(self, img: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """img [B, 3, S, S]; text [B, text_dim] (needed with FiLM)."""
+        x = self.stem(img)
+        if self.film is not None:
+            g1, b1, g2, b2 = self.film(text).split([64, 64, self.patch.out_channels, self.patch.out_channels], -1)
+            x = x * (1 + g1[..., None, None]) + b1[..., None, None]
+        x = self.patch(F.gelu(x))
+        if self.film is not None:
+            x = x * (1 + g2[..., None, None]) + b2[..., None, None]
         return x.flatten(2).transpose(1, 2) + self.pos
+
+
+def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> normalised float [B, 3, size, size] (the patch encoder's input)."""
+    x = images.permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - 0.5) / 0.25
+
+
+def fixed_gate(mode: str, b: int, n: int, k: int, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """[B, L] gate of the router-free baselines: random (k random layers per sample) or first_k."""
+    if mode == "random":
+        return top_k_mask(torch.rand(b, n, generator=generator, device=device), k)
+    if mode == "first_k":
+        gate = torch.zeros(b, n, device=device)
+        gate[:, :k] = 1.0
+        return gate
+    raise ValueError(f"no fixed gate for mode {mode!r}")
 
 
 def layer_flops(cfg: LLMConfig, tokens: int) -> float:
@@ -81,7 +117,7 @@ class MoLeVLA(nn.Module):
         self.cfg = cfg
         # "dinov2_siglip" (CogACT): the frozen DINOv2 + SigLIP encoders are not part of this package; their
         # per-patch features [B, 256, 2176] are passed in as vision_features.
-        self.vision = PatchCNN(cfg.vision) if cfg.vision.kind == "patch_cnn" else None
+        self.vision = PatchCNN(cfg.vision, cfg.llm.hidden) if cfg.vision.kind == "patch_cnn" else None
         dims = (cfg.vision.feature_dim, *cfg.projector_dims)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -109,27 +145,23 @@ class MoLeVLA(nn.Module):
     def unnormalize_actions(self, a: torch.Tensor) -> torch.Tensor:
         return (a + 1) / 2 * (self.action_high - self.action_low) + self.action_low
 
-    def preprocess_images(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, H, W, 3] -> normalised float [B, 3, S, S]."""
-        x = images.permute(0, 3, 1, 2).float() / 255.0
-        s = self.cfg.vision.image_size
-        if x.shape[-1] != s or x.shape[-2] != s:
-            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
-        return (x - 0.5) / 0.25
-
     # ---- forward ------------------------------------------------------------------------------
-    def embed(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
+    def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
               proprio: torch.Tensor, vision_features: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
+        """Backbone input [B, T, D], key validity [B, T], vision and text positions, normalised proprio.
+        pixels: preprocess_images() output (patch_cnn); vision_features: encoder features (dinov2_siglip)."""
+        b, dev = text_ids.shape[0], text_ids.device
+        txt = self.llm.embed_tokens(text_ids)
         if vision_features is None:
             if self.vision is None:
                 raise ValueError(f"vision kind {self.cfg.vision.kind!r} needs vision_features from its encoder")
-            vision_features = self.vision(self.preprocess_images(images))
-        b, dev = text_ids.shape[0], text_ids.device
+            w = text_valid[..., None].to(txt.dtype)
+            summary = (txt * w).sum(1) / w.sum(1).clamp(min=1)  # mean instruction-token embedding
+            vision_features = self.vision(pixels, summary)
         vis = self.projector(vision_features)
         prop = (proprio - self.proprio_mean) / self.proprio_std
-        bos = self.llm.embed_tokens(torch.full((b, 1), BOS, device=dev))
-        txt = self.llm.embed_tokens(text_ids)
+        bos = self.llm.embed_tokens.weight[BOS].expand(b, 1, -1)
         cog = self.cognition_token.expand(b, 1, -1)
         x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)
         nv = vis.shape[1]
@@ -142,19 +174,16 @@ class MoLeVLA(nn.Module):
                 generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
         first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate."""
-        x, valid, vis, txt, prop = self.embed(images, text_ids, text_valid, proprio, vision_features)
+        pixels = None if images is None else preprocess_images(images, self.cfg.vision.image_size)
+        x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, vision_features)
         b, n = x.shape[0], self.cfg.llm.layers
         k = self.cfg.router.keep(n)
         route, gate = None, None
         if mode == "mole":
             route = self.router(x, vis, txt, text_valid, prop, k, stochastic=soft)
             gate = route.mask
-        elif mode == "random":
-            scores = torch.rand(b, n, generator=generator, device=x.device)
-            gate = torch.zeros(b, n, device=x.device).scatter(-1, scores.topk(k, -1).indices, 1.0)
-        elif mode == "first_k":
-            gate = torch.zeros(b, n, device=x.device)
-            gate[:, :k] = 1.0
+        elif mode in ("random", "first_k"):
+            gate = fixed_gate(mode, b, n, k, generator, x.device)
         elif mode != "full":
             raise ValueError(f"mode must be one of {ROUTE_MODES}")
         hidden = self.llm(x, valid, gate, soft=soft and route is not None)
@@ -163,13 +192,15 @@ class MoLeVLA(nn.Module):
 
     @torch.no_grad()
     def act(self, images: np.ndarray, instructions: list[str], proprio: np.ndarray, mode: str = "mole",
-            generator: torch.Generator | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Action chunks [B, H, 7] in robot units (gripper 1 open / 0 closed) and the layer masks [B, L]."""
+            generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Action chunks [B, H, 7] in robot units (gripper 1 open / 0 closed) and the layer masks [B, L].
+        noise: initial DDIM noise [B, H, 7] (drawn from generator if None)."""
         dev = self.action_low.device
         ids, valid = tokenize(instructions, self.cfg.llm)
         out = self(torch.as_tensor(images, device=dev), ids.to(dev), valid.to(dev),
                    torch.as_tensor(proprio, dtype=torch.float32, device=dev), mode=mode, generator=generator)
-        chunk = self.unnormalize_actions(self.head.sample(out.cognition, generator)).cpu().numpy()
+        chunk = self.unnormalize_actions(self.head.sample(out.cognition, generator, noise)).cpu().numpy()
         chunk[..., 6] = (chunk[..., 6] >= 0.5).astype(chunk.dtype)
         mask = None if out.gate is None else out.gate.cpu().numpy().astype(np.uint8)
         return chunk, mask

@@ -22,6 +22,11 @@ class Route:
         return (self.mask.detach() * self.probs).mean()
 
 
+def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """[B, L] 0/1 float mask with ones at each row's k highest scores."""
+    return torch.zeros_like(scores).scatter(-1, scores.topk(k, -1).indices, 1.0)
+
+
 class STARRouter(nn.Module):
     def __init__(self, hidden: int, n_layers: int, cfg: RouterConfig, proprio_dim: int) -> None:
         super().__init__()
@@ -37,9 +42,9 @@ class STARRouter(nn.Module):
         self.alpha = nn.Linear(r, 1)
         nn.init.constant_(self.alpha.bias, 1.0)
 
-    def forward(self, x: torch.Tensor, vision: slice, text: slice, text_valid: torch.Tensor,
-                proprio: torch.Tensor | None, k: int, stochastic: bool) -> Route:
-        """x: input embeddings [B, T, D]; vision/text: their positions in x."""
+    def scores(self, x: torch.Tensor, vision: slice, text: slice, text_valid: torch.Tensor,
+               proprio: torch.Tensor | None) -> torch.Tensor:
+        """Layer logits [B, L]; x: input embeddings [B, T, D]; vision/text: their positions in x."""
         z = self.proj(x)
         spatial = self.spatial(z[:, vision].mean(1))
         tokens, valid = z[:, text], text_valid
@@ -49,12 +54,16 @@ class STARRouter(nn.Module):
         enc = self.temporal(tokens, src_key_padding_mask=~valid)
         w = valid[..., None].to(enc.dtype)
         temporal = self.temporal_out((enc * w).sum(1) / w.sum(1).clamp(min=1))
-        logits = (spatial + temporal) * torch.sigmoid(self.alpha(z[:, 0]))
+        return (spatial + temporal) * torch.sigmoid(self.alpha(z[:, 0]))
+
+    def forward(self, x: torch.Tensor, vision: slice, text: slice, text_valid: torch.Tensor,
+                proprio: torch.Tensor | None, k: int, stochastic: bool) -> Route:
+        logits = self.scores(x, vision, text, text_valid, proprio)
         probs = logits.softmax(-1)
         if stochastic:  # Gumbel-softmax relaxation for training
             g = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)))
             soft = F.softmax((logits + g) / self.cfg.gumbel_tau, -1)
         else:
             soft = probs
-        hard = torch.zeros_like(soft).scatter(-1, soft.topk(k, -1).indices, 1.0)
+        hard = top_k_mask(soft, k)
         return Route(hard - soft.detach() + soft, probs, logits)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration as DurationMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -40,6 +41,7 @@ TOPIC_ESTOP = "molevla/estop"
 TOPIC_SUCCESS = "molevla/task_success"
 TOPIC_SIM_TASK = "sim/task"
 TOPIC_SIM_STATE = "sim/privileged_state"
+TOPIC_DIAGNOSTICS = "/diagnostics"  # absolute: the diagnostic aggregator's standard topic
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,38 @@ def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
 
 
 class Status:
-    """Publishes '<state>: <reason>' on molevla/status and logs it; repeats are suppressed."""
+    """Publishes '<state>: <reason>' on molevla/status and logs it; repeats are suppressed.
 
-    def __init__(self, node: Node) -> None:
+    The same state goes to /diagnostics (diagnostic_msgs/DiagnosticArray, once per second, the standard
+    aggregator topic) with `values` (counters a node keeps there) attached: ERROR after an error report,
+    else OK.
+    """
+
+    def __init__(self, node: Node, diagnostics_hz: float = 1.0) -> None:
         self._node = node
         self._pub = node.create_publisher(String, TOPIC_STATUS, RELIABLE_QOS)
+        self._diag_pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
         self._last = ""
+        self._error = False
+        self.values: dict[str, Any] = {}
+        ns = node.get_namespace().rstrip("/")
+        self._name = f"{ns}/{node.get_name()}".lstrip("/")
+        node.create_timer(1.0 / diagnostics_hz, self.publish_diagnostics)
+
+    def publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.ERROR if self._error else DiagnosticStatus.OK
+        values = [KeyValue(key=k, value=str(v)) for k, v in self.values.items()]
+        st = DiagnosticStatus(level=level, name=f"molevla: {self._name}", hardware_id="molevla_ros",
+                              message=self._last or "starting", values=values)
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self._node.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
 
     def __call__(self, state: str, reason: str, *, error: bool = False, repeat: bool = False) -> None:
         text = f"{state}: {reason}"
         if text == self._last and not repeat:
             return
-        self._last = text
+        self._last, self._error = text, error
         if error:  # two call sites: rclpy refuses one call site logging at two severities
             self._node.get_logger().error(text)
         else:

@@ -27,6 +27,8 @@ PARAMS = [
     Param("max_angular_speed", 1.0, "rad/s, end-effector."),
     Param("max_linear_accel", 3.0, "m/s^2, end-effector."),
     Param("max_angular_accel", 8.0, "rad/s^2, end-effector."),
+    Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes)."),
+    Param("max_angular_jerk", 400.0, "rad/s^3, end-effector."),
     Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
 ]
 
@@ -36,7 +38,7 @@ class ExecutorNode(Node):
         super().__init__("executor")
         p = self.p = declare(self, PARAMS)
         self.core = ChunkExecutor(p.action_dt, Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel,
-                                                      p.max_angular_accel),
+                                                      p.max_angular_accel, p.max_linear_jerk, p.max_angular_jerk),
                                   p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
         self.status = Status(self)
         self.twist_pub = self.create_publisher(TwistStamped, TOPIC_TWIST, 10)
@@ -56,6 +58,7 @@ class ExecutorNode(Node):
             return
         problem = self.core.add_chunk(stamp_s(msg.header.stamp), msg_to_chunk(msg), now_s(self))
         if problem:
+            self.status.values["chunks_rejected"] = self.status.values.get("chunks_rejected", 0) + 1
             self.core.halt(f"rejected chunk: {problem}")
             self.status("halted", f"executor rejected a chunk: {problem}", error=True)
 
@@ -86,6 +89,7 @@ class ExecutorNode(Node):
         elif self.active:
             self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
         self.active = cmd.active
+        self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop)
         self.twist_pub.publish(msg)  # zero twist while halted: MoveIt Servo holds position
         if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
             self.gripper = cmd.gripper_open

@@ -30,10 +30,13 @@ FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 PARAMS = [
     Param("backend", "scripted_expert",
-          "Policy backend. scripted_expert reads simulator ground truth (sim only, not a learned policy)."),
+          "Policy backend: mole_torch (PyTorch), mole_onnx (ONNX Runtime, CPU), mole_tensorrt (TensorRT, GPU), or "
+          "scripted_expert (reads simulator ground truth; sim only, not a learned policy)."),
     Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/."),
     Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit)."),
-    Param("device", "cpu", "Torch device for the model backends (cpu, cuda, cuda:1, ...)."),
+    Param("device", "cpu", "Device for mole_torch / mole_tensorrt (cpu, cuda, cuda:1, ...)."),
+    Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines."),
+    Param("cuda_graphs", False, "mole_torch on CUDA: replay one captured CUDA graph per (layer, batch size)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
     Param("horizon", 16, "Action steps per chunk."),
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
@@ -51,7 +54,8 @@ class PolicyNode(Node):
         self.backend_error = ""
         try:
             self.backend = make_backend(self.p.backend, horizon=self.p.horizon, model_dir=self.p.model_dir,
-                                        route=self.p.route, device=self.p.device)
+                                        route=self.p.route, device=self.p.device, precision=self.p.precision,
+                                        cuda_graphs=self.p.cuda_graphs)
         except BackendUnavailable as e:
             self.backend_error = str(e)
             self.status("error", self.backend_error, error=True)
@@ -149,6 +153,7 @@ class PolicyNode(Node):
         hz = 1.0 / (now - self.last_step) if self.last_step else 0.0
         self.last_step = now
         self.steps += 1
+        self.status.values.update(backend=self.backend.name, steps=self.steps, latency_ms=round(latency * 1e3, 3))
         values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.3f}", "rate_hz": f"{hz:.2f}",
                   "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(self.steps),
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}

@@ -15,8 +15,8 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GRIPPER, TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES,
-                                      TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST, Param, declare,
-                                      rgb_to_msg, run)
+                                      TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST, Param, Status,
+                                      declare, rgb_to_msg, run)
 from molevla_ros.sim.scene import FrankaTableSim, SimConfig
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
@@ -51,6 +51,8 @@ class SimNode(Node):
         self.seed = p.seed
         self.reset()
         self.create_timer(0.01, self.tick)
+        self.diagnostics = Status(self)  # /diagnostics only: the sim reports on its log, not molevla/status
+        self.diagnostics.values.update(task=self.sim.task.instruction, seed=self.seed)
         self.get_logger().info(f"simulating '{self.sim.task.instruction}' (family {p.task_family}, seed {self.seed})")
 
     def reset(self) -> None:
@@ -62,6 +64,7 @@ class SimNode(Node):
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self.seed += 1
         self.reset()
+        self.diagnostics.values.update(task=self.sim.task.instruction, seed=self.seed)
         resp.success, resp.message = True, self.sim.task.instruction
         return resp
 
@@ -73,6 +76,7 @@ class SimNode(Node):
         else:
             self.get_logger().error("ignoring a twist with NaN/Inf")
             self.twist = None
+            self.diagnostics.values["bad_twists"] = self.diagnostics.values.get("bad_twists", 0) + 1
 
     def on_gripper(self, msg: Float64) -> None:
         if np.isfinite(msg.data):

@@ -36,7 +36,7 @@ class TrainConfig:
     init: str | None = None  # model directory to start from (students start from the teacher)
     steps: int = 3000
     batch: int = 32
-    lr: float = 3e-4
+    lr: float = 3e-4  # peak; 100 warm-up steps, then cosine decay to lr / 10 at the last step
     seed: int = 0
     ema: float = 0.999
     cog_weight: float = 0.5
@@ -83,6 +83,14 @@ def _augment(images: torch.Tensor, gen: torch.Generator, shift: int = 3) -> torc
     return x.permute(0, 2, 3, 1).round().to(torch.uint8)
 
 
+def lr_factor(step: int, total: int, warmup: int = 100) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine from 1 to 0.1."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
     with torch.no_grad():
         for pt, ps in zip(teacher.layers.parameters(), student.layers.parameters()):
@@ -111,6 +119,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     distil = tc.stage == "mole"
     teacher = copy.deepcopy(model.llm).eval().requires_grad_(False) if distil else None
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
     history: list[dict] = []
     start = 0
@@ -119,6 +128,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
         if teacher is not None:
             teacher.load_state_dict(state["teacher"])
         gen.set_state(state["gen"])
@@ -146,6 +156,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sched.step()
         if teacher is not None:
             ema_update(teacher, model.llm, tc.ema)
         for k, v in losses.items():
@@ -154,7 +165,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             history.append({"step": step, **{k: v.item() for k, v in losses.items()}})
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
         if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "history": history,
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step + 1, "history": history,
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state()}, ckpt)
     model.eval()

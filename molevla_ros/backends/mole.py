@@ -1,0 +1,73 @@
+"""MoLe-VLA policy backends: the same model and serving pipeline on PyTorch, ONNX Runtime or TensorRT."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from molevla_ros.backends.base import Observation, PolicyOutput
+from molevla_ros.backends.routed import Request, RoutedPolicy
+from molevla_ros.model.mole_vla import layer_flops
+
+
+class MoLeBackend:
+    needs_privileged_state = False
+
+    def __init__(self, name: str, policy: RoutedPolicy, route: str = "mole", seed: int = 0) -> None:
+        self.name, self.policy, self.route, self.seed = name, policy, route, seed
+        self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
+        cfg = policy.cfg
+        self._layer_gflops = layer_flops(cfg.llm, 3 + cfg.vision.n_tokens + cfg.llm.max_text) / 1e9
+
+    def reset(self) -> None:
+        self.gen.manual_seed(self.seed)
+
+    def act(self, obs: Observation) -> PolicyOutput:
+        return self.act_batch([obs])[0]
+
+    def act_batch(self, observations: list[Observation]) -> list[PolicyOutput]:
+        """One batched step for several robots; each keeps its own route. Noise is drawn per request in
+        order, so a batch gives what the same requests give one at a time."""
+        ah = self.policy.cfg.action_head
+        requests = [Request(o.instruction, o.joint_positions, o.image) for o in observations]
+        noise = torch.stack([torch.randn(ah.horizon, ah.action_dim, generator=self.gen) for _ in requests])
+        res = self.policy.step(requests, noise, self.route, generator=self.gen)
+        outs = []
+        for chunk, mask in zip(res.chunks, res.masks):
+            kept = int(mask.sum())
+            outs.append(PolicyOutput(chunk, mask, {"layers_kept": kept, "backbone_gflops": kept * self._layer_gflops,
+                                                   "model_ms": res.ms}))
+        return outs
+
+
+def make_mole_backend(kind: str, model_dir, route: str = "mole", device: str = "cpu", precision: str = "fp32",
+                      cuda_graphs: bool = False, threads: int = 0) -> MoLeBackend:
+    """kind: torch | onnx | tensorrt. Raises ImportError / RuntimeError with a reason when unusable."""
+    if kind == "torch":
+        from molevla_ros.backends.routed import TorchGraphs
+        from molevla_ros.model.io import load_model
+
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        model = load_model(model_dir)
+        policy = RoutedPolicy.from_model(model, TorchGraphs(model, device, dtype, cuda_graphs))
+    elif kind == "onnx":
+        from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
+
+        folder = ensure_onnx(model_dir, "fp32")
+        policy = _from_manifest(folder, OrtGraphs(folder, threads))
+    elif kind == "tensorrt":
+        from molevla_ros.backends.onnx_graphs import ensure_onnx
+        from molevla_ros.backends.tensorrt_graphs import TensorRTGraphs
+
+        folder = ensure_onnx(model_dir, precision)
+        policy = _from_manifest(folder, TensorRTGraphs(folder, device=device))
+    else:
+        raise ValueError(f"unknown MoLe backend kind {kind!r}")
+    return MoLeBackend(f"mole_{kind}", policy, route)
+
+
+def _from_manifest(folder, graphs) -> RoutedPolicy:
+    from molevla_ros.backends.onnx_graphs import load_manifest
+
+    man, cfg = load_manifest(folder)
+    return RoutedPolicy(cfg, np.asarray(man["action_low"]), np.asarray(man["action_high"]), np.asarray(man["uncond"]),
+                        graphs)

@@ -1,0 +1,192 @@
+"""The one serving pipeline behind every MoLe-VLA backend.
+
+preprocess -> encode graph (embeddings, key validity, STAR router scores) -> top-k route per sample ->
+routed decoder layers (layer k runs only on the samples that kept it) -> cognition feature -> DDIM over
+the action-head graph -> unnormalised action chunks.
+
+Backends differ only in the `Graphs` that run the four graph kinds: torch modules (eager, optionally CUDA
+graphs), ONNX Runtime sessions, TensorRT engines. Several requests (robots) share one batch, each with its
+own route and its own noise, and get the results they would get one at a time.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
+from molevla_ros.model.config import MoLeConfig
+from molevla_ros.model.llama import attention_mask, rotary, run_routed
+from molevla_ros.model.mole_vla import MoLeVLA, fixed_gate, preprocess_images, tokenize
+from molevla_ros.model.router import top_k_mask
+
+
+class Graphs(Protocol):
+    """Runs the model's graphs on `device` tensors (float inputs in `dtype`)."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
+               proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> embeddings [B, T, D], key validity [B, T] (bool), router scores [B, L]."""
+
+    def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor: ...
+
+    def finish(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm, cognition token: [B, T, D] -> [B, D]."""
+
+    def eps(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class Request:
+    """One robot's observation for one control step."""
+
+    instruction: str
+    proprio: np.ndarray  # [proprio_dim] (zero-padded / truncated to the model's size)
+    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, for the bundled patch encoder
+    vision_features: np.ndarray | None = None  # [tokens, feature_dim], for external encoders (CogACT scale)
+
+
+@dataclass
+class StepResult:
+    chunks: np.ndarray  # [B, H, 7] robot units, gripper 1 open / 0 closed
+    masks: np.ndarray  # [B, L] uint8, 1 = layer ran
+    cognition: np.ndarray  # [B, D]
+    ms: float  # wall time of the whole step
+
+
+def sha256_files(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def model_sha256(model_dir: Path) -> str:
+    """Identity of a model directory's weights and config (keys the ONNX and engine caches)."""
+    return sha256_files(Path(model_dir) / "config.json", Path(model_dir) / "model.safetensors")
+
+
+class RoutedPolicy:
+    def __init__(self, cfg: MoLeConfig, action_low: np.ndarray, action_high: np.ndarray, uncond: np.ndarray,
+                 graphs: Graphs) -> None:
+        self.cfg, self.graphs = cfg, graphs
+        self.low = torch.as_tensor(np.asarray(action_low, np.float32))
+        self.high = torch.as_tensor(np.asarray(action_high, np.float32))
+        self.uncond = torch.as_tensor(np.asarray(uncond, np.float32)).reshape(1, -1)
+        self.alphas = cosine_alphas_cumprod(cfg.action_head.train_steps)
+
+    @classmethod
+    def from_model(cls, model: MoLeVLA, graphs: Graphs) -> "RoutedPolicy":
+        return cls(model.cfg, model.action_low.cpu().numpy(), model.action_high.cpu().numpy(),
+                   model.head.uncond.detach().float().cpu().numpy(), graphs)
+
+    def inputs(self, requests: list[Request]) -> tuple[torch.Tensor, ...]:
+        g, cfg = self.graphs, self.cfg
+        ids, valid = tokenize([r.instruction for r in requests], cfg.llm)
+        q = np.zeros((len(requests), cfg.proprio_dim), np.float32)
+        for i, r in enumerate(requests):
+            p = np.asarray(r.proprio, np.float32).ravel()[: cfg.proprio_dim]
+            q[i, : len(p)] = p
+        if cfg.vision.kind == "patch_cnn":
+            if any(r.image is None for r in requests):
+                raise ValueError("this model needs a camera image in every request")
+            images = torch.as_tensor(np.stack([r.image for r in requests]), device=g.device)
+            vision_in = preprocess_images(images, cfg.vision.image_size)
+        else:
+            if any(r.vision_features is None for r in requests):
+                raise ValueError(f"vision kind {cfg.vision.kind!r} needs vision_features in every request")
+            vision_in = torch.as_tensor(np.stack([r.vision_features for r in requests]), device=g.device)
+        return (vision_in.to(g.dtype), ids.to(g.device), valid.to(g.device),
+                torch.as_tensor(q, device=g.device).to(g.dtype))
+
+    @torch.no_grad()
+    def step(self, requests: list[Request], noise: torch.Tensor, mode: str = "mole", keep: int | None = None,
+             generator: torch.Generator | None = None) -> StepResult:
+        """One control step for a batch of requests. noise: [B, H, A] initial DDIM noise (one per request);
+        keep: layers per sample (default: the router's keep ratio); generator: only for mode='random'."""
+        t0 = time.perf_counter()
+        g, n = self.graphs, self.cfg.llm.layers
+        k = self.cfg.router.keep(n) if keep is None else keep
+        vision_in, ids, valid, q = self.inputs(requests)
+        x, key_valid, scores = g.encode(vision_in, ids, valid, q)
+        b = x.shape[0]
+        if mode == "full":
+            gate = torch.ones(b, n, device=g.device)
+        elif mode == "mole":
+            gate = top_k_mask(scores.float(), k)
+        else:
+            gate = fixed_gate(mode, b, n, k, generator).to(g.device)
+        h = run_routed(x, gate, lambda i, hs, idx: g.layer(i, hs, key_valid[idx]))
+        cog = g.finish(h)
+        norm = ddim_sample(g.eps, noise.to(g.device, g.dtype), cog, self.uncond.to(g.device, g.dtype), self.alphas,
+                           self.cfg.action_head).float().cpu()
+        chunks = ((norm + 1) / 2 * (self.high - self.low) + self.low).numpy()
+        chunks[..., 6] = (chunks[..., 6] >= 0.5).astype(chunks.dtype)
+        return StepResult(chunks, gate.cpu().numpy().astype(np.uint8), cog.float().cpu().numpy(),
+                          (time.perf_counter() - t0) * 1e3)
+
+
+class TorchGraphs:
+    """The model's own modules. On CUDA, cuda_graphs=True replays one captured graph per (layer, batch size),
+    so any route is a chain of graph launches without per-kernel launch cost."""
+
+    def __init__(self, model: MoLeVLA, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                 cuda_graphs: bool = False) -> None:
+        self.device, self.dtype = torch.device(device), dtype
+        if cuda_graphs and self.device.type != "cuda":
+            raise RuntimeError("cuda_graphs needs device 'cuda'")
+        self.model = model.to(self.device, dtype).eval()
+        self.cuda_graphs = cuda_graphs
+        self._rot: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._captured: dict[tuple[int, int], tuple] = {}  # (layer, batch) -> (graph, in, valid, out)
+
+    def encode(self, vision_in, text_ids, text_valid, proprio):
+        m = self.model
+        pixels, feats = (vision_in, None) if m.vision is not None else (None, vision_in)
+        x, valid, vis, txt, prop = m.embed(pixels, text_ids, text_valid, proprio, feats)
+        return x, valid, m.router.scores(x, vis, txt, text_valid, prop)
+
+    def _layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        t = hidden.shape[1]
+        if t not in self._rot:
+            self._rot[t] = rotary(self.model.cfg.llm, t, self.device, self.dtype)
+        cos, sin = self._rot[t]
+        return self.model.llm.layers[k](hidden, cos, sin, attention_mask(key_valid))
+
+    def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        if not self.cuda_graphs:
+            return self._layer(k, hidden, key_valid)
+        key = (k, hidden.shape[0])
+        if key not in self._captured:
+            static_h, static_v = hidden.clone(), key_valid.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs require
+                for _ in range(2):
+                    self._layer(k, static_h, static_v)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._layer(k, static_h, static_v)
+            self._captured[key] = (graph, static_h, static_v, static_out)
+        graph, static_h, static_v, static_out = self._captured[key]
+        static_h.copy_(hidden)
+        static_v.copy_(key_valid)
+        graph.replay()
+        return static_out.clone()
+
+    def finish(self, hidden):
+        return self.model.llm.norm(hidden)[:, -1]
+
+    def eps(self, noisy, t, cond):
+        return self.model.head.eps(noisy, t, cond)

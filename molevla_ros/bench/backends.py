@@ -1,0 +1,174 @@
+"""Policy-step latency and throughput per backend, full depth vs MoLe at several keep ratios, in one run.
+
+For each backend and keep ratio (1.0 = full depth; below 1.0 the STAR router keeps the top-k layers):
+- step latency p50/p99: one request (batch 1), the whole policy step (preprocess, encoder, router, kept
+  layers, DDIM head, unnormalise), after warm-up;
+- throughput: requests per second for a batch of `batch` robots with their own routes;
+- compute per step from torch's FLOP counter on the same pipeline (backbone and whole step), and the
+  ideal speed-up it implies; efficiency = measured speed-up / ideal (goal >= 0.8).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from molevla_ros.backends.mole import make_mole_backend
+from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
+from molevla_ros.model.config import cogact_base
+from molevla_ros.model.io import load_model, save_model
+from molevla_ros.model.mole_vla import MoLeVLA
+
+KEEPS = (1.0, 0.75, 0.5, 0.25)
+
+
+@dataclass
+class Backend:
+    label: str
+    kind: str  # torch | onnx | tensorrt
+    device: str = "cpu"
+    precision: str = "fp32"
+    cuda_graphs: bool = False
+
+
+BACKENDS = {
+    "torch": Backend("torch eager", "torch"),
+    "onnx": Backend("onnxruntime", "onnx"),
+    "torch-cuda": Backend("torch eager cuda fp32", "torch", "cuda"),
+    "torch-cuda-fp16": Backend("torch eager cuda fp16", "torch", "cuda", "fp16"),
+    "torch-cuda-graphs": Backend("torch cuda graphs fp16", "torch", "cuda", "fp16", True),
+    "tensorrt": Backend("tensorrt fp16", "tensorrt", "cuda", "fp16"),
+}
+
+
+def make_requests(policy: RoutedPolicy, n: int, seed: int = 0) -> list[Request]:
+    rng = np.random.default_rng(seed)
+    cfg = policy.cfg
+    texts = ["touch the red cube", "push the blue cube to the green target",
+             "pick up the yellow cube and put it in the tray"]
+    out = []
+    for i in range(n):
+        r = Request(texts[i % 3], rng.normal(0, 0.3, cfg.proprio_dim).astype(np.float32))
+        if cfg.vision.kind == "patch_cnn":
+            r.image = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
+        else:  # external encoder (CogACT: DINOv2 + SigLIP patch features)
+            r.vision_features = rng.normal(0, 1, (cfg.vision.n_tokens, cfg.vision.feature_dim)).astype(np.float32)
+        out.append(r)
+    return out
+
+
+def route_args(keep: float, layers: int) -> tuple[str, int]:
+    k = max(1, int(round(keep * layers)))
+    return ("full", layers) if k == layers else ("mole", k)
+
+
+def count_flops(model_dir: Path, keep: float) -> tuple[float, float]:
+    """(backbone, whole step) FLOPs of one batch-1 step, counted by torch on the torch pipeline."""
+    model = load_model(model_dir)
+    policy = RoutedPolicy.from_model(model, TorchGraphs(model))
+    req = make_requests(policy, 1)
+    mode, k = route_args(keep, model.cfg.llm.layers)
+    noise = torch.zeros(1, model.cfg.action_head.horizon, model.cfg.action_head.action_dim)
+    inner, backbone = policy.graphs, []
+
+    class Split:  # count the decoder layers separately from the rest
+        device, dtype = inner.device, inner.dtype
+        encode, finish, eps = inner.encode, inner.finish, inner.eps
+
+        def layer(self, i, h, v):
+            with FlopCounterMode(display=False) as c:  # a counter restarts at each entry: one per layer call
+                out = inner.layer(i, h, v)
+            backbone.append(c.get_total_flops())
+            return out
+
+    policy.graphs = Split()
+    policy.step(req, noise, mode, k)
+    backbone.clear()
+    with FlopCounterMode(display=False) as total:
+        policy.step(req, noise, mode, k)
+    return float(sum(backbone)), float(total.get_total_flops())
+
+
+def time_steps(policy: RoutedPolicy, requests: list[Request], keep: float, iters: int, warmup: int = 3) -> np.ndarray:
+    mode, k = route_args(keep, policy.cfg.llm.layers)
+    ah = policy.cfg.action_head
+    noise = torch.randn(len(requests), ah.horizon, ah.action_dim, generator=torch.Generator().manual_seed(0))
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        policy.step(requests, noise, mode, k)  # returns numpy: includes the device sync
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return np.array(times) * 1e3
+
+
+def random_model_dir(layers: int) -> Path:
+    """A CogACT-scale model (random weights, Llama-2-7B-sized layers) saved to a temporary folder."""
+    out = Path(tempfile.mkdtemp(prefix="molevla_cogact_"))
+    torch.manual_seed(0)
+    save_model(MoLeVLA(cogact_base(layers)).eval(), out)
+    return out
+
+
+def run(model_dir: Path, backends: list[str], iters: int = 30, batch: int = 8, out: Path | None = None,
+        label: str = "") -> list[dict]:
+    rows = []
+    flops = {keep: count_flops(model_dir, keep) for keep in tqdm(KEEPS, desc="counting FLOPs", unit="keep")}
+    for name in backends:
+        b = BACKENDS[name]
+        try:
+            policy = make_mole_backend(b.kind, model_dir, device=b.device, precision=b.precision,
+                                       cuda_graphs=b.cuda_graphs).policy
+        except (ImportError, RuntimeError, ValueError) as e:
+            print(f"{b.label}: skipped ({e})")
+            continue
+        one, many = make_requests(policy, 1), make_requests(policy, batch, seed=1)
+        for keep in tqdm(KEEPS, desc=b.label, unit="keep"):
+            lat = time_steps(policy, one, keep, iters)
+            thr = time_steps(policy, many, keep, max(3, iters // 4))
+            rows.append({"backend": b.label, "keep": keep, "layers": route_args(keep, policy.cfg.llm.layers)[1],
+                         "backbone_gflops": flops[keep][0] / 1e9, "step_gflops": flops[keep][1] / 1e9,
+                         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                         "batch": batch, "throughput_rps": batch / float(np.median(thr)) * 1e3})
+    for r in rows:
+        full = next(x for x in rows if x["backend"] == r["backend"] and x["keep"] == 1.0)
+        r["ideal_speedup"] = full["step_gflops"] / r["step_gflops"]
+        r["speedup"] = full["p50_ms"] / r["p50_ms"]
+        r["efficiency"] = r["speedup"] / r["ideal_speedup"]
+    print_table(rows, label)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench_backends.json").write_text(json.dumps({"label": label, "rows": rows}, indent=2))
+        (out / "bench_backends.md").write_text(table(rows, label))
+    return rows
+
+
+def table(rows: list[dict], label: str) -> str:
+    head = ("| backend | keep | layers | backbone GFLOPs | step GFLOPs | p50 ms | p99 ms | full/MoLe p50 | ideal | "
+            "efficiency | batch | req/s |")
+    lines = [f"{label}\n", head, "|" + "---|" * 12]
+    for r in rows:
+        lines.append(f"| {r['backend']} | {r['keep']:.2f} | {r['layers']} | {r['backbone_gflops']:.3f} | "
+                     f"{r['step_gflops']:.3f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['speedup']:.2f} | "
+                     f"{r['ideal_speedup']:.2f} | {r['efficiency']:.2f} | {r['batch']} | {r['throughput_rps']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[dict], label: str) -> None:
+    print(table(rows, label))
+    ratios = {}
+    for r in rows:
+        ratios.setdefault(r["keep"], {})[r["backend"]] = r["p50_ms"]
+    names = list(dict.fromkeys(r["backend"] for r in rows))
+    if len(names) > 1:
+        base = names[0]
+        print(f"p50 speed-up over {base} at the same route:")
+        for keep, per in ratios.items():
+            print(f"  keep {keep:.2f}: " + ", ".join(f"{n} {per[base] / per[n]:.2f}x" for n in names[1:] if n in per))

@@ -1,0 +1,195 @@
+"""Backends of the same MoLe-VLA model: torch / ONNX Runtime parity, batched serving with per-sample routes,
+the TensorRT engine cache, and (where the hardware and packages exist) TensorRT and CUDA parity."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from molevla_ros.backends.base import Observation
+from molevla_ros.backends.mole import MoLeBackend, make_mole_backend
+from molevla_ros.backends.onnx_graphs import ensure_onnx
+from molevla_ros.backends.registry import BackendUnavailable, make_backend
+from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
+from molevla_ros.backends.tensorrt_graphs import EngineCache, engine_key, profile_shapes
+from molevla_ros.bringup import resolve_model
+from molevla_ros.model.io import load_model, save_model
+
+SHIPPED = resolve_model("mole_small")
+ORT_TOL = 1e-4  # fp32 ONNX Runtime vs torch: max abs difference of cognition features and normalised actions
+HAS_CUDA = torch.cuda.is_available()
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path_factory.getbasetemp() / "molevla_cache"))
+
+
+def requests(n: int, seed: int = 0) -> list[Request]:
+    rng = np.random.default_rng(seed)
+    texts = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube and put it "
+             "in the tray", "touch the green cube"]
+    return [Request(texts[i % len(texts)], rng.normal(0, 0.3, 9).astype(np.float32),
+                    rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def noise(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, 16, 7, generator=torch.Generator().manual_seed(seed))
+
+
+def normalised(chunks: np.ndarray, policy: RoutedPolicy) -> np.ndarray:
+    low, high = policy.low.numpy(), policy.high.numpy()
+    return 2 * (chunks - low) / (high - low) - 1
+
+
+def torch_policy() -> RoutedPolicy:
+    model = load_model(SHIPPED)
+    return RoutedPolicy.from_model(model, TorchGraphs(model))
+
+
+def ort_policy() -> RoutedPolicy:
+    return make_mole_backend("onnx", SHIPPED).policy
+
+
+def test_torch_pipeline_equals_the_reference_model():
+    """The serving pipeline computes exactly what MoLeVLA.act computes (same route, same noise)."""
+    model = load_model(SHIPPED)
+    reqs, z = requests(3), noise(3)
+    ref, ref_mask = model.act(np.stack([r.image for r in reqs]), [r.instruction for r in reqs],
+                              np.stack([r.proprio for r in reqs]), "mole", noise=z)
+    out = torch_policy().step(reqs, z)
+    np.testing.assert_allclose(out.chunks, ref, atol=1e-5)
+    np.testing.assert_array_equal(out.masks, ref_mask)
+
+
+@pytest.mark.parametrize("mode", ["mole", "full"])
+def test_onnx_runtime_matches_torch(mode):
+    reqs, z = requests(4), noise(4)
+    a, b = torch_policy().step(reqs, z, mode), ort_policy().step(reqs, z, mode)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert np.abs(a.cognition - b.cognition).max() < ORT_TOL
+    pol = torch_policy()
+    gripper_free = slice(0, 6)  # the gripper is thresholded; compare the continuous dimensions
+    assert np.abs(normalised(a.chunks, pol)[..., gripper_free] - normalised(b.chunks, pol)[..., gripper_free]).max() \
+        < ORT_TOL
+
+
+class CountingGraphs:
+    """Wraps a Graphs and records which samples each layer ran on."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.device, self.dtype = inner, inner.device, inner.dtype
+        self.calls: list[tuple[int, int]] = []  # (layer, batch rows)
+
+    def encode(self, *a):
+        return self.inner.encode(*a)
+
+    def layer(self, k, hidden, key_valid):
+        self.calls.append((k, hidden.shape[0]))
+        return self.inner.layer(k, hidden, key_valid)
+
+    def finish(self, h):
+        return self.inner.finish(h)
+
+    def eps(self, *a):
+        return self.inner.eps(*a)
+
+
+@pytest.mark.parametrize("make", [torch_policy, ort_policy], ids=["torch", "onnxruntime"])
+def test_batched_serving_matches_one_at_a_time(make):
+    """Several robots in one batch, each with its own route: same results as alone, and each layer ran only
+    on the rows that kept it."""
+    pol = make()
+    counting = CountingGraphs(pol.graphs)
+    pol.graphs = counting
+    reqs, z = requests(4, seed=1), noise(4, seed=1)
+    together = pol.step(reqs, z)
+    rows = dict(counting.calls)  # layer -> rows it ran on, in the batched step
+    alone = [pol.step([r], z[i:i + 1]) for i, r in enumerate(reqs)]
+    np.testing.assert_array_equal(together.masks, np.concatenate([a.masks for a in alone]))
+    np.testing.assert_allclose(together.chunks, np.concatenate([a.chunks for a in alone]), atol=1e-5)
+    np.testing.assert_allclose(together.cognition, np.concatenate([a.cognition for a in alone]), atol=1e-5)
+    kept = together.masks.sum(0)
+    assert all(rows.get(k, 0) == kept[k] for k in range(len(kept))), (rows, kept)
+    assert len({tuple(m) for m in together.masks}) > 1, "the test needs requests with different routes"
+
+
+def test_backend_batch_equals_sequential_calls():
+    a, b = MoLeBackend("t", torch_policy(), seed=3), MoLeBackend("t", torch_policy(), seed=3)
+    obs = [Observation(r.instruction, r.proprio, r.image) for r in requests(3, seed=2)]
+    batched = a.act_batch(obs)
+    single = [b.act(o) for o in obs]
+    for x, y in zip(batched, single):
+        np.testing.assert_allclose(x.chunk, y.chunk, atol=1e-5)
+        np.testing.assert_array_equal(x.layer_mask, y.layer_mask)
+
+
+def test_onnx_export_is_cached_by_model_hash(tmp_path):
+    model_dir = tmp_path / "m"
+    shutil.copytree(SHIPPED, model_dir)
+    first = ensure_onnx(model_dir, cache=tmp_path / "cache")
+    stamp = (first / "layer_00.onnx").stat().st_mtime_ns
+    assert ensure_onnx(model_dir, cache=tmp_path / "cache") == first
+    assert (first / "layer_00.onnx").stat().st_mtime_ns == stamp, "second call must reuse the export"
+    m = load_model(model_dir)
+    with torch.no_grad():
+        m.llm.layers[0].mlp.down_proj.weight.mul_(0.5)
+    save_model(m, model_dir)
+    assert ensure_onnx(model_dir, cache=tmp_path / "cache") != first, "new weights, new export"
+
+
+def test_engine_cache_rebuilds_only_when_the_key_changes(tmp_path):
+    cache, builds = EngineCache(tmp_path), []
+
+    def build(tag):
+        def f():
+            builds.append(tag)
+            return tag.encode()
+        return f
+
+    k1 = engine_key("onnx-a", "10.9", "H100 sm90", "fp16", 8)
+    assert cache.get("layer_00", k1, build("a")) == b"a"
+    assert EngineCache(tmp_path).get("layer_00", k1, build("never")) == b"a", "same key: loaded from disk"
+    for changed in (engine_key("onnx-b", "10.9", "H100 sm90", "fp16", 8), engine_key("onnx-a", "11.0", "H100 sm90",
+                    "fp16", 8), engine_key("onnx-a", "10.9", "L4 sm89", "fp16", 8),
+                    engine_key("onnx-a", "10.9", "H100 sm90", "fp32", 8)):
+        cache.get("layer_00", changed, build("b"))
+    assert builds == ["a", "b", "b", "b", "b"]
+
+
+def test_engine_profiles_cover_cfg_doubling():
+    assert profile_shapes("layer_00", (-1, 84, 128), 8) == ((1, 84, 128), (1, 84, 128), (8, 84, 128))
+    assert profile_shapes("eps", (-1, 16, 7), 8) == ((1, 16, 7), (2, 16, 7), (16, 16, 7))
+
+
+@pytest.mark.skipif(HAS_TRT and HAS_CUDA, reason="TensorRT is usable here")
+def test_tensorrt_unavailable_is_a_clear_message():
+    with pytest.raises(BackendUnavailable) as e:
+        make_backend("mole_tensorrt", model_dir="mole_small", device="cuda", precision="fp16")
+    msg = str(e.value)
+    assert "mole_tensorrt" in msg and "available:" in msg and "mole_onnx" in msg
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (HAS_TRT and HAS_CUDA), reason="needs the tensorrt package and a CUDA GPU")
+def test_tensorrt_matches_torch():
+    reqs, z = requests(4), noise(4)
+    ref = torch_policy().step(reqs, z)
+    trt = make_mole_backend("tensorrt", SHIPPED, device="cuda", precision="fp16").policy.step(reqs, z)
+    np.testing.assert_array_equal(ref.masks, trt.masks)
+    assert np.abs(ref.cognition - trt.cognition).max() < 5e-2  # fp16 engines vs fp32 torch
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision,graphs,tol", [("fp32", False, 1e-3), ("fp16", True, 5e-2)])
+def test_torch_cuda_matches_cpu(precision, graphs, tol):
+    reqs, z = requests(4), noise(4)
+    ref = torch_policy().step(reqs, z, "full")
+    gpu = make_mole_backend("torch", SHIPPED, device="cuda", precision=precision, cuda_graphs=graphs).policy
+    out = gpu.step(reqs, z, "full")
+    assert np.abs(ref.cognition - out.cognition).max() < tol
