@@ -24,6 +24,9 @@ PROFILES = {
     "sim": ["sim", "camera", "instruction", "policy", "executor"],  # everything, on the simulated Franka
     "robot": ["camera", "instruction", "policy", "executor"],  # a real camera and MoveIt Servo supply the rest
 }
+# Per-profile parameter defaults on top of config/*.yaml: on a real robot the executor starts in dry run
+# (commands are logged, nothing is sent) until the operator passes dry_run false.
+PROFILE_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {"sim": {}, "robot": {"executor": {"dry_run": True}}}
 
 
 def config_dir() -> Path:

@@ -11,8 +11,9 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
-from molevla_ros.bringup import PROFILES
+from molevla_ros.bringup import PROFILE_DEFAULTS, PROFILES
 
 ARGUMENTS = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
@@ -28,14 +29,18 @@ ARGUMENTS = {
 
 def describe(profile: str) -> LaunchDescription:
     share = get_package_share_directory("molevla_ros")
-    arg = {k: LaunchConfiguration(k) for k in ARGUMENTS}
+    dry_run = str(PROFILE_DEFAULTS[profile].get("executor", {}).get("dry_run", False)).lower()
+    arguments = {**ARGUMENTS, "dry_run": (dry_run, "Executor logs commands instead of sending them (default true "
+                                          "on a real robot).")}
+    arg = {k: LaunchConfiguration(k) for k in arguments}
     overrides = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
-                 "policy": {"backend": arg["backend"], "device": arg["device"], "precision": arg["precision"]}}
+                 "policy": {"backend": arg["backend"], "device": arg["device"], "precision": arg["precision"]},
+                 "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool)}}
     nodes = [
         Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
              parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],
              remappings=[("image_raw", arg["image_topic"])], output="screen", emulate_tty=True)
         for name in PROFILES[profile]
     ]
-    declared = [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in ARGUMENTS.items()]
+    declared = [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in arguments.items()]
     return LaunchDescription(declared + nodes)

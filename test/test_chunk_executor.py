@@ -51,12 +51,13 @@ def test_jerk_limit_holds_across_a_chunk_boundary_without_overshoot():
 
 
 def test_blending_averages_overlapping_chunks():
-    ex = ChunkExecutor(blend="average", blend_decay=0.5, limits=Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf))
+    free = Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf)
+    ex = ChunkExecutor(blend="average", blend_decay=0.5, limits=free)
     ex.add_chunk(0.0, chunk(0.01), now=0.0)
     ex.add_chunk(0.05, chunk(0.04), now=0.05)
     cmd = ex.step(0.1, 0.02)  # newest weight 1, older 0.5
     assert cmd.linear[0] == pytest.approx((1 * 0.4 + 0.5 * 0.1) / 1.5)
-    latest = ChunkExecutor(blend="latest", limits=Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf))
+    latest = ChunkExecutor(blend="latest", limits=free)
     latest.add_chunk(0.0, chunk(0.01), now=0.0)
     latest.add_chunk(0.05, chunk(0.04), now=0.05)
     assert latest.step(0.1, 0.02).linear[0] == pytest.approx(0.4)

@@ -9,12 +9,13 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.bench.fake_robot import fake_robot_msgs
-from molevla_ros.nodes.common import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg, stamp_s, to_stamp
+from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg,
+                                      stamp_s, to_stamp)
 
 GOAL = "touch the red cube"
 EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
@@ -131,12 +132,15 @@ def _chunk(probe, vx=0.02):
     return chunk_to_msg(actions, probe.get_clock().now().to_msg(), "panda_link0", 0.1)
 
 
+NO_INPUT_WATCH = {"camera_timeout_s": 0.0, "joint_state_timeout_s": 0.0}  # executor alone: no camera/joints
+
+
 def test_executor_halts_when_chunks_stop(ros):
-    with ros(["executor"], {"executor": {"chunk_timeout_s": 0.3}}) as probe:
+    with ros(["executor"], {"executor": {"chunk_timeout_s": 0.3, **NO_INPUT_WATCH}}) as probe:
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
-        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", 5)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, chunk_pub)
         probe.spin_for(0.5)
@@ -154,11 +158,11 @@ def test_executor_halts_when_chunks_stop(ros):
 
 
 def test_executor_rejects_nan_and_stale_chunks(ros):
-    with ros(["executor"]) as probe:
+    with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
-        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", 5)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
         estop_pub = probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS)
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, chunk_pub)
@@ -183,6 +187,72 @@ def test_executor_rejects_nan_and_stale_chunks(ros):
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
         assert all(t.twist.linear.x == 0.0 for t in twists[n:]), "e-stop holds the arm"
+
+
+def _moving(probe, twists, feed, chunk_pub, seconds=1.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        feed()
+        chunk_pub.publish(_chunk(probe))
+        probe.spin_for(0.05)
+    return twists[-1].twist.linear.x > 0.1
+
+
+def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros):
+    """Stale camera -> halt; chunk publisher gone (liveliness) -> halt; dry_run publishes nothing."""
+    with ros(["executor"], {"executor": {"chunk_timeout_s": 2.0}}) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        image_pub = probe.create_publisher(Image, "molevla/image", SENSOR_QOS)
+        joints_pub = probe.create_publisher(JointState, "joint_states", 10)
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        camera_on = [True]
+
+        def feed():
+            stamp = probe.get_clock().now().to_msg()
+            joints_pub.publish(fake_robot_msgs(stamp)[0])
+            if camera_on[0]:
+                image_pub.publish(rgb_to_msg(rgb, stamp, "cam"))
+
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        assert _moving(probe, twists, feed, chunk_pub), "moves with fresh chunks, camera and joints"
+        def feed_until(predicate, seconds=3.0):
+            end = time.monotonic() + seconds
+            while not predicate() and time.monotonic() < end:
+                feed()
+                probe.spin_for(0.02)
+            return predicate()
+
+        camera_on[0] = False
+        stall = time.monotonic()
+        assert feed_until(lambda: any("camera stale" in s for s in probe.statuses())), probe.statuses()
+        probe.spin_for(0.2)
+        times = probe.arrival["servo_node/delta_twist_cmds"]
+        assert all(t.twist.linear.x == 0.0 for t, at in zip(twists, times) if at > stall + 0.35 + 0.1)
+        camera_on[0] = True
+        assert _moving(probe, twists, feed, chunk_pub), "moves again once the camera is back"
+        probe.destroy_publisher(chunk_pub)  # the policy goes away
+        gone = time.monotonic()
+        assert feed_until(lambda: any("liveliness" in s for s in probe.statuses())), probe.statuses()
+        feed_until(lambda: False, 0.3)
+        assert all(t.twist.linear.x == 0.0 for t, at in zip(twists, times) if at > gone + 0.2)
+
+
+def test_executor_dry_run_publishes_nothing(ros):
+    with ros(["executor"], {"executor": {**NO_INPUT_WATCH, "dry_run": True}}) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        grip = probe.listen(Float64, "molevla/gripper_command", 10)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        for _ in range(10):
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        assert not twists and not grip
 
 
 def test_full_loop_succeeds_in_sim(ros):

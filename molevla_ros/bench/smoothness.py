@@ -116,7 +116,7 @@ def plot(example: dict, per: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2))
-    for name, (t, vx, bounds) in example.items():
+    for name, (t, vx, _) in example.items():
         ax1.plot(t, vx, label=name, lw=1.2)
     for b in next(iter(example.values()))[2]:
         ax1.axvline(b, color="0.85", lw=0.6, zorder=0)

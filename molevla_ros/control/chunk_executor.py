@@ -81,6 +81,11 @@ class ChunkExecutor:
         self._chunks = self._chunks[-self.max_chunks:]
         return None
 
+    @property
+    def active(self) -> bool:
+        """True while chunks are queued (the arm may be moving)."""
+        return self._last_chunk is not None
+
     def halt(self, reason: str = "halted") -> None:
         """Drop all queued actions; commands are zero until the next chunk."""
         self._halt_reason = reason

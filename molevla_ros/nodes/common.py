@@ -12,7 +12,8 @@ from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.duration import Duration as RclpyDuration
+from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -24,6 +25,20 @@ SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-e
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def chunk_qos(liveliness_s: float = 0.1) -> QoSProfile:
+    """Action-chunk QoS. With a lease (> 0) on both sides the executor learns within about that time that
+    the policy process died (DDS liveliness), long before its chunks would run out. A subscriber asking
+    for a lease only matches publishers that offer one at least as short: publish chunks with CHUNK_PUB_QOS.
+    """
+    if liveliness_s <= 0:
+        return QoSProfile(depth=5)
+    return QoSProfile(depth=5, liveliness=LivelinessPolicy.AUTOMATIC,
+                      liveliness_lease_duration=RclpyDuration(seconds=liveliness_s))
+
+
+CHUNK_PUB_QOS = chunk_qos(0.1)
 
 # Default topic names: all relative, so namespaces and remapping apply.
 TOPIC_IMAGE_RAW = "image_raw"

@@ -1,20 +1,25 @@
 """executor: action chunks -> limited EE twists for MoveIt Servo (geometry_msgs/TwistStamped) + gripper.
 
-Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the goal is cleared, or
-on e-stop (std_msgs/Bool, latched: True holds the arm until a False arrives).
+Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the policy process dies
+(DDS liveliness of the chunk publisher), when the camera frames or joint states it watches go stale, when
+the goal is cleared, or on e-stop (std_msgs/Bool, latched: True holds the arm until a False arrives).
+With dry_run it computes and logs the commands but publishes nothing to the robot.
 """
 from __future__ import annotations
 
 import time
 
 from geometry_msgs.msg import TwistStamped
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
-from molevla_ros.nodes.common import (LATCHED_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_TWIST,
-                                      Param, Status, declare, msg_to_chunk, now_s, run, stamp_s)
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
+                                      TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_TWIST, Param, Status, chunk_qos,
+                                      declare, msg_to_chunk, now_s, run, stamp_s)
 
 PARAMS = [
     Param("rate_hz", 50.0, "Command rate to the robot interface."),
@@ -30,6 +35,11 @@ PARAMS = [
     Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes)."),
     Param("max_angular_jerk", 400.0, "rad/s^3, end-effector."),
     Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
+    Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables)."),
+    Param("joint_state_timeout_s", 0.2, "Halt when the last joint state is older than this (0 disables)."),
+    Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
+          "lease this long; chunk publishers must offer a lease this short (0 disables)."),
+    Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
 ]
 
 
@@ -43,7 +53,13 @@ class ExecutorNode(Node):
         self.status = Status(self)
         self.twist_pub = self.create_publisher(TwistStamped, TOPIC_TWIST, 10)
         self.gripper_pub = self.create_publisher(Float64, TOPIC_GRIPPER, 10)
-        self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 5)
+        self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, chunk_qos(p.policy_liveliness_s),
+                                 event_callbacks=SubscriptionEventCallbacks(liveliness=self.on_liveliness))
+        self.create_subscription(Image, TOPIC_IMAGE, lambda _m: self.seen.__setitem__("camera", time.monotonic()),
+                                 SENSOR_QOS)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES,
+                                 lambda _m: self.seen.__setitem__("joint state", time.monotonic()), SENSOR_QOS)
+        self.seen: dict[str, float] = {}  # input -> monotonic time it last arrived
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)
         self.estop = False
@@ -62,6 +78,19 @@ class ExecutorNode(Node):
             self.core.halt(f"rejected chunk: {problem}")
             self.status("halted", f"executor rejected a chunk: {problem}", error=True)
 
+    def on_liveliness(self, info) -> None:
+        self.status.values["policy_alive"] = info.alive_count
+        if info.alive_count == 0 and info.alive_count_change < 0:
+            self.core.halt("policy process lost (liveliness)")
+            self.status("halted", "executor: the policy process stopped (liveliness lost)", error=True)
+
+    def stale_input(self) -> str:
+        now = time.monotonic()
+        for name, limit in (("camera", self.p.camera_timeout_s), ("joint state", self.p.joint_state_timeout_s)):
+            if limit > 0 and now - self.seen.get(name, -1e9) > limit:
+                return f"{name} stale (> {limit} s)"
+        return ""
+
     def on_goal(self, msg: String) -> None:
         self.goal = msg.data
         if not self.goal:
@@ -78,6 +107,9 @@ class ExecutorNode(Node):
     def tick(self) -> None:
         t = time.monotonic()
         dt, self.last_tick = t - self.last_tick, t
+        stale = self.stale_input() if self.core.active else ""
+        if stale:
+            self.core.halt(stale)
         cmd = self.core.step(now_s(self), dt)
         msg = TwistStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -90,10 +122,18 @@ class ExecutorNode(Node):
             self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
         self.active = cmd.active
         self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop)
-        self.twist_pub.publish(msg)  # zero twist while halted: MoveIt Servo holds position
         if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
             self.gripper = cmd.gripper_open
-            self.gripper_pub.publish(Float64(data=self.gripper))
+            if self.p.dry_run:
+                self.get_logger().info(f"dry run: gripper {self.gripper:.0f}")
+            else:
+                self.gripper_pub.publish(Float64(data=self.gripper))
+        if self.p.dry_run:
+            if cmd.active:
+                self.get_logger().info(f"dry run: twist lin {cmd.linear.round(3)} ang {cmd.angular.round(3)}",
+                                       throttle_duration_sec=1.0)
+            return
+        self.twist_pub.publish(msg)  # zero twist while halted: MoveIt Servo holds position
 
 
 def main(args: list[str] | None = None) -> None:

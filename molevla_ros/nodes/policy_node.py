@@ -21,7 +21,7 @@ from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
+from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
                                       Param, Status, chunk_to_msg, declare, msg_to_rgb, run, stamp_s)
 from molevla_ros.sim.expert import PrivilegedState
@@ -59,7 +59,7 @@ class PolicyNode(Node):
         except BackendUnavailable as e:
             self.backend_error = str(e)
             self.status("error", self.backend_error, error=True)
-        self.chunk_pub = self.create_publisher(JointTrajectory, TOPIC_CHUNK, 5)
+        self.chunk_pub = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
         self.mask_pub = self.create_publisher(UInt8MultiArray, TOPIC_LAYER_MASK, 5)
         self.stats_pub = self.create_publisher(DiagnosticStatus, TOPIC_POLICY_STATS, 5)
         self.create_subscription(Image, TOPIC_IMAGE, self.on_image, SENSOR_QOS)
