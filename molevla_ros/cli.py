@@ -113,6 +113,13 @@ def cmd_bench_smoothness(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_faults(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.faults import run
+
+    rows = run(Path(a.out), a.only)
+    return 0 if all(not r["crashed"] and r["speed_violations"] + r["accel_violations"] == 0 for r in rows) else 1
+
+
 def cmd_export_onnx(a: argparse.Namespace) -> int:
     from molevla_ros.backends.onnx_graphs import ensure_onnx, export_onnx
     from molevla_ros.bringup import resolve_model
@@ -224,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--latency", type=float, default=0.1, help="seconds from observation to chunk arrival")
     sm.add_argument("--out", default="results/smoothness")
     sm.set_defaults(fn=cmd_bench_smoothness)
+
+    fa = sub.add_parser("bench-faults", help="fault suite on the simulated loop: time to halt, limit violations, "
+                        "crashes")
+    fa.add_argument("--only", nargs="*", help="run only faults whose name contains one of these words")
+    fa.add_argument("--out", default="results/faults")
+    fa.set_defaults(fn=cmd_bench_faults)
 
     ex = sub.add_parser("export-onnx", help="export a model's per-layer ONNX graph set (cached by model hash)")
     ex.add_argument("--model", default="mole_small")

@@ -106,3 +106,17 @@ def test_blending_and_limits_smooth_chunk_boundaries():
         jump[s.name] = metrics(vel, bounds, 0.02)["boundary_jump_max"]
     assert jump["blended + limits (default)"] <= 3.0 * 0.02 + 1e-9  # the acceleration bound per 20 ms tick
     assert jump["blended + limits (default)"] < 0.5 * jump["newest chunk, no limits"]
+
+
+def test_a_halt_always_reaches_the_output_then_motion_ramps_from_zero():
+    lim = Limits(max_linear_speed=0.3, max_linear_accel=3.0)
+    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)
+    ex.add_chunk(0.0, chunk(vx_step=0.02), now=0.0)
+    for k in range(20):
+        v = ex.step(k * 0.02, 0.02).linear[0]
+    assert v == pytest.approx(0.2)
+    ex.halt("bad chunk")
+    ex.add_chunk(0.4, chunk(vx_step=0.02), now=0.4)  # a good chunk arrives before the next tick
+    cmd = ex.step(0.4, 0.02)
+    assert not cmd.active and cmd.linear[0] == 0.0 and cmd.reason == "bad chunk"
+    assert 0.0 < ex.step(0.42, 0.02).linear[0] <= 3.0 * 0.02 + 1e-12, "ramps up again within the accel limit"

@@ -59,6 +59,7 @@ class ChunkExecutor:
         self.max_chunks = max_chunks
         self._last_chunk: float | None = None  # when the newest chunk was accepted
         self._halt_reason = "no action chunk yet"
+        self._halt_pending = False
         self._chunks: list[tuple[float, np.ndarray]] = []
         self._lin = np.zeros(3)
         self._ang = np.zeros(3)
@@ -89,6 +90,7 @@ class ChunkExecutor:
     def halt(self, reason: str = "halted") -> None:
         """Drop all queued actions; commands are zero until the next chunk."""
         self._halt_reason = reason
+        self._halt_pending = True  # the next command is a zero one, even if a new chunk arrives first
         self._chunks.clear()
         self._last_chunk = None
         for v in (self._lin, self._ang, self._lin_acc, self._ang_acc):
@@ -108,7 +110,8 @@ class ChunkExecutor:
 
     def step(self, now: float, dt: float) -> Command:
         """The command for time ``now``, ``dt`` seconds after the previous one."""
-        if self._last_chunk is None:
+        if self._last_chunk is None or self._halt_pending:
+            self._halt_pending = False
             return Command(reason=self._halt_reason)
         silence = now - self._last_chunk
         if silence > self.chunk_timeout:

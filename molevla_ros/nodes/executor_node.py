@@ -80,9 +80,10 @@ class ExecutorNode(Node):
 
     def on_liveliness(self, info) -> None:
         self.status.values["policy_alive"] = info.alive_count
-        if info.alive_count == 0 and info.alive_count_change < 0:
+        if info.alive_count_change < 0:  # any chunk publisher lost: halt (the next live chunk resumes)
             self.core.halt("policy process lost (liveliness)")
-            self.status("halted", "executor: the policy process stopped (liveliness lost)", error=True)
+            self.status("halted", "executor: a chunk publisher (policy process) stopped (liveliness lost)",
+                        error=True)
 
     def stale_input(self) -> str:
         now = time.monotonic()
