@@ -175,7 +175,8 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"{cfg['vision']['image_size']}x{cfg['vision']['image_size']}, joint states, 16x7 action chunks.", "",
         "## Model", "",
         f"- vision: {cfg['vision']['kind']} ({cfg['vision']['image_size']} px, patch "
-        f"{cfg['vision']['patch_size']}) -> projector {cfg['projector_dims']}",
+        f"{cfg['vision']['patch_size']}{', instruction FiLM' if cfg['vision'].get('film') else ''}) -> projector "
+        f"{cfg['projector_dims']}",
         f"- LLM: Llama layout, {llm['layers']} layers, hidden {llm['hidden']}, {llm['heads']} heads, MLP "
         f"{llm['intermediate']}, '{llm['tokenizer']}' tokenizer",
         f"- STAR router: keep ratio {router['keep_ratio']} ({round(router['keep_ratio'] * llm['layers'])} of "
