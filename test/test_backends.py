@@ -11,7 +11,7 @@ import torch
 
 from molevla_ros.backends.base import Observation
 from molevla_ros.backends.mole import MoLeBackend, make_mole_backend
-from molevla_ros.backends.onnx_graphs import ensure_onnx
+from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.backends.tensorrt_graphs import EngineCache, engine_key, profile_shapes
@@ -193,3 +193,41 @@ def test_torch_cuda_matches_cpu(precision, graphs, tol):
     gpu = make_mole_backend("torch", SHIPPED, device="cuda", precision=precision, cuda_graphs=graphs).policy
     out = gpu.step(reqs, z, "full")
     assert np.abs(ref.cognition - out.cognition).max() < tol
+
+
+def test_cogact_style_inputs_external_features_and_token_ids(tmp_path):
+    """A CogACT-layout model (external vision features, its own tokenizer) through torch and ONNX Runtime."""
+    import dataclasses
+
+    from test_model import tiny
+
+    from molevla_ros.model.mole_vla import MoLeVLA
+
+    cfg = tiny()
+    cfg = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, kind="dinov2_siglip", feature_dim=24),
+                              llm=dataclasses.replace(cfg.llm, tokenizer="llama2"), projector_dims=(48, 32))
+    torch.manual_seed(0)
+    save_model(MoLeVLA(cfg).eval(), tmp_path / "m")
+    rng = np.random.default_rng(0)
+    reqs = [Request("ignored", rng.normal(size=9).astype(np.float32),
+                    vision_features=rng.normal(size=(cfg.vision.n_tokens, 24)).astype(np.float32),
+                    token_ids=np.array([5, 9, 13, 0, 0, 0, 0, 0])) for _ in range(2)]
+    z = torch.randn(2, cfg.action_head.horizon, 7)
+    a = make_mole_backend("torch", tmp_path / "m").policy.step(reqs, z)
+    b = make_mole_backend("onnx", tmp_path / "m").policy.step(reqs, z)
+    np.testing.assert_array_equal(a.masks, b.masks)
+    assert np.abs(a.cognition - b.cognition).max() < ORT_TOL
+    with pytest.raises(ValueError, match="not bundled"):
+        make_mole_backend("torch", tmp_path / "m").policy.step([Request("text only", reqs[0].proprio,
+                                                                        vision_features=reqs[0].vision_features)], z[:1])
+
+
+def test_fp16_graph_set_for_tensorrt_runs_and_matches():
+    """The fp16 ONNX graphs TensorRT builds its engines from, checked here with ONNX Runtime."""
+    from molevla_ros.backends.mole import _from_manifest
+
+    folder = ensure_onnx(SHIPPED, "fp16")
+    reqs, z = requests(3), noise(3)
+    ref = torch_policy().step(reqs, z, "full")
+    half = _from_manifest(folder, OrtGraphs(folder)).step(reqs, z, "full")
+    assert np.abs(ref.cognition - half.cognition).max() < 5e-2 * max(1.0, np.abs(ref.cognition).max())

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.io import load_model
 from molevla_ros.model.llama import attention_mask, rotary
-from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.model.mole_vla import PAD, MoLeVLA
 
 OPSET = 18
 FORMAT = 1  # bump when the graph set or their signatures change
@@ -79,7 +79,9 @@ def example_inputs(model: MoLeVLA, batch: int = 2, dtype: torch.dtype = torch.fl
         vision_in = torch.randn(batch, 3, cfg.vision.image_size, cfg.vision.image_size)
     else:
         vision_in = torch.randn(batch, cfg.vision.n_tokens, cfg.vision.feature_dim)
-    ids, valid = tokenize(["pick up the red cube"] * batch, cfg.llm)
+    ids = torch.randint(2, cfg.llm.vocab, (batch, cfg.llm.max_text))
+    ids[:, cfg.llm.max_text // 2:] = PAD
+    valid = ids != PAD
     return vision_in.to(dtype), ids, valid, torch.randn(batch, cfg.proprio_dim).to(dtype)
 
 
@@ -158,17 +160,18 @@ def load_manifest(folder: Path) -> tuple[dict, MoLeConfig]:
 
 
 class OrtGraphs:
-    """ONNX Runtime (CPU) sessions of the graph set."""
+    """ONNX Runtime (CPU) sessions of the graph set (fp32 for serving; the fp16 set that TensorRT builds from
+    also runs here, which is how its graphs are checked on machines without TensorRT)."""
 
     def __init__(self, folder: Path, threads: int = 0) -> None:
         import onnxruntime as ort
 
-        self.device, self.dtype = torch.device("cpu"), torch.float32
         man, _ = load_manifest(folder)
-        if man["dtype"] != "fp32":
-            raise ValueError("ONNX Runtime on CPU runs the fp32 graph set")
+        self.device, self.dtype = torch.device("cpu"), {"fp32": torch.float32, "fp16": torch.float16}[man["dtype"]]
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT 1.32 crashes optimising the fp16 encoder graph at ORT_ENABLE_ALL; the fp16 set is only checked here.
+        level = "ORT_ENABLE_ALL" if man["dtype"] == "fp32" else "ORT_ENABLE_BASIC"
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         if threads:
             opts.intra_op_num_threads = threads
         # Idle ORT threads must not spin: between graph calls the pipeline runs torch ops (preprocessing,
@@ -180,7 +183,8 @@ class OrtGraphs:
         self.layer_names = man["layers"]
 
     def _run(self, name: str, **inputs: torch.Tensor) -> list[torch.Tensor]:
-        feed = {k: np.ascontiguousarray(v.numpy()) for k, v in inputs.items()}
+        feed = {k: np.ascontiguousarray((v.to(self.dtype) if v.is_floating_point() else v).numpy())
+                for k, v in inputs.items()}
         return [torch.from_numpy(o) for o in self.sessions[name].run(None, feed)]
 
     def encode(self, vision_in, text_ids, text_valid, proprio):

@@ -22,7 +22,7 @@ import torch
 from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
-from molevla_ros.model.mole_vla import MoLeVLA, fixed_gate, preprocess_images, tokenize
+from molevla_ros.model.mole_vla import PAD, MoLeVLA, fixed_gate, preprocess_images, tokenize
 from molevla_ros.model.router import top_k_mask
 
 
@@ -52,6 +52,7 @@ class Request:
     proprio: np.ndarray  # [proprio_dim] (zero-padded / truncated to the model's size)
     image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, for the bundled patch encoder
     vision_features: np.ndarray | None = None  # [tokens, feature_dim], for external encoders (CogACT scale)
+    token_ids: np.ndarray | None = None  # [max_text] ids (0 = pad) from the checkpoint's own tokenizer
 
 
 @dataclass
@@ -92,7 +93,11 @@ class RoutedPolicy:
 
     def inputs(self, requests: list[Request]) -> tuple[torch.Tensor, ...]:
         g, cfg = self.graphs, self.cfg
-        ids, valid = tokenize([r.instruction for r in requests], cfg.llm)
+        if all(r.token_ids is not None for r in requests):  # e.g. Llama-2 SentencePiece for imported models
+            ids = torch.as_tensor(np.stack([r.token_ids for r in requests]), dtype=torch.long)
+            valid = ids != PAD
+        else:
+            ids, valid = tokenize([r.instruction for r in requests], cfg.llm)
         q = np.zeros((len(requests), cfg.proprio_dim), np.float32)
         for i, r in enumerate(requests):
             p = np.asarray(r.proprio, np.float32).ravel()[: cfg.proprio_dim]

@@ -124,8 +124,8 @@ class TensorRTGraphs:
     def _run(self, name: str, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         trt, engine, ctx = self.trt, self.engines[name], self.contexts[name]
         keep = []
-        for n, t in inputs.items():
-            t = t.to(self.device).contiguous()
+        for n, t in inputs.items():  # engine I/O types can differ from the previous graph's output (fp16 vs fp32)
+            t = t.to(self.device, _torch_dtype(trt, engine.get_tensor_dtype(n))).contiguous()
             keep.append(t)
             ctx.set_input_shape(n, tuple(t.shape))
             ctx.set_tensor_address(n, t.data_ptr())
@@ -134,9 +134,8 @@ class TensorRTGraphs:
             n = engine.get_tensor_name(i)
             if engine.get_tensor_mode(n) != trt.TensorIOMode.OUTPUT:
                 continue
-            dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.bool: torch.bool,
-                     trt.int64: torch.int64, trt.int32: torch.int32}[engine.get_tensor_dtype(n)]
-            o = torch.empty(tuple(ctx.get_tensor_shape(n)), dtype=dtype, device=self.device)
+            o = torch.empty(tuple(ctx.get_tensor_shape(n)), dtype=_torch_dtype(trt, engine.get_tensor_dtype(n)),
+                            device=self.device)
             ctx.set_tensor_address(n, o.data_ptr())
             outs[n] = o
         if not ctx.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
@@ -155,3 +154,8 @@ class TensorRTGraphs:
 
     def eps(self, noisy, t, cond):
         return self._run("eps", noisy=noisy, t=t, cond=cond)["eps"]
+
+
+def _torch_dtype(trt, dtype) -> torch.dtype:
+    return {trt.float32: torch.float32, trt.float16: torch.float16, trt.bool: torch.bool, trt.int64: torch.int64,
+            trt.int32: torch.int32}[dtype]

@@ -56,6 +56,9 @@ def make_requests(policy: RoutedPolicy, n: int, seed: int = 0) -> list[Request]:
     out = []
     for i in range(n):
         r = Request(texts[i % 3], rng.normal(0, 0.3, cfg.proprio_dim).astype(np.float32))
+        if cfg.llm.tokenizer != "words":  # random ids stand in for the checkpoint's tokenizer
+            r.token_ids = np.zeros(cfg.llm.max_text, np.int64)
+            r.token_ids[:12] = rng.integers(2, cfg.llm.vocab, 12)
         if cfg.vision.kind == "patch_cnn":
             r.image = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
         else:  # external encoder (CogACT: DINOv2 + SigLIP patch features)
