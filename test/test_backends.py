@@ -217,9 +217,9 @@ def test_cogact_style_inputs_external_features_and_token_ids(tmp_path):
     b = make_mole_backend("onnx", tmp_path / "m").policy.step(reqs, z)
     np.testing.assert_array_equal(a.masks, b.masks)
     assert np.abs(a.cognition - b.cognition).max() < ORT_TOL
+    text_only = Request("text only", reqs[0].proprio, vision_features=reqs[0].vision_features)
     with pytest.raises(ValueError, match="not bundled"):
-        make_mole_backend("torch", tmp_path / "m").policy.step([Request("text only", reqs[0].proprio,
-                                                                        vision_features=reqs[0].vision_features)], z[:1])
+        make_mole_backend("torch", tmp_path / "m").policy.step([text_only], z[:1])
 
 
 def test_fp16_graph_set_for_tensorrt_runs_and_matches():
