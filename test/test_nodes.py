@@ -320,3 +320,47 @@ def test_unavailable_backend_reports_and_never_moves(ros, tmp_path):
         probe.wait_for(lambda: any("cannot load" in s and "available:" in s for s in probe.statuses()), 20,
                        "a status naming the problem and the available backends")
         assert not chunks
+
+
+def test_joint_trajectory_interface_commands_ik_of_the_twist(ros):
+    """interface joint_trajectory: a real subscriber on the controller topic gets 7-joint trajectories whose
+    forward kinematics move the hand the way the chunk asks."""
+    from molevla_ros.control import panda_kinematics as kin
+
+    q = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8, 0.04, 0.04]
+    overrides = {"executor": {"interface": "joint_trajectory", "camera_timeout_s": 0.0}}
+    with ros(["executor"], overrides) as probe:
+        trajs = probe.listen(JointTrajectory, "fr3_arm_controller/joint_trajectory", 50)
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        joints_pub = probe.create_publisher(JointState, "joint_states", 10)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        for _ in range(20):
+            joints_pub.publish(fake_robot_msgs(probe.get_clock().now().to_msg(), q)[0])
+            chunk_pub.publish(_chunk(probe))  # +x at 0.2 m/s
+            probe.spin_for(0.05)
+        assert trajs and not twists, "commands go to the controller topic only"
+        last = trajs[-1]
+        assert last.joint_names == kin.JOINT_NAMES and len(last.points) == 1
+        target = np.array(last.points[0].positions)
+        move = kin.forward(target)[:3, 3] - kin.forward(np.array(q[:7]))[:3, 3]
+        assert move[0] > 0.01 and abs(move[1]) < 0.2 * move[0] and abs(move[2]) < 0.2 * move[0], move
+
+
+@pytest.mark.parametrize("params,missing", [({"interface": "moveit_py"}, "moveit_py"),
+                                            ({"gripper_interface": "franka_action"}, "franka_msgs"),
+                                            ({"interface": "teleport"}, "unknown interface")])
+def test_unavailable_robot_interface_reports_and_never_moves(ros, params, missing):
+    with ros(["executor"], {"executor": {**NO_INPUT_WATCH, **params}}) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        goal_pub.publish(String(data=GOAL))
+        probe.wait_for(lambda: any(missing in s for s in probe.statuses()), 20, f"status naming {missing}")
+        for _ in range(5):
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        assert not twists

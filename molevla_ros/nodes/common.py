@@ -154,9 +154,13 @@ def chunk_to_msg(chunk: np.ndarray, stamp, frame_id: str, action_dt: float) -> J
     msg.joint_names = list(ACTION_NAMES)
     for i, row in enumerate(np.asarray(chunk, float)):
         t = i * action_dt
-        msg.points.append(JointTrajectoryPoint(
-            positions=row.tolist(), time_from_start=DurationMsg(sec=int(t), nanosec=int(round((t % 1) * 1e9)))))
+        msg.points.append(JointTrajectoryPoint(positions=row.tolist(), time_from_start=to_duration(t)))
     return msg
+
+
+def to_duration(t: float) -> DurationMsg:
+    ns = int(round(t * 1e9))
+    return DurationMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def msg_to_chunk(msg: JointTrajectory) -> np.ndarray:

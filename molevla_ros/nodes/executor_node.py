@@ -1,25 +1,29 @@
-"""executor: action chunks -> limited EE twists for MoveIt Servo (geometry_msgs/TwistStamped) + gripper.
+"""executor: action chunks -> limited end-effector commands for the robot interface (MoveIt Servo twists by
+default; a joint trajectory controller or moveit_py: see robot_interfaces.py) + gripper.
 
 Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the policy process dies
 (DDS liveliness of the chunk publisher), when the camera frames or joint states it watches go stale, when
-the goal is cleared, or on e-stop (std_msgs/Bool, latched: True holds the arm until a False arrives).
-With dry_run it computes and logs the commands but publishes nothing to the robot.
+the goal is cleared, on a halting MoveIt Servo status, or on e-stop (std_msgs/Bool, latched: True holds the
+arm until a False arrives). With dry_run it computes and logs the commands but sends nothing to the robot.
 """
 from __future__ import annotations
 
 import time
 
-from geometry_msgs.msg import TwistStamped
+import numpy as np
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.control.panda_kinematics import JOINT_NAMES
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
                                       TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_TWIST, Param, Status, chunk_qos,
                                       declare, msg_to_chunk, now_s, run, stamp_s)
+from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTopic, InterfaceUnavailable,
+                                                JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
 
 PARAMS = [
     Param("rate_hz", 50.0, "Command rate to the robot interface."),
@@ -40,6 +44,17 @@ PARAMS = [
     Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
           "lease this long; chunk publishers must offer a lease this short (0 disables)."),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
+    Param("interface", "servo", "Robot interface: servo (TwistStamped for MoveIt Servo), joint_trajectory "
+          "(JointTrajectory from IK, for a joint trajectory controller) or moveit_py (plan + execute)."),
+    Param("twist_topic", TOPIC_TWIST, "interface servo: MoveIt Servo's twist input."),
+    Param("joint_trajectory_topic", "fr3_arm_controller/joint_trajectory", "interface joint_trajectory: the "
+          "controller's command topic."),
+    Param("trajectory_lookahead_s", 0.1, "joint_trajectory / moveit_py: how far ahead each command reaches."),
+    Param("planning_group", "fr3_arm", "interface moveit_py: MoveIt planning group."),
+    Param("gripper_interface", "topic", "Gripper: topic (std_msgs/Float64, 1 open 0 closed, sim) or "
+          "franka_action (franka_gripper move/grasp actions)."),
+    Param("gripper_topic", TOPIC_GRIPPER, "gripper_interface topic: command topic."),
+    Param("gripper_action_ns", "franka_gripper", "gripper_interface franka_action: action namespace."),
 ]
 
 
@@ -51,15 +66,15 @@ class ExecutorNode(Node):
                                                       p.max_angular_accel, p.max_linear_jerk, p.max_angular_jerk),
                                   p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
         self.status = Status(self)
-        self.twist_pub = self.create_publisher(TwistStamped, TOPIC_TWIST, 10)
-        self.gripper_pub = self.create_publisher(Float64, TOPIC_GRIPPER, 10)
+        self.seen: dict[str, float] = {}  # input -> monotonic time it last arrived
+        self.q: np.ndarray | None = None  # latest arm joint positions (panda_joint1..7)
+        self.interface_error = ""
+        self.robot, self.gripper_out = self.make_interfaces()
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, chunk_qos(p.policy_liveliness_s),
                                  event_callbacks=SubscriptionEventCallbacks(liveliness=self.on_liveliness))
         self.create_subscription(Image, TOPIC_IMAGE, lambda _m: self.seen.__setitem__("camera", time.monotonic()),
                                  SENSOR_QOS)
-        self.create_subscription(JointState, TOPIC_JOINT_STATES,
-                                 lambda _m: self.seen.__setitem__("joint state", time.monotonic()), SENSOR_QOS)
-        self.seen: dict[str, float] = {}  # input -> monotonic time it last arrived
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joints, SENSOR_QOS)
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)
         self.estop = False
@@ -69,21 +84,54 @@ class ExecutorNode(Node):
         self.last_tick = time.monotonic()
         self.create_timer(1.0 / p.rate_hz, self.tick)
 
+    def make_interfaces(self):
+        p = self.p
+        try:
+            if p.interface == "servo":
+                robot = ServoInterface(self, p.twist_topic, p.frame_id, self.fault)
+            elif p.interface == "joint_trajectory":
+                robot = JointTrajectoryInterface(self, p.joint_trajectory_topic, lambda: self.q,
+                                                 p.trajectory_lookahead_s)
+            elif p.interface == "moveit_py":
+                robot = MoveItPyInterface(self, p.planning_group, lambda: self.q, p.trajectory_lookahead_s)
+            else:
+                raise InterfaceUnavailable(f"unknown interface {p.interface!r} (servo, joint_trajectory, moveit_py)")
+            if p.gripper_interface == "topic":
+                gripper = GripperTopic(self, p.gripper_topic)
+            elif p.gripper_interface == "franka_action":
+                gripper = FrankaGripperActions(self, p.gripper_action_ns)
+            else:
+                raise InterfaceUnavailable(f"unknown gripper_interface {p.gripper_interface!r} (topic, "
+                                           "franka_action)")
+            return robot, gripper
+        except InterfaceUnavailable as e:  # never moves: no interface to send to
+            self.interface_error = str(e)
+            self.status("error", f"executor: {e}", error=True)
+            return None, None
+
+    def fault(self, reason: str) -> None:
+        self.core.halt(reason)
+        self.status("halted", f"executor: {reason}", error=True)
+
+    def on_joints(self, msg: JointState) -> None:
+        self.seen["joint state"] = time.monotonic()
+        pos = dict(zip(msg.name, msg.position))
+        if all(n in pos for n in JOINT_NAMES):
+            q = np.array([pos[n] for n in JOINT_NAMES])
+            self.q = q if np.all(np.isfinite(q)) else None
+
     def on_chunk(self, msg: JointTrajectory) -> None:
         if self.estop or not self.goal:
             return
         problem = self.core.add_chunk(stamp_s(msg.header.stamp), msg_to_chunk(msg), now_s(self))
         if problem:
             self.status.values["chunks_rejected"] = self.status.values.get("chunks_rejected", 0) + 1
-            self.core.halt(f"rejected chunk: {problem}")
-            self.status("halted", f"executor rejected a chunk: {problem}", error=True)
+            self.fault(f"rejected chunk: {problem}")
 
     def on_liveliness(self, info) -> None:
         self.status.values["policy_alive"] = info.alive_count
         if info.alive_count_change < 0:  # any chunk publisher lost: halt (the next live chunk resumes)
-            self.core.halt("policy process lost (liveliness)")
-            self.status("halted", "executor: a chunk publisher (policy process) stopped (liveliness lost)",
-                        error=True)
+            self.fault("a chunk publisher (policy process) stopped (liveliness lost)")
 
     def stale_input(self) -> str:
         now = time.monotonic()
@@ -106,35 +154,31 @@ class ExecutorNode(Node):
             self.status("ok", "e-stop released")
 
     def tick(self) -> None:
+        if self.robot is None:
+            if self.goal:  # reported while a goal waits, so the operator sees why nothing moves
+                self.status("halted", f"executor: {self.interface_error}", error=True)
+            return
         t = time.monotonic()
         dt, self.last_tick = t - self.last_tick, t
         stale = self.stale_input() if self.core.active else ""
         if stale:
             self.core.halt(stale)
         cmd = self.core.step(now_s(self), dt)
-        msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.p.frame_id
         if cmd.active:
-            msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, cmd.linear)
-            msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = map(float, cmd.angular)
             self.status("ok", "executing chunks")
         elif self.active:
             self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
         self.active = cmd.active
         self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop)
-        if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
-            self.gripper = cmd.gripper_open
-            if self.p.dry_run:
-                self.get_logger().info(f"dry run: gripper {self.gripper:.0f}")
-            else:
-                self.gripper_pub.publish(Float64(data=self.gripper))
         if self.p.dry_run:
             if cmd.active:
-                self.get_logger().info(f"dry run: twist lin {cmd.linear.round(3)} ang {cmd.angular.round(3)}",
-                                       throttle_duration_sec=1.0)
+                self.get_logger().info(f"dry run: twist lin {cmd.linear.round(3)} ang {cmd.angular.round(3)} "
+                                       f"gripper {cmd.gripper_open}", throttle_duration_sec=1.0)
             return
-        self.twist_pub.publish(msg)  # zero twist while halted: MoveIt Servo holds position
+        self.robot.send(cmd)  # a zero command while halted: the robot holds position
+        if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
+            self.gripper = cmd.gripper_open
+            self.gripper_out.send(self.gripper)
 
 
 def main(args: list[str] | None = None) -> None:

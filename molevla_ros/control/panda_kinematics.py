@@ -1,0 +1,70 @@
+"""Franka Panda / FR3 arm kinematics from the published (modified, Craig) DH parameters: forward kinematics,
+the geometric Jacobian and damped least-squares velocity IK. Pure numpy, no ROS.
+
+Used to turn the executor's Cartesian twist into joint motion for a joint trajectory controller.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# (a [m], d [m], alpha [rad]) per joint, then the flange (Franka's robot and interface specifications).
+DH = [(0.0, 0.333, 0.0), (0.0, 0.0, -np.pi / 2), (0.0, 0.316, np.pi / 2), (0.0825, 0.0, np.pi / 2),
+      (-0.0825, 0.384, -np.pi / 2), (0.0, 0.0, np.pi / 2), (0.088, 0.0, np.pi / 2)]
+FLANGE_D = 0.107
+TCP_OFFSET = 0.1034  # flange -> fingertip centre of the Franka Hand, along the flange z axis
+Q_MIN = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
+Q_MAX = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
+JOINT_NAMES = [f"panda_joint{i}" for i in range(1, 8)]
+
+
+def _dh(a: float, d: float, alpha: float, theta: float) -> np.ndarray:
+    ca, sa, ct, st = np.cos(alpha), np.sin(alpha), np.cos(theta), np.sin(theta)
+    return np.array([[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]])
+
+
+def frames(q: np.ndarray, tcp: bool = True) -> list[np.ndarray]:
+    """Base-frame transforms of joints 1..7 (their rotation axes are the z axes), then the end frame."""
+    t, out = np.eye(4), []
+    for (a, d, alpha), qi in zip(DH, q):
+        t = t @ _dh(a, d, alpha, qi)
+        out.append(t)
+    out.append(t @ _dh(0.0, FLANGE_D + (TCP_OFFSET if tcp else 0.0), 0.0, 0.0))
+    return out
+
+
+def forward(q: np.ndarray, tcp: bool = True) -> np.ndarray:
+    """4x4 pose of the flange (tcp=False) or the hand's fingertip centre in the base frame."""
+    return frames(np.asarray(q, float), tcp)[-1]
+
+
+def jacobian(q: np.ndarray, tcp: bool = True) -> np.ndarray:
+    """6x7 geometric Jacobian (linear; angular) of the end frame."""
+    fs = frames(np.asarray(q, float), tcp)
+    p_end = fs[-1][:3, 3]
+    cols = [np.concatenate([np.cross(f[:3, 2], p_end - f[:3, 3]), f[:3, 2]]) for f in fs[:7]]
+    return np.stack(cols, 1)
+
+
+def twist_to_joint_velocity(q: np.ndarray, twist: np.ndarray, damping: float = 0.05) -> np.ndarray:
+    """Damped least-squares joint velocities that realise a base-frame twist [vx vy vz wx wy wz]."""
+    j = jacobian(q)
+    return j.T @ np.linalg.solve(j @ j.T + damping ** 2 * np.eye(6), np.asarray(twist, float))
+
+
+def rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation vector [rad] -> 3x3 matrix."""
+    angle = float(np.linalg.norm(r))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = np.asarray(r, float) / angle
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
+
+
+def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> quaternion [x, y, z, w]."""
+    w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
+    x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
+    y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
+    z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
+    return np.array([x, y, z, w])
