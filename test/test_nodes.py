@@ -364,3 +364,41 @@ def test_unavailable_robot_interface_reports_and_never_moves(ros, params, missin
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
         assert not twists
+
+
+def test_one_policy_node_serves_two_robots_in_one_batch(ros, tmp_path):
+    """robots: ['r1', 'r2']: per-robot topics in, per-robot chunks and layer masks out, one batch per tick."""
+    import torch
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from std_msgs.msg import UInt8MultiArray
+    from test_model import tiny
+
+    from molevla_ros.model.io import save_model
+    from molevla_ros.model.mole_vla import MoLeVLA
+
+    torch.manual_seed(0)
+    save_model(MoLeVLA(tiny(0.5)).eval(), tmp_path / "tiny_model")
+    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0,
+                            "robots": "[r1, r2]"}}
+    with ros(["policy"], overrides) as probe:
+        rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        pubs, chunks, masks, stats = {}, {}, {}, {}
+        for r in ("r1", "r2"):
+            pubs[r] = (probe.create_publisher(Image, f"{r}/molevla/image", SENSOR_QOS),
+                       probe.create_publisher(JointState, f"{r}/joint_states", 10),
+                       probe.create_publisher(String, f"{r}/molevla/goal", LATCHED_QOS))
+            chunks[r] = probe.listen(JointTrajectory, f"{r}/molevla/action_chunk", 10)
+            masks[r] = probe.listen(UInt8MultiArray, f"{r}/molevla/layer_mask", 10)
+            stats[r] = probe.listen(DiagnosticStatus, f"{r}/molevla/policy_stats", 10)
+            pubs[r][2].publish(String(data=GOAL if r == "r1" else "push the blue cube to the green target"))
+        _wait_matched(probe, pubs["r2"][0])
+        end = time.monotonic() + 30
+        while not all(chunks[r] and masks[r] and stats[r] for r in pubs) and time.monotonic() < end:
+            for image_pub, joints_pub, _ in pubs.values():
+                stamp = probe.get_clock().now().to_msg()
+                image_pub.publish(rgb_to_msg(rgb, stamp, "cam"))
+                joints_pub.publish(fake_robot_msgs(stamp)[0])
+            probe.spin_for(0.05)
+        assert all(chunks[r] and masks[r] and stats[r] for r in pubs), "each robot gets its own chunks and masks"
+        batches = {kv.value for r in pubs for s in stats[r] for kv in s.values if kv.key == "batch"}
+        assert "2" in batches, f"both robots served in one batch: {batches}"

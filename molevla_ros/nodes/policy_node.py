@@ -1,5 +1,8 @@
 """policy: at control_hz, latest frame + goal + joint state -> backend -> action chunk (+ layer mask, stats).
 
+One node can serve several robots (`robots`: namespace prefixes): each tick, the robots with a goal and
+fresh inputs go to the backend as one batch (each MoLe request keeps its own layer route).
+
 The chunk is a trajectory_msgs/JointTrajectory whose "joints" are the action dimensions
 (dx dy dz droll dpitch dyaw gripper), one point per action step, stamped with the observation's
 capture time so the executor can compensate latency. Any input problem publishes no chunk (the
@@ -42,7 +45,38 @@ PARAMS = [
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published."),
+    Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
+          "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
+          "[''] is one robot on the node's own topics."),
 ]
+
+
+class RobotIO:
+    """One robot's inputs (latest frame, joint state, goal, sim ground truth) and output publishers."""
+
+    def __init__(self, node: Node, prefix: str, privileged: bool, on_goal) -> None:
+        t = (lambda name: f"{prefix}/{name}") if prefix else (lambda name: name)
+        self.label = prefix or "robot"
+        self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), CHUNK_PUB_QOS)
+        self.mask_pub = node.create_publisher(UInt8MultiArray, t(TOPIC_LAYER_MASK), 5)
+        self.stats_pub = node.create_publisher(DiagnosticStatus, t(TOPIC_POLICY_STATS), 5)
+        node.create_subscription(Image, t(TOPIC_IMAGE), lambda m: setattr(self, "frame", (time.monotonic(), m)),
+                                 SENSOR_QOS)
+        node.create_subscription(JointState, t(TOPIC_JOINT_STATES),
+                                 lambda m: setattr(self, "joints", (time.monotonic(), m)), SENSOR_QOS)
+        node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
+        if privileged:
+            node.create_subscription(MarkerArray, t(TOPIC_SIM_STATE), self.on_sim_state, SENSOR_QOS)
+        self.frame: tuple[float, Image] | None = None  # (monotonic receipt time, msg)
+        self.joints: tuple[float, JointState] | None = None
+        self.sim_poses: dict[str, np.ndarray] | None = None  # ground truth, scripted expert only
+        self.goal = ""
+        self.steps = 0
+        self.last_step: float | None = None
+
+    def on_sim_state(self, msg: MarkerArray) -> None:
+        self.sim_poses = {m.ns: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
+                          for m in msg.markers}
 
 
 class PolicyNode(Node):
@@ -59,109 +93,101 @@ class PolicyNode(Node):
         except BackendUnavailable as e:
             self.backend_error = str(e)
             self.status("error", self.backend_error, error=True)
-        self.chunk_pub = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
-        self.mask_pub = self.create_publisher(UInt8MultiArray, TOPIC_LAYER_MASK, 5)
-        self.stats_pub = self.create_publisher(DiagnosticStatus, TOPIC_POLICY_STATS, 5)
-        self.create_subscription(Image, TOPIC_IMAGE, self.on_image, SENSOR_QOS)
-        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joints, SENSOR_QOS)
-        self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
-        if self.backend is not None and self.backend.needs_privileged_state:
+        privileged = self.backend is not None and self.backend.needs_privileged_state
+        if privileged:
             self.get_logger().warn(f"backend '{self.backend.name}' is a scripted expert reading simulator ground "
                                    "truth; it is not a learned policy")
-            self.create_subscription(MarkerArray, TOPIC_SIM_STATE, self.on_sim_state, SENSOR_QOS)
-        self.frame: tuple[float, Image] | None = None  # (monotonic receipt time, msg)
-        self.joints: tuple[float, JointState] | None = None
-        self.sim_poses: dict[str, np.ndarray] | None = None  # ground truth, scripted expert only
-        self.goal = ""
-        self.steps = 0
-        self.last_step = None
+        prefixes = [r.strip("/") for r in self.p.robots] or [""]
+        self.robots = [RobotIO(self, r, privileged, self.on_goal) for r in prefixes]
         self.create_timer(1.0 / self.p.control_hz, self.tick)
 
-    def on_image(self, msg: Image) -> None:
-        self.frame = (time.monotonic(), msg)
-
-    def on_joints(self, msg: JointState) -> None:
-        self.joints = (time.monotonic(), msg)
-
-    def on_goal(self, msg: String) -> None:
-        self.goal = msg.data
+    def on_goal(self, robot: RobotIO, goal: str) -> None:
+        robot.goal = goal
         if self.backend is not None:
             self.backend.reset()
 
-    def on_sim_state(self, msg: MarkerArray) -> None:
-        self.sim_poses = {m.ns: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
-                          for m in msg.markers}
+    def where(self, robot: RobotIO) -> str:
+        return f" [{robot.label}]" if len(self.robots) > 1 else ""
 
-    def check_inputs(self) -> tuple[Observation | None, str]:
+    def check_inputs(self, r: RobotIO) -> tuple[Observation | None, str]:
         now = time.monotonic()
-        if self.frame is None:
+        if r.frame is None:
             return None, "no camera frame yet"
-        if now - self.frame[0] > self.p.frame_timeout_s:
-            return None, f"camera frame stale ({now - self.frame[0]:.2f} s old)"
-        if self.joints is None:
+        if now - r.frame[0] > self.p.frame_timeout_s:
+            return None, f"camera frame stale ({now - r.frame[0]:.2f} s old)"
+        if r.joints is None:
             return None, "no joint state yet"
-        if now - self.joints[0] > self.p.joint_state_timeout_s:
-            return None, f"joint state stale ({now - self.joints[0]:.2f} s old)"
-        q = np.asarray(self.joints[1].position, float)
+        if now - r.joints[0] > self.p.joint_state_timeout_s:
+            return None, f"joint state stale ({now - r.joints[0]:.2f} s old)"
+        q = np.asarray(r.joints[1].position, float)
         if q.size == 0 or not np.all(np.isfinite(q)):
             return None, "joint state is empty or contains NaN/Inf"
         try:
-            image = msg_to_rgb(self.frame[1])
+            image = msg_to_rgb(r.frame[1])
         except ImageError as e:
             return None, f"camera frame: {e}"
         privileged = None
-        if self.sim_poses is not None and "ee" in self.sim_poses:
-            objects = dict(self.sim_poses)
+        if r.sim_poses is not None and "ee" in r.sim_poses:
+            objects = dict(r.sim_poses)
             ee = objects.pop("ee")
-            names = list(self.joints[1].name)
+            names = list(r.joints[1].name)
             width = sum(q[names.index(n)] for n in FINGERS if n in names)
             privileged = PrivilegedState(ee, float(width), objects)
-        return Observation(self.goal, q, image, privileged, stamp_s(self.frame[1].header.stamp)), ""
+        return Observation(r.goal, q, image, privileged, stamp_s(r.frame[1].header.stamp)), ""
 
     def tick(self) -> None:
-        if not self.goal:
+        ready: list[tuple[RobotIO, Observation, float]] = []
+        for r in self.robots:
+            if not r.goal:
+                continue
+            if self.backend is None:  # reported while a goal waits, so the operator sees why nothing moves
+                self.status("halted", f"policy{self.where(r)}: {self.backend_error}", error=True)
+                continue
+            obs, problem = self.check_inputs(r)
+            if obs is None:
+                self.status("halted", f"policy{self.where(r)}: {problem}", error=True)
+                continue
+            ready.append((r, obs, time.monotonic() - r.frame[0]))  # how long the frame waited for this step
+        if not ready:
             return
-        if self.backend is None:  # reported while a goal waits, so the operator sees why nothing moves
-            self.status("halted", f"policy: {self.backend_error}", error=True)
-            return
-        obs, problem = self.check_inputs()
-        if obs is None:
-            self.status("halted", f"policy: {problem}", error=True)
-            return
-        frame_wait = time.monotonic() - self.frame[0]  # how long the frame waited for this step
         t0 = time.perf_counter()
         try:
-            out = self.backend.act(obs)
+            batch = getattr(self.backend, "act_batch", None)
+            observations = [obs for _, obs, _ in ready]
+            outs = batch(observations) if batch else [self.backend.act(o) for o in observations]
         except Exception as e:  # a backend failure must never take the node down
             self.status("halted", f"policy backend '{self.backend.name}' failed: {e}", error=True)
             return
         latency = time.perf_counter() - t0
-        problem = validate_chunk(np.asarray(out.chunk))
-        if problem:
-            self.status("halted", f"policy produced a bad chunk: {problem}", error=True)
-            return
-        self.publish(obs, out, latency, frame_wait)
+        for (r, obs, frame_wait), out in zip(ready, outs):
+            problem = validate_chunk(np.asarray(out.chunk))
+            if problem:
+                self.status("halted", f"policy{self.where(r)} produced a bad chunk: {problem}", error=True)
+                continue
+            self.publish(r, obs, out, latency, frame_wait, len(ready))
 
-    def publish(self, obs: Observation, out, latency: float, frame_wait: float) -> None:
-        msg = chunk_to_msg(out.chunk, self.frame[1].header.stamp, self.frame[1].header.frame_id, self.p.action_dt)
-        self.chunk_pub.publish(msg)
+    def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
+        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, r.frame[1].header.frame_id, self.p.action_dt)
+        r.chunk_pub.publish(msg)
         if out.layer_mask is not None:
             mask = UInt8MultiArray(data=np.asarray(out.layer_mask, np.uint8).tobytes())
             mask.layout.dim.append(MultiArrayDimension(label="layer", size=len(out.layer_mask), stride=1))
-            self.mask_pub.publish(mask)
+            r.mask_pub.publish(mask)
         now = time.monotonic()
-        hz = 1.0 / (now - self.last_step) if self.last_step else 0.0
-        self.last_step = now
-        self.steps += 1
-        self.status.values.update(backend=self.backend.name, steps=self.steps, latency_ms=round(latency * 1e3, 3))
+        hz = 1.0 / (now - r.last_step) if r.last_step else 0.0
+        r.last_step = now
+        r.steps += 1
         values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.3f}", "rate_hz": f"{hz:.2f}",
-                  "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(self.steps),
+                  "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(r.steps),
+                  "batch": str(batch),
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}
         if out.layer_mask is not None:
             values["layers_kept"] = str(int(np.sum(out.layer_mask)))
-        self.stats_pub.publish(DiagnosticStatus(
-            level=DiagnosticStatus.OK, name="molevla/policy", message="chunk published",
+        r.stats_pub.publish(DiagnosticStatus(
+            level=DiagnosticStatus.OK, name=f"molevla/policy{self.where(r)}", message="chunk published",
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        self.status.values.update(backend=self.backend.name, latency_ms=round(latency * 1e3, 3),
+                                  **{f"steps{self.where(x)}": x.steps for x in self.robots})
         self.status("ok", f"policy running ({self.backend.name})")  # printed once per change
 
 
