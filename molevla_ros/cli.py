@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -102,7 +103,11 @@ def cmd_bench_backends(a: argparse.Namespace) -> int:
         model_dir, label = random_model_dir(a.layers), f"CogACT-scale, random weights, {a.layers} Llama-2-7B layers"
     else:
         model_dir, label = resolve_model(a.model), f"model {a.model}"
-    run(model_dir, a.backends.split(","), a.iters, a.batch, Path(a.out), label)
+    try:
+        run(model_dir, a.backends.split(","), a.iters, a.batch, Path(a.out), label)
+    finally:
+        if a.config == "cogact":
+            shutil.rmtree(model_dir, ignore_errors=True)  # GBs of random weights
     return 0
 
 
