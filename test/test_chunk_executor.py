@@ -120,3 +120,23 @@ def test_a_halt_always_reaches_the_output_then_motion_ramps_from_zero():
     cmd = ex.step(0.4, 0.02)
     assert not cmd.active and cmd.linear[0] == 0.0 and cmd.reason == "bad chunk"
     assert 0.0 < ex.step(0.42, 0.02).linear[0] <= 3.0 * 0.02 + 1e-12, "ramps up again within the accel limit"
+
+
+def test_workspace_box_stops_outward_motion_and_never_pushes():
+    from molevla_ros.control.chunk_executor import workspace_clamp
+
+    lim = Limits(workspace_min=(0.2, -0.5, 0.0), workspace_max=(0.8, 0.5, 0.7), workspace_approach_s=0.25)
+    inside = np.array([0.5, 0.0, 0.3])
+    np.testing.assert_allclose(workspace_clamp(np.array([0.2, -0.1, 0.0]), inside, lim), [0.2, -0.1, 0.0])
+    near = np.array([0.78, 0.0, 0.3])  # 2 cm from the +x face: at most 0.02 / 0.25 = 0.08 m/s towards it
+    np.testing.assert_allclose(workspace_clamp(np.array([0.3, 0.0, 0.0]), near, lim), [0.08, 0.0, 0.0])
+    outside = np.array([0.9, 0.0, -0.05])
+    np.testing.assert_allclose(workspace_clamp(np.array([0.1, 0.0, -0.1]), outside, lim), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(workspace_clamp(np.array([-0.1, 0.0, 0.1]), outside, lim), [-0.1, 0.0, 0.1])
+    np.testing.assert_allclose(workspace_clamp(np.zeros(3), outside, lim), np.zeros(3), err_msg="never pushes")
+    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)  # closed loop: the hand never crosses the face
+    ex.add_chunk(0.0, chunk(vx_step=0.03), now=0.0)
+    x = 0.7
+    for k in range(100):
+        x += ex.step(k * 0.02, 0.02, np.array([x, 0.0, 0.3])).linear[0] * 0.02
+    assert 0.79 < x <= 0.8

@@ -272,8 +272,9 @@ def test_full_loop_succeeds_in_sim(ros):
         probe.wait_for(lambda: any(s.startswith("succeeded") for s in probe.statuses()), 40, "succeeded")
         seq = [s.split(":")[0] for s in probe.statuses() if s.split(":")[0] in ("accepted", "running", "succeeded")]
         assert seq[:3] == ["accepted", "running", "succeeded"], seq
-        reporting = {st.name for arr in diagnostics for st in arr.status}
-        assert {f"molevla: {n}" for n in nodes} <= reporting, f"every node on /diagnostics: {reporting}"
+        expected = {f"molevla: {n}" for n in nodes}
+        reporting = lambda: {st.name for arr in diagnostics for st in arr.status}  # noqa: E731
+        probe.wait_for(lambda: expected <= reporting(), 5, f"every node on /diagnostics (seen {reporting()})")
 
 
 @pytest.mark.parametrize("backend", ["mole_torch", "mole_onnx"])

@@ -24,6 +24,11 @@ class Limits:
     max_angular_accel: float = 8.0  # rad/s^2
     max_linear_jerk: float = 50.0  # m/s^3
     max_angular_jerk: float = 400.0  # rad/s^3
+    # End-effector box in the base frame (m); None disables. Motion towards a face slows as the hand nears it
+    # (speed <= distance / workspace_approach_s) and stops at it; outside the box only inward motion is allowed.
+    workspace_min: tuple[float, float, float] | None = (0.15, -0.5, 0.005)
+    workspace_max: tuple[float, float, float] | None = (0.85, 0.5, 0.7)
+    workspace_approach_s: float = 0.25
 
 
 @dataclass
@@ -108,8 +113,9 @@ class ChunkExecutor:
         self._chunks = keep
         return rows[::-1]
 
-    def step(self, now: float, dt: float) -> Command:
-        """The command for time ``now``, ``dt`` seconds after the previous one."""
+    def step(self, now: float, dt: float, ee_pos: np.ndarray | None = None) -> Command:
+        """The command for time ``now``, ``dt`` seconds after the previous one; ``ee_pos`` (base frame, m)
+        enables the workspace box."""
         if self._last_chunk is None or self._halt_pending:
             self._halt_pending = False
             return Command(reason=self._halt_reason)
@@ -127,11 +133,21 @@ class ChunkExecutor:
             w = self.blend_decay ** np.arange(len(rows))
             action = (w[:, None] * np.stack(rows)).sum(0) / w.sum()
         lim = self.limits
-        self._lin, self._lin_acc = limit_motion(action[:3] / self.action_dt, self._lin, self._lin_acc, dt,
+        want = action[:3] / self.action_dt
+        if ee_pos is not None and lim.workspace_min is not None and lim.workspace_max is not None:
+            want = workspace_clamp(want, np.asarray(ee_pos, float), lim)
+        self._lin, self._lin_acc = limit_motion(want, self._lin, self._lin_acc, dt,
                                                 lim.max_linear_speed, lim.max_linear_accel, lim.max_linear_jerk)
         self._ang, self._ang_acc = limit_motion(action[3:6] / self.action_dt, self._ang, self._ang_acc, dt,
                                                 lim.max_angular_speed, lim.max_angular_accel, lim.max_angular_jerk)
         return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking")
+
+
+def workspace_clamp(want: np.ndarray, ee_pos: np.ndarray, lim: Limits) -> np.ndarray:
+    """Linear velocity with motion towards (or beyond) a face of the workspace box limited; never pushes."""
+    lo = np.minimum((np.asarray(lim.workspace_min) - ee_pos) / lim.workspace_approach_s, 0.0)
+    hi = np.maximum((np.asarray(lim.workspace_max) - ee_pos) / lim.workspace_approach_s, 0.0)
+    return np.clip(want, lo, hi)
 
 
 def _clamp_norm(x: np.ndarray, limit: float) -> np.ndarray:

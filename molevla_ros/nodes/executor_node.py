@@ -18,6 +18,7 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.panda_kinematics import JOINT_NAMES
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
                                       TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_TWIST, Param, Status, chunk_qos,
@@ -38,6 +39,10 @@ PARAMS = [
     Param("max_angular_accel", 8.0, "rad/s^2, end-effector."),
     Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes)."),
     Param("max_angular_jerk", 400.0, "rad/s^3, end-effector."),
+    Param("workspace_min", [0.15, -0.5, 0.005], "Hand (TCP) box in the base frame, lower corner (m), from the "
+          "joint states' forward kinematics; empty disables the box."),
+    Param("workspace_max", [0.85, 0.5, 0.7], "Upper corner of the hand box (m)."),
+    Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this."),
     Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
     Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables)."),
     Param("joint_state_timeout_s", 0.2, "Halt when the last joint state is older than this (0 disables)."),
@@ -62,9 +67,11 @@ class ExecutorNode(Node):
     def __init__(self) -> None:
         super().__init__("executor")
         p = self.p = declare(self, PARAMS)
-        self.core = ChunkExecutor(p.action_dt, Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel,
-                                                      p.max_angular_accel, p.max_linear_jerk, p.max_angular_jerk),
-                                  p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
+        box = len(p.workspace_min) == 3 and len(p.workspace_max) == 3
+        limits = Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel, p.max_angular_accel,
+                        p.max_linear_jerk, p.max_angular_jerk, tuple(p.workspace_min) if box else None,
+                        tuple(p.workspace_max) if box else None, p.workspace_approach_s)
+        self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
         self.status = Status(self)
         self.seen: dict[str, float] = {}  # input -> monotonic time it last arrived
         self.q: np.ndarray | None = None  # latest arm joint positions (panda_joint1..7)
@@ -163,7 +170,8 @@ class ExecutorNode(Node):
         stale = self.stale_input() if self.core.active else ""
         if stale:
             self.core.halt(stale)
-        cmd = self.core.step(now_s(self), dt)
+        ee = kin.forward(self.q)[:3, 3] if self.q is not None else None
+        cmd = self.core.step(now_s(self), dt, ee)
         if cmd.active:
             self.status("ok", "executing chunks")
         elif self.active:
