@@ -73,6 +73,13 @@ def ros_environment() -> dict[str, str]:
     return env
 
 
+def use_local_domain(domain: int) -> None:
+    """Point this process (and the nodes it starts) at a private ROS domain, discovery limited to this host."""
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.update(ros_environment())
+
+
 class Bringup:
     """The processes of one profile; a context manager that always stops them."""
 

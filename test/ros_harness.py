@@ -1,14 +1,13 @@
 """Helpers for tests that run real nodes in their own processes and talk to them over real DDS."""
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
 import rclpy
 from rclpy.node import Node
 
-from molevla_ros.bringup import Bringup, ros_environment
+from molevla_ros.bringup import Bringup, use_local_domain
 
 
 class Probe(Node):
@@ -51,9 +50,7 @@ class RosTestSession:
     """Node processes + a probe on a private ROS domain; use as a context manager."""
 
     def __init__(self, nodes: list[str], domain: int, overrides: dict | None = None, log_dir=None) -> None:
-        os.environ["ROS_DOMAIN_ID"] = str(domain)
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-        os.environ.update(ros_environment())
+        use_local_domain(domain)
         self.bringup = Bringup(nodes, overrides, log_dir=log_dir)
 
     def __enter__(self) -> Probe:

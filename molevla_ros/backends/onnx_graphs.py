@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from molevla_ros.backends.routed import model_sha256
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.io import load_model
 from molevla_ros.model.llama import attention_mask, rotary
@@ -38,9 +39,7 @@ class _Encode(nn.Module):
         self.m = m
 
     def forward(self, vision_in, text_ids, text_valid, proprio):
-        pixels, feats = (vision_in, None) if self.m.vision is not None else (None, vision_in)
-        x, valid, vis, txt, prop = self.m.embed(pixels, text_ids, text_valid, proprio, feats)
-        return x, valid, self.m.router.scores(x, vis, txt, text_valid, prop)
+        return self.m.encode(vision_in, text_ids, text_valid, proprio)
 
 
 class _Layer(nn.Module):
@@ -100,8 +99,6 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 def export_onnx(model_dir: Path, out: Path, dtype: str = "fp32", progress: bool = True) -> Path:
     """Write the graph set of the model in model_dir to out (fp32 for ONNX Runtime; fp16 for TensorRT)."""
-    from molevla_ros.backends.routed import model_sha256
-
     tdt = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
     model = load_model(Path(model_dir)).to(tdt)
     return _export_model(model, out, model_sha256(Path(model_dir)), dtype, progress)
@@ -142,8 +139,6 @@ def cache_root() -> Path:
 
 def ensure_onnx(model_dir: Path, dtype: str = "fp32", cache: Path | None = None) -> Path:
     """The model's graph set, exported once per (model hash, dtype, format) into the cache."""
-    from molevla_ros.backends.routed import model_sha256
-
     sha = model_sha256(Path(model_dir))
     out = (cache or cache_root()) / sha[:16] / f"onnx_{dtype}"
     m = out / "manifest.json"

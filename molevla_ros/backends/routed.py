@@ -22,7 +22,7 @@ import torch
 from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
-from molevla_ros.model.mole_vla import PAD, MoLeVLA, fixed_gate, preprocess_images, tokenize
+from molevla_ros.model.mole_vla import PAD, MoLeVLA, fixed_gate, preprocess_images, to_robot_units, tokenize
 from molevla_ros.model.router import top_k_mask
 
 
@@ -134,9 +134,8 @@ class RoutedPolicy:
         h = run_routed(x, gate, lambda i, hs, idx: g.layer(i, hs, key_valid[idx]))
         cog = g.finish(h)
         norm = ddim_sample(g.eps, noise.to(g.device, g.dtype), cog, self.uncond.to(g.device, g.dtype), self.alphas,
-                           self.cfg.action_head).float().cpu()
-        chunks = ((norm + 1) / 2 * (self.high - self.low) + self.low).numpy()
-        chunks[..., 6] = (chunks[..., 6] >= 0.5).astype(chunks.dtype)
+                           self.cfg.action_head)
+        chunks = to_robot_units(norm, self.low, self.high)
         return StepResult(chunks, gate.cpu().numpy().astype(np.uint8), cog.float().cpu().numpy(),
                           (time.perf_counter() - t0) * 1e3)
 
@@ -156,10 +155,7 @@ class TorchGraphs:
         self._captured: dict[tuple[int, int], tuple] = {}  # (layer, batch) -> (graph, in, valid, out)
 
     def encode(self, vision_in, text_ids, text_valid, proprio):
-        m = self.model
-        pixels, feats = (vision_in, None) if m.vision is not None else (None, vision_in)
-        x, valid, vis, txt, prop = m.embed(pixels, text_ids, text_valid, proprio, feats)
-        return x, valid, m.router.scores(x, vis, txt, text_valid, prop)
+        return self.model.encode(vision_in, text_ids, text_valid, proprio)
 
     def _layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
         t = hidden.shape[1]

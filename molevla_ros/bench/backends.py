@@ -72,13 +72,11 @@ def route_args(keep: float, layers: int) -> tuple[str, int]:
     return ("full", layers) if k == layers else ("mole", k)
 
 
-def count_flops(model_dir: Path, keep: float) -> tuple[float, float]:
+def count_flops(policy: RoutedPolicy, keep: float) -> tuple[float, float]:
     """(backbone, whole step) FLOPs of one batch-1 step, counted by torch on the torch pipeline."""
-    model = load_model(model_dir)
-    policy = RoutedPolicy.from_model(model, TorchGraphs(model))
     req = make_requests(policy, 1)
-    mode, k = route_args(keep, model.cfg.llm.layers)
-    noise = torch.zeros(1, model.cfg.action_head.horizon, model.cfg.action_head.action_dim)
+    mode, k = route_args(keep, policy.cfg.llm.layers)
+    noise = torch.zeros(1, policy.cfg.action_head.horizon, policy.cfg.action_head.action_dim)
     inner, backbone = policy.graphs, []
 
     class Split:  # count the decoder layers separately from the rest
@@ -92,10 +90,13 @@ def count_flops(model_dir: Path, keep: float) -> tuple[float, float]:
             return out
 
     policy.graphs = Split()
-    policy.step(req, noise, mode, k)
-    backbone.clear()
-    with FlopCounterMode(display=False) as total:
+    try:
         policy.step(req, noise, mode, k)
+        backbone.clear()
+        with FlopCounterMode(display=False) as total:
+            policy.step(req, noise, mode, k)
+    finally:
+        policy.graphs = inner
     return float(sum(backbone)), float(total.get_total_flops())
 
 
@@ -123,7 +124,10 @@ def random_model_dir(layers: int) -> Path:
 def run(model_dir: Path, backends: list[str], iters: int = 30, batch: int = 8, out: Path | None = None,
         label: str = "") -> list[dict]:
     rows = []
-    flops = {keep: count_flops(model_dir, keep) for keep in tqdm(KEEPS, desc="counting FLOPs", unit="keep")}
+    model = load_model(model_dir)
+    reference = RoutedPolicy.from_model(model, TorchGraphs(model))
+    flops = {keep: count_flops(reference, keep) for keep in tqdm(KEEPS, desc="counting FLOPs", unit="keep")}
+    del model, reference
     for name in backends:
         b = BACKENDS[name]
         try:

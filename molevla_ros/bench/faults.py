@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.bringup import PROFILES, Bringup, ros_environment
+from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_INSTRUCTION,
                                       TOPIC_SIM_TASK, TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, stamp_s, to_stamp)
 from molevla_ros.nodes.executor_node import PARAMS as EXECUTOR_PARAMS
@@ -138,9 +137,7 @@ def limit_violations(twists: list[tuple[float, TwistStamped]]) -> tuple[int, int
 
 
 def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2.0) -> dict:
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.update(ros_environment())
+    use_local_domain(domain)
     overrides = {"sim": {"task_family": "push", "seed": 1}, "policy": {"backend": "scripted_expert"}}
     row = {"fault": fault.name, "note": fault.note}
     with Bringup(PROFILES["sim"], overrides, log_dir=log_dir) as bringup:

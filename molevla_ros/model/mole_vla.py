@@ -80,6 +80,13 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
     return (x - 0.5) / 0.25
 
 
+def to_robot_units(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> np.ndarray:
+    """Normalised [-1, 1] action chunks -> robot units (numpy), gripper thresholded to 1 open / 0 closed."""
+    chunk = ((a.float().cpu() + 1) / 2 * (high.float().cpu() - low.float().cpu()) + low.float().cpu()).numpy()
+    chunk[..., 6] = (chunk[..., 6] >= 0.5).astype(chunk.dtype)
+    return chunk
+
+
 def fixed_gate(mode: str, b: int, n: int, k: int, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
     """[B, L] gate of the router-free baselines: random (k random layers per sample) or first_k."""
@@ -142,8 +149,8 @@ class MoLeVLA(nn.Module):
         span = (self.action_high - self.action_low).clamp(min=1e-6)
         return (2 * (a - self.action_low) / span - 1).clamp(-1, 1)
 
-    def unnormalize_actions(self, a: torch.Tensor) -> torch.Tensor:
-        return (a + 1) / 2 * (self.action_high - self.action_low) + self.action_low
+    def to_robot_units(self, a: torch.Tensor) -> np.ndarray:
+        return to_robot_units(a, self.action_low, self.action_high)
 
     # ---- forward ------------------------------------------------------------------------------
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
@@ -168,6 +175,14 @@ class MoLeVLA(nn.Module):
         ones = torch.ones(b, 1, dtype=torch.bool, device=dev)
         valid = torch.cat([ones, ones.expand(b, nv), ones, text_valid, ones], 1)
         return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop
+
+    def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
+               proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Serving entry (torch, ONNX, TensorRT graphs): (embeddings, key validity, STAR router scores).
+        vision_in: preprocessed pixels (patch_cnn) or external encoder features."""
+        pixels, feats = (vision_in, None) if self.vision is not None else (None, vision_in)
+        x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, feats)
+        return x, valid, self.router.scores(x, vis, txt, text_valid, prop)
 
     def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
                 proprio: torch.Tensor, mode: str = "mole", soft: bool = False,
@@ -200,8 +215,7 @@ class MoLeVLA(nn.Module):
         ids, valid = tokenize(instructions, self.cfg.llm)
         out = self(torch.as_tensor(images, device=dev), ids.to(dev), valid.to(dev),
                    torch.as_tensor(proprio, dtype=torch.float32, device=dev), mode=mode, generator=generator)
-        chunk = self.unnormalize_actions(self.head.sample(out.cognition, generator, noise)).cpu().numpy()
-        chunk[..., 6] = (chunk[..., 6] >= 0.5).astype(chunk.dtype)
+        chunk = self.to_robot_units(self.head.sample(out.cognition, generator, noise))
         mask = None if out.gate is None else out.gate.cpu().numpy().astype(np.uint8)
         return chunk, mask
 
