@@ -58,7 +58,7 @@ def cmd_eval_expert(a: argparse.Namespace) -> int:
 def cmd_collect(a: argparse.Namespace) -> int:
     from molevla_ros.record.collect import collect
 
-    collect(Path(a.out), a.tasks, a.episodes, a.seed)
+    collect(Path(a.out), a.tasks, a.episodes, a.seed, a.goals)
     return 0
 
 
@@ -73,7 +73,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.trainer import TrainConfig, train
 
     train(TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads))
+                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
+                      val_every=a.val_every))
     return 0
 
 
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--tasks", type=_families, default=list(FAMILIES))
     c.add_argument("--episodes", type=int, default=20, help="per task family")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--goals", type=int, default=1, help="goals per layout (1-3): same scene, different cube")
     c.add_argument("--out", default="data/episodes")
     c.set_defaults(fn=cmd_collect)
 
@@ -201,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--keep-ratio", type=float, default=None)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--shift", type=int, default=1, help="image augmentation: max random translation (px)")
+    t.add_argument("--val", help="held-out episode folder: open-loop action metrics during training")
+    t.add_argument("--val-every", type=int, default=1000)
     t.set_defaults(fn=cmd_train)
 
     ev = sub.add_parser("eval-policies", help="closed-loop success/FLOPs/latency of trained MoLe-VLA variants")

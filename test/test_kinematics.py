@@ -27,6 +27,17 @@ def test_forward_kinematics_matches_pybullet_flange(panda):
         np.testing.assert_allclose(kin.forward(q, tcp=False)[:3, 3], flange[4], atol=1e-6)
 
 
+def test_torch_fingertip_position_matches_numpy_forward_kinematics():
+    """The model's in-graph FK (proprio features) equals the executor's numpy kinematics."""
+    import torch
+
+    from molevla_ros.model.proprio import fingertip_position
+
+    q = np.random.default_rng(1).uniform(kin.Q_MIN, kin.Q_MAX, (8, 7))
+    got = fingertip_position(torch.as_tensor(q)).numpy()
+    np.testing.assert_allclose(got, np.stack([kin.forward(x)[:3, 3] for x in q]), atol=1e-9)
+
+
 def test_jacobian_matches_finite_differences_and_ik_realises_the_twist():
     q = np.array([0.1, -0.4, 0.2, -2.1, 0.1, 1.9, 0.7])
     j = kin.jacobian(q)

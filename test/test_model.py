@@ -12,6 +12,7 @@ from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
 from molevla_ros.train.episodes import Samples
 from molevla_ros.train.trainer import TrainConfig, train
+from molevla_ros.train.validate import _direction_cosine, swap_colours
 
 
 def tiny(keep: float = 0.5) -> MoLeConfig:
@@ -20,7 +21,7 @@ def tiny(keep: float = 0.5) -> MoLeConfig:
                       router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
                                           temporal_ff=32),
                       action_head=ActionHeadConfig(width=32, depth=1, heads=2, horizon=4, repeats=2),
-                      projector_dims=(64, 32))
+                      projector_dims=(64, 32), proprio_fk=True)
 
 
 TEXTS = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube", "stop"]
@@ -100,13 +101,22 @@ def _synthetic_samples(n: int = 64) -> Samples:
 def test_teacher_and_student_losses_decrease(tmp_path):
     data = _synthetic_samples()
     hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=120, batch=16, lr=2e-3), tiny(), data)
-    d = [h["diffusion"] for h in hist]
+    d = [h["diffusion"] for h in hist if "diffusion" in h]
     assert np.mean(d[-2:]) < 0.8 * d[0], d
     hist = train(TrainConfig(out=str(tmp_path / "s"), stage="mole", init=str(tmp_path / "t"), steps=120, batch=16,
-                             lr=2e-3, ema=0.9), data=data)
-    c = [h["cogkd"] for h in hist]
+                             lr=2e-3, ema=0.9), data=data, val=data)
+    c = [h["cogkd"] for h in hist if "cogkd" in h]
     assert np.mean(c[-2:]) < 0.8 * c[0], c
-    assert {"diffusion", "balance", "cogkd"} <= set(hist[-1])
+    assert {"diffusion", "balance", "cogkd"} <= set(hist[-2])
+    assert {"val_dir_cos", "val_dir_cos_swapped"} <= set(hist[-1])  # held-out metrics at the end
+
+
+def test_open_loop_direction_metric_and_colour_swap():
+    true = np.zeros((3, 16, 7))
+    true[0, :, 0], true[1, :, 1], true[2, :, 2] = 0.01, 0.01, 0.0001  # the third barely moves: not counted
+    assert _direction_cosine(true, true) == pytest.approx(1.0)
+    assert _direction_cosine(-true, true) == pytest.approx(-1.0)
+    assert swap_colours("push the red cube to the yellow target") == "push the green cube to the red target"
 
 
 def test_save_load_round_trip_gives_identical_actions(tmp_path):

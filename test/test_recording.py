@@ -7,7 +7,8 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.record.collect import record_episode
+from molevla_ros.record.collect import collect, record_episode
+from molevla_ros.train.episodes import read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
 
@@ -16,6 +17,17 @@ def test_msg_definition_includes_nested_types():
     text = msg_definition("trajectory_msgs/msg/JointTrajectory")
     assert "MSG: std_msgs/Header" in text and "MSG: trajectory_msgs/JointTrajectoryPoint" in text
     assert "MSG: builtin_interfaces/Duration" in text and "MSG: builtin_interfaces/Time" in text
+
+
+def test_collect_records_goal_variants_and_resumes(tmp_path: Path):
+    collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["touch_00004.mcap", "touch_00004_g1.mcap"]
+    infos = [read_episode(tmp_path / n, 32)[0] for n in names]
+    assert [i["goal"] for i in infos] == ["0", "1"] and infos[0]["instruction"] != infos[1]["instruction"]
+    stamp = (tmp_path / names[0]).stat().st_mtime_ns
+    collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)  # nothing left to record: files untouched
+    assert (tmp_path / names[0]).stat().st_mtime_ns == stamp
 
 
 def test_recorded_episode_reads_back(tmp_path: Path):

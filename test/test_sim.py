@@ -31,6 +31,18 @@ def test_layouts_are_seeded_and_goals_parse():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_goal_variants_share_the_layout(family):
+    """goal=N keeps the seed's cubes and changes only which one the instruction names (goal 0 = default)."""
+    base = sample_task(family, 3)
+    assert sample_task(family, 3, goal=0) == base
+    goals = [sample_task(family, 3, goal=g) for g in range(3)]
+    assert len({t.cube for t in goals}) == 3 and all(t.cubes == base.cubes for t in goals)
+    assert all(parse_instruction(t.instruction)[1] == t.cube for t in goals)
+    with pytest.raises(ValueError):
+        sample_task(family, 3, goal=3)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_success_detection(sim, family):
     """Success is false after reset and while the arm idles; the expert reaches it; a wrong cube does not count."""
     task = sample_task(family, 7)

@@ -75,6 +75,7 @@ class MoLeConfig:
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
     projector_dims: tuple[int, ...] = (512, 128)  # hidden sizes after vision features; last = llm.hidden
     proprio_dim: int = 9  # 7 arm joints + 2 fingers
+    proprio_fk: bool = False  # add the Panda fingertip position (forward kinematics of joints 1-7)
     action_dt: float = 0.1
 
     def save(self, path: Path) -> None:
@@ -88,12 +89,12 @@ class MoLeConfig:
     def from_dict(cls, d: dict) -> "MoLeConfig":
         return cls(vision=VisionConfig(**d["vision"]), llm=LLMConfig(**d["llm"]), router=RouterConfig(**d["router"]),
                    action_head=ActionHeadConfig(**d["action_head"]), projector_dims=tuple(d["projector_dims"]),
-                   proprio_dim=d["proprio_dim"], action_dt=d["action_dt"])
+                   proprio_dim=d["proprio_dim"], proprio_fk=d.get("proprio_fk", False), action_dt=d["action_dt"])
 
 
 def small() -> MoLeConfig:
     """The shipped model's configuration."""
-    return MoLeConfig(vision=VisionConfig(film=True))
+    return MoLeConfig(vision=VisionConfig(film=True), proprio_fk=True)
 
 
 def cogact_base(layers: int = 32) -> MoLeConfig:

@@ -82,5 +82,5 @@ def import_cogact(checkpoint: Path, cfg: MoLeConfig, out: Path) -> dict[str, lis
     save_model(model, out, {"imported_from": str(checkpoint)})
     if vision:
         save_file({k: v.contiguous() for k, v in vision.items()}, str(out / "vision_backbone.safetensors"))
-    fresh = [k for k in target if k not in mapped and not k.startswith(("action_", "proprio_mean", "proprio_std"))]
+    fresh = [k for k in target if k not in mapped and not k.startswith(("action_", "proprio."))]
     return {"mapped": sorted(mapped), "initialised": fresh, "vision": sorted(vision), "dropped": dropped}

@@ -14,7 +14,8 @@ def save_model(model: MoLeVLA, out: Path, info: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.cfg.save(out / "config.json")
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    stats = {k: getattr(model, k).tolist() for k in ("action_low", "action_high", "proprio_mean", "proprio_std")}
+    stats = {k: v.tolist() for k, v in model.state_dict().items()
+             if k.rsplit(".", 1)[-1] in ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")}
     (out / "stats.json").write_text(json.dumps({**stats, **(info or {})}, indent=2))
 
 
@@ -23,6 +24,10 @@ def load_model(path: Path, device: str = "cpu") -> MoLeVLA:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no MoLe-VLA model at {path} (expected config.json + model.safetensors)")
     model = MoLeVLA(MoLeConfig.load(path / "config.json"))
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=device))
+    state = load_file(str(path / "model.safetensors"), device=device)
+    for old in ("proprio_mean", "proprio_std"):  # checkpoints saved before ProprioFeatures
+        if old in state:
+            state[f"proprio.{old}"] = state.pop(old)
+    model.load_state_dict(state)
     return model.to(device).eval()
 

@@ -18,6 +18,7 @@ from torch import nn
 from molevla_ros.model.action_head import DiffusionActionHead
 from molevla_ros.model.config import LLMConfig, MoLeConfig, VisionConfig
 from molevla_ros.model.llama import LlamaStack
+from molevla_ros.model.proprio import ProprioFeatures
 from molevla_ros.model.router import Route, STARRouter, top_k_mask
 
 PAD, BOS = 0, 1  # token ids; words hash into 2 .. vocab - 1
@@ -132,17 +133,17 @@ class MoLeVLA(nn.Module):
         self.projector = nn.Sequential(*layers[:-1])
         if dims[-1] != cfg.llm.hidden:
             raise ValueError("projector_dims must end at llm.hidden")
-        self.proprio_in = nn.Linear(cfg.proprio_dim, cfg.llm.hidden)
+        self.proprio = ProprioFeatures(cfg.proprio_dim, cfg.proprio_fk)
+        self.proprio_in = nn.Linear(self.proprio.dim, cfg.llm.hidden)
         self.cognition_token = nn.Parameter(torch.randn(cfg.llm.hidden) * 0.02)
         self.llm = LlamaStack(cfg.llm)
-        self.router = STARRouter(cfg.llm.hidden, cfg.llm.layers, cfg.router, cfg.proprio_dim)
+        self.router = STARRouter(cfg.llm.hidden, cfg.llm.layers, cfg.router, self.proprio.dim)
         self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
-        # Normalisation statistics (set from the training data, saved with the weights).
-        a, p = cfg.action_head.action_dim, cfg.proprio_dim
+        # Action range (set from the training data, saved with the weights; proprio statistics live in
+        # self.proprio).
+        a = cfg.action_head.action_dim
         self.register_buffer("action_low", -torch.ones(a))
         self.register_buffer("action_high", torch.ones(a))
-        self.register_buffer("proprio_mean", torch.zeros(p))
-        self.register_buffer("proprio_std", torch.ones(p))
 
     # ---- normalisation ------------------------------------------------------------------------
     def normalize_actions(self, a: torch.Tensor) -> torch.Tensor:
@@ -156,7 +157,7 @@ class MoLeVLA(nn.Module):
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
               proprio: torch.Tensor, vision_features: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
-        """Backbone input [B, T, D], key validity [B, T], vision and text positions, normalised proprio.
+        """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features.
         pixels: preprocess_images() output (patch_cnn); vision_features: encoder features (dinov2_siglip)."""
         b, dev = text_ids.shape[0], text_ids.device
         txt = self.llm.embed_tokens(text_ids)
@@ -167,7 +168,7 @@ class MoLeVLA(nn.Module):
             summary = (txt * w).sum(1) / w.sum(1).clamp(min=1)  # mean instruction-token embedding
             vision_features = self.vision(pixels, summary)
         vis = self.projector(vision_features)
-        prop = (proprio - self.proprio_mean) / self.proprio_std
+        prop = self.proprio(proprio)
         bos = self.llm.embed_tokens.weight[BOS].expand(b, 1, -1)
         cog = self.cognition_token.expand(b, 1, -1)
         x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)

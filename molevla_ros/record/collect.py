@@ -27,12 +27,14 @@ IMAGE_SIZE = 224
 ACTION_DT = 0.1
 
 
-def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, control_hz: float = 5.0) -> bool:
+def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, control_hz: float = 5.0,
+                   goal: int = 0) -> bool:
     """One expert episode into ``path``; returns success."""
-    task = sample_task(family, seed)
+    task = sample_task(family, seed, goal=goal)
     expert = ScriptedExpert()
     t_base = time.time()
-    writer = McapRos2Writer(path, {"family": family, "seed": str(seed), "instruction": task.instruction,
+    writer = McapRos2Writer(path, {"family": family, "seed": str(seed), "goal": str(goal),
+                                   "instruction": task.instruction,
                                    "policy": "scripted_expert", "control_hz": str(control_hz)})
     writer.write("/" + TOPIC_INSTRUCTION, String(data=task.instruction), int(t_base * 1e9))
 
@@ -55,18 +57,27 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
     return result.success
 
 
-def collect(out: Path, families: list[str], episodes: int, seed: int = 0) -> None:
+def collect(out: Path, families: list[str], episodes: int, seed: int = 0, goals: int = 1) -> None:
+    """`episodes` layouts per family, each recorded with `goals` different goal cubes (files
+    family_SEED.mcap for the seed's own goal, family_SEED_gN.mcap for the others). Resumable: episodes
+    whose file exists are kept (files are written under a temporary name and renamed when complete)."""
     out.mkdir(parents=True, exist_ok=True)
     sim = FrankaTableSim()
     ok = total = 0
     try:
-        with tqdm(total=episodes * len(families), unit="ep", desc="collecting") as bar:
+        with tqdm(total=episodes * len(families) * goals, unit="ep", desc="collecting") as bar:
             for family in families:
                 for s in range(seed, seed + episodes):
-                    ok += record_episode(sim, family, s, out / f"{family}_{s:05d}.mcap")
-                    total += 1
-                    bar.set_postfix(success=f"{ok}/{total}")
-                    bar.update()
+                    for g in range(goals):
+                        name = f"{family}_{s:05d}" + (f"_g{g}" if g else "")
+                        path = out / f"{name}.mcap"
+                        if not path.exists():
+                            part = path.with_suffix(".part")
+                            ok += record_episode(sim, family, s, part, goal=g)
+                            part.rename(path)
+                            total += 1
+                        bar.set_postfix(success=f"{ok}/{total}")
+                        bar.update()
     finally:
         sim.close()
-    print(f"recorded {total} episodes ({ok} successful) to {out}/")
+    print(f"recorded {total} new episodes ({ok} successful) to {out}/")

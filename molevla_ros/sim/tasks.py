@@ -81,15 +81,22 @@ def _scatter(rng: np.random.Generator, n: int, taken: list[np.ndarray], margin: 
     return out
 
 
-def sample_task(family: str, seed: int, n_cubes: int = 3) -> Task:
-    """A random layout and goal of one family, fully determined by ``seed``."""
+def sample_task(family: str, seed: int, n_cubes: int = 3, goal: int = 0) -> Task:
+    """A random layout and goal of one family, fully determined by ``seed`` and ``goal``.
+
+    ``goal`` (0 .. n_cubes - 1) picks which cube of the same layout the instruction is about, so training
+    data can hold one layout with several goals: a policy then has to read the colour word, because the
+    picture alone no longer tells the answer. goal=0 is the original task of each seed.
+    """
+    if not 0 <= goal < n_cubes:
+        raise ValueError(f"goal must be in 0..{n_cubes - 1}")
     if family not in FAMILIES:
         raise ValueError(f"unknown task family {family!r}; known: {', '.join(FAMILIES)}")
     rng = np.random.default_rng(seed)
     colours = list(rng.permutation(list(COLOURS)))
     cube_colours = colours[:n_cubes]
     taken: list[np.ndarray] = []
-    task = Task(family=family, instruction="", cube=str(cube_colours[0]))
+    task = Task(family=family, instruction="", cube=str(cube_colours[goal]))
     if family == "pick_place":
         tray = _scatter(rng, 1, taken, margin=0.04)[0]
         taken.append(tray)

@@ -24,6 +24,7 @@ from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA, tokenize
 from molevla_ros.train.episodes import Samples, load_samples
+from molevla_ros.train.validate import open_loop_metrics
 
 STAGES = {"teacher": "full", "mole": "mole", "mole_nokd": "mole", "random": "random", "first_k": "first_k"}
 
@@ -43,6 +44,9 @@ class TrainConfig:
     keep_ratio: float | None = None  # override the router keep ratio of the model config
     save_every: int = 500
     threads: int = 0  # torch threads (0: torch's default)
+    shift: int = 1  # image augmentation: random translation up to this many pixels (the camera is fixed)
+    val: str | None = None  # held-out episodes: open-loop metrics every val_every steps and at the end
+    val_every: int = 1000
 
 
 def cogkd_loss(h_s: torch.Tensor, h_t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -69,12 +73,13 @@ def set_statistics(model: MoLeVLA, data: Samples) -> None:
     low[flat], high[flat] = low[flat] - 1, high[flat] + 1
     model.action_low.copy_(torch.as_tensor(low, dtype=torch.float32))
     model.action_high.copy_(torch.as_tensor(high, dtype=torch.float32))
-    model.proprio_mean.copy_(torch.as_tensor(data.proprio.mean(0)))
-    model.proprio_std.copy_(torch.as_tensor(data.proprio.std(0) + 1e-3))
+    model.proprio.set_statistics(torch.as_tensor(data.proprio))
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator, shift: int = 3) -> torch.Tensor:
+def _augment(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Tensor:
     """Random translation by up to `shift` pixels (edge padding), the same for the whole batch."""
+    if shift <= 0:
+        return images
     dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
     x = images.permute(0, 3, 1, 2).float()
     x = F.pad(x, (shift, shift, shift, shift), mode="replicate")
@@ -98,7 +103,9 @@ def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
         teacher.norm.weight.copy_(student.norm.weight)  # embeddings and final norm are not averaged
 
 
-def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | None = None) -> list[dict]:
+def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | None = None,
+          val: Samples | None = None) -> list[dict]:
+    """Train one stage; data / val default to the episodes in tc.data / tc.val. Returns the loss history."""
     if tc.stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}")
     random.seed(tc.seed)
@@ -112,6 +119,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     if tc.keep_ratio is not None:
         model.cfg.router.keep_ratio = tc.keep_ratio
     data = data or load_samples(Path(tc.data), model.cfg.vision.image_size)
+    if val is None and tc.val:
+        val = load_samples(Path(tc.val), model.cfg.vision.image_size)
     if not tc.init:
         set_statistics(model, data)
     model.train()
@@ -142,7 +151,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        fwd = model(_augment(images_all[idx], gen), ids_all[idx], valid_all[idx], proprio_all[idx], mode=mode,
+        fwd = model(_augment(images_all[idx], gen, tc.shift), ids_all[idx], valid_all[idx], proprio_all[idx], mode=mode,
                     soft=mode == "mole", generator=gen)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if fwd.route is not None:
@@ -164,6 +173,10 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         if step % 50 == 0 or step == tc.steps - 1:
             history.append({"step": step, **{k: v.item() for k, v in losses.items()}})
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
+        if val is not None and ((step + 1) % tc.val_every == 0 or step == tc.steps - 1):
+            metrics = open_loop_metrics(model, val, mode)
+            history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
+            bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step + 1, "history": history,
