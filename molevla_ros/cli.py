@@ -73,7 +73,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.trainer import TrainConfig, train
 
     train(TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
+                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val, aux_weight=a.aux_weight,
                       val_every=a.val_every))
     return 0
 
@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--shift", type=int, default=1, help="image augmentation: max random translation (px)")
     t.add_argument("--val", help="held-out episode folder: open-loop action metrics during training")
     t.add_argument("--val-every", type=int, default=1000)
+    t.add_argument("--aux-weight", type=float, default=1.0, help="training-only chunk regression from cognition")
     t.set_defaults(fn=cmd_train)
 
     ev = sub.add_parser("eval-policies", help="closed-loop success/FLOPs/latency of trained MoLe-VLA variants")

@@ -16,7 +16,7 @@ from molevla_ros.train.validate import _direction_cosine, swap_colours
 
 
 def tiny(keep: float = 0.5) -> MoLeConfig:
-    return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32),
+    return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32, film=True, keypoints=4),
                       llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8),
                       router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
                                           temporal_ff=32),

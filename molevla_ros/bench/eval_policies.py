@@ -171,12 +171,16 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         "It is a demonstration-scale model: it has never seen a real camera and must not drive a real robot.", "",
         "## Data", "",
         f"{stats.get('episodes', '?')} scripted-expert episodes ({stats.get('samples', '?')} control steps) "
-        "recorded with `molevla collect` (seeds 0-99 per family), 224x224 camera frames downsampled to "
+        "recorded with `molevla collect` (layouts, seeds and goal variants: `scripts/train_all.sh`; one layout "
+        "is recorded with several goal cubes so that only the instruction tells them apart), 224x224 camera "
+        "frames downsampled to "
         f"{cfg['vision']['image_size']}x{cfg['vision']['image_size']}, joint states, 16x7 action chunks.", "",
         "## Model", "",
         f"- vision: {cfg['vision']['kind']} ({cfg['vision']['image_size']} px, patch "
         f"{cfg['vision']['patch_size']}{', instruction FiLM' if cfg['vision'].get('film') else ''}) -> projector "
         f"{cfg['projector_dims']}",
+        f"- proprio: {cfg['proprio_dim']} joint positions"
+        f"{' + fingertip position from Panda forward kinematics' if cfg.get('proprio_fk') else ''}",
         f"- LLM: Llama layout, {llm['layers']} layers, hidden {llm['hidden']}, {llm['heads']} heads, MLP "
         f"{llm['intermediate']}, '{llm['tokenizer']}' tokenizer",
         f"- STAR router: keep ratio {router['keep_ratio']} ({round(router['keep_ratio'] * llm['layers'])} of "
@@ -190,6 +194,15 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         "## Measured (`molevla eval-policies`, closed loop in the simulator, this repository's CPU machine)", "",
         table, "",
     ]
+    held = [(name, json.loads((Path(r["model_dir"]) / "stats.json").read_text()).get("held_out"))
+            for name, r in (("full depth", full), ("MoLe", mole)) if r is not None]
+    if any(h for _, h in held):
+        lines += ["Open-loop on held-out episodes (`molevla train --val`): direction cosine with the expert's "
+                  "motion, and the same with the goal's colour words swapped (lower = the colour word steers "
+                  "the arm):", ""]
+        lines += [f"- {name}: {h['dir_cos']:.3f}, swapped {h['dir_cos_swapped']:.3f}; chunk MSE {h['mse']:.4f}"
+                  for name, h in held if h]
+        lines.append("")
     if full:
         ratio = full["backbone_mflops_per_step"] / mole["backbone_mflops_per_step"]
         lines += [f"Backbone compute per step: MoLe {mole['backbone_mflops_per_step']:.0f} MFLOPs vs full depth "

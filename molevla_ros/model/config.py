@@ -18,10 +18,11 @@ class VisionConfig:
     patch_size: int = 12
     feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
     film: bool = False  # patch_cnn only: instruction-conditioned features (FiLM, as in RT-1's image tokenizer)
+    keypoints: int = 0  # patch_cnn only: spatial-softmax keypoints (x, y per map) in one extra vision token
 
     @property
     def n_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+        return (self.image_size // self.patch_size) ** 2 + (1 if self.keypoints else 0)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class MoLeConfig:
 
 def small() -> MoLeConfig:
     """The shipped model's configuration."""
-    return MoLeConfig(vision=VisionConfig(film=True), proprio_fk=True)
+    return MoLeConfig(vision=VisionConfig(film=True, keypoints=32), proprio_fk=True)
 
 
 def cogact_base(layers: int = 32) -> MoLeConfig:

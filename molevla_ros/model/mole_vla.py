@@ -46,8 +46,11 @@ class PatchCNN(nn.Module):
     """Small convolutional patch encoder trained from scratch: image -> (image_size / patch_size)^2 tokens.
 
     With cfg.film, a summary of the instruction scales and shifts the feature maps of both convolutions
-    (FiLM, initialised to identity), so the tokens can already stress the objects the goal names. A
-    from-scratch encoder trained on a few hundred episodes grounds colour words far more easily this way.
+    (FiLM, initialised to identity), so the tokens can already stress the objects the goal names. With
+    cfg.keypoints, K maps computed from the (FiLM-modulated) stem features are turned into their expected
+    image coordinates (spatial softmax, as in Levine et al.'s visuomotor policies) and appended as one
+    more token: "where is the thing the instruction names" becomes a linear read-out. On the simulator's
+    data this is what makes colour grounding learnable in minutes rather than not at all.
     """
 
     def __init__(self, cfg: VisionConfig, text_dim: int) -> None:
@@ -60,6 +63,8 @@ class PatchCNN(nn.Module):
         if self.film is not None:
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
+        self.keypoint_maps = nn.Conv2d(64, cfg.keypoints, 3, padding=1) if cfg.keypoints else None
+        self.keypoint_proj = nn.Linear(2 * cfg.keypoints, cfg.feature_dim) if cfg.keypoints else None
 
     def forward(self, img: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """img [B, 3, S, S]; text [B, text_dim] (needed with FiLM)."""
@@ -67,10 +72,23 @@ class PatchCNN(nn.Module):
         if self.film is not None:
             g1, b1, g2, b2 = self.film(text).split([64, 64, self.patch.out_channels, self.patch.out_channels], -1)
             x = x * (1 + g1[..., None, None]) + b1[..., None, None]
-        x = self.patch(F.gelu(x))
+        x = F.gelu(x)
+        tokens = self.patch(x)
         if self.film is not None:
-            x = x * (1 + g2[..., None, None]) + b2[..., None, None]
-        return x.flatten(2).transpose(1, 2) + self.pos
+            tokens = tokens * (1 + g2[..., None, None]) + b2[..., None, None]
+        tokens = tokens.flatten(2).transpose(1, 2)
+        if self.keypoint_maps is not None:
+            tokens = torch.cat([tokens, self.keypoint_proj(spatial_softmax(self.keypoint_maps(x)))[:, None]], 1)
+        return tokens + self.pos
+
+
+def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
+    """[B, K, H, W] -> [B, 2K]: each map's softmax-weighted mean x, then y, in [-1, 1] image coordinates."""
+    b, k, h, w = maps.shape
+    attn = maps.flatten(2).softmax(-1).view(b, k, h, w)
+    xs = torch.linspace(-1, 1, w, device=maps.device, dtype=maps.dtype)
+    ys = torch.linspace(-1, 1, h, device=maps.device, dtype=maps.dtype)
+    return torch.cat([(attn.sum(2) * xs).sum(-1), (attn.sum(3) * ys).sum(-1)], -1)
 
 
 def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:

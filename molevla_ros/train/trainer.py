@@ -3,7 +3,8 @@ early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint.pt), wit
 
 Losses (METHOD.md): L = L_diffusion + 0.5 * L_cog + 0.1 * L_balance, where L_cog distils the last-layer
 hidden states of an EMA full-depth teacher (0.5 * MSE + 0.5 * reverse KL over the hidden dimension),
-weighted per token by the token-of-interest weights M.
+weighted per token by the token-of-interest weights M. Added here: aux_weight * MSE of a training-only
+regression of the chunk from the cognition feature (see `aux` below).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from molevla_ros.model.config import MoLeConfig, small
@@ -41,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     ema: float = 0.999
     cog_weight: float = 0.5
+    aux_weight: float = 1.0  # auxiliary chunk regression from the cognition feature (training only; 0 = off)
     keep_ratio: float | None = None  # override the router keep ratio of the model config
     save_every: int = 500
     threads: int = 0  # torch threads (0: torch's default)
@@ -127,7 +130,12 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     mode = STAGES[tc.stage]
     distil = tc.stage == "mole"
     teacher = copy.deepcopy(model.llm).eval().requires_grad_(False) if distil else None
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=0.01)
+    # Training-only head: regresses the (normalised) chunk from the cognition feature. Its direct, low-variance
+    # gradient makes the backbone put the goal into the cognition feature much sooner than the diffusion
+    # loss alone (which, on these data, learns "go to some cube" long before "go to the blue cube").
+    h, a = model.cfg.llm.hidden, model.cfg.action_head
+    aux = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, a.horizon * a.action_dim))
+    opt = torch.optim.AdamW([*model.parameters(), *aux.parameters()], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
     history: list[dict] = []
@@ -136,6 +144,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     if ckpt.exists():  # resume
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
+        aux.load_state_dict(state["aux"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         if teacher is not None:
@@ -154,6 +163,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         fwd = model(_augment(images_all[idx], gen, tc.shift), ids_all[idx], valid_all[idx], proprio_all[idx], mode=mode,
                     soft=mode == "mole", generator=gen)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
+        if tc.aux_weight > 0:
+            losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
         if fwd.route is not None:
             losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
         if teacher is not None:
@@ -178,13 +189,15 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+            torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
                         "step": step + 1, "history": history,
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state()}, ckpt)
     model.eval()
+    final_val = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if val is not None else None
     save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
-                            "episodes": int(len(set(data.episode.tolist())))})
+                            "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
     (out / "history.json").write_text(json.dumps(history))
     ckpt.unlink(missing_ok=True)
     return history

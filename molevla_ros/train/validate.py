@@ -41,8 +41,9 @@ def _predict(model: MoLeVLA, data: Samples, idx: np.ndarray, instructions: list[
 
 
 def _direction_cosine(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean cosine between predicted and expert xyz travel over the first 4 action steps (expert >= 5 mm)."""
-    travel_p, travel_t = pred[:, :4, :3].sum(1), true[:, :4, :3].sum(1)
+    """Mean cosine between predicted and expert horizontal (xy) travel over the first 4 action steps, where
+    the expert travels >= 5 mm sideways: the part of a motion that depends on which object is the goal."""
+    travel_p, travel_t = pred[:, :4, :2].sum(1), true[:, :4, :2].sum(1)
     moving = np.linalg.norm(travel_t, axis=1) >= MIN_TRAVEL
     cos = (travel_p * travel_t).sum(1) / (np.linalg.norm(travel_p, axis=1) * np.linalg.norm(travel_t, axis=1) + 1e-9)
     return float(cos[moving].mean()) if moving.any() else float("nan")
@@ -50,7 +51,7 @@ def _direction_cosine(pred: np.ndarray, true: np.ndarray) -> float:
 
 def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_samples: int = 512,
                       batch: int = 64, seed: int = 0) -> dict[str, float]:
-    """mse: normalised chunk error (xyz, rpy); dir_cos: direction agreement with the expert (1 = same way);
+    """mse: normalised chunk error (xyz, rpy); dir_cos: horizontal direction agreement with the expert (1 = same);
     dir_cos_swapped: the same with the goal's colour words swapped, so low = the colour word is obeyed;
     grip_acc: first-step gripper agreement."""
     was_training = model.training
