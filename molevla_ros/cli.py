@@ -73,8 +73,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.trainer import TrainConfig, train
 
     train(TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val, aux_weight=a.aux_weight,
-                      val_every=a.val_every))
+                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
+                      val_every=a.val_every, aux_weight=a.aux_weight))
     return 0
 
 

@@ -8,6 +8,7 @@ import rclpy
 from rclpy.node import Node
 
 from molevla_ros.bringup import Bringup, use_local_domain
+from molevla_ros.nodes.common import spin_until
 
 
 class Probe(Node):
@@ -30,17 +31,11 @@ class Probe(Node):
         return box
 
     def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(self, timeout_sec=0.02)
+        spin_until(self, seconds, period=0.02)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate():
-                return
-            rclpy.spin_once(self, timeout_sec=0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if not (predicate() or spin_until(self, timeout, predicate, period=0.02)):
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def statuses(self) -> list[str]:
         return [m.data for m in self.received.get("molevla/status", [])]

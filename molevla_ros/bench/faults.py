@@ -25,7 +25,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_INSTRUCTION,
-                                      TOPIC_SIM_TASK, TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, stamp_s, to_stamp)
+                                      TOPIC_SIM_TASK, TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, spin_until, stamp_s,
+                                      to_stamp)
 from molevla_ros.nodes.executor_node import PARAMS as EXECUTOR_PARAMS
 
 LIMITS = {p.name: p.default for p in EXECUTOR_PARAMS}
@@ -52,12 +53,7 @@ class Probe(Node):
         self.chunks = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
 
     def spin_for(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(self, timeout_sec=0.01)
-            if until is not None and until():
-                return True
-        return until is None
+        return spin_until(self, seconds, until)
 
     def moving(self, window: int = 5) -> bool:
         recent = self.twists[-window:]

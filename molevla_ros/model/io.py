@@ -14,8 +14,8 @@ def save_model(model: MoLeVLA, out: Path, info: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.cfg.save(out / "config.json")
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    stats = {k: v.tolist() for k, v in model.state_dict().items()
-             if k.rsplit(".", 1)[-1] in ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")}
+    names = ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")
+    stats = {k: v.tolist() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] in names}
     (out / "stats.json").write_text(json.dumps({**stats, **(info or {})}, indent=2))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -169,6 +170,16 @@ def msg_to_chunk(msg: JointTrajectory) -> np.ndarray:
         return np.array([pt.positions for pt in msg.points], dtype=float).reshape(len(msg.points), -1)
     except ValueError:
         return np.zeros((0, len(ACTION_NAMES)))
+
+
+def spin_until(node: Node, seconds: float, until: Callable[[], bool] | None = None, period: float = 0.01) -> bool:
+    """Spin `node` for up to `seconds`. With `until`: True as soon as it holds, False on timeout."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=period)
+        if until is not None and until():
+            return True
+    return until is None
 
 
 def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None:
