@@ -58,7 +58,7 @@ def cmd_eval_expert(a: argparse.Namespace) -> int:
 def cmd_collect(a: argparse.Namespace) -> int:
     from molevla_ros.record.collect import collect
 
-    collect(Path(a.out), a.tasks, a.episodes, a.seed, a.goals)
+    collect(Path(a.out), a.tasks, a.episodes, a.seed, a.goals, a.driver, a.route, a.beta)
     return 0
 
 
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--goals", type=int, default=1, help="goals per layout (1-3): same scene, different cube")
     c.add_argument("--out", default="data/episodes")
+    c.add_argument("--driver", help="DAgger: a model folder that drives the arm while the expert labels")
+    c.add_argument("--route", default="full", help="the driver's layer routing (full, mole, ...)")
+    c.add_argument("--beta", type=float, default=0.3, help="DAgger: share of control steps the expert drives")
     c.set_defaults(fn=cmd_collect)
 
     b = sub.add_parser("bench-loop", help="node/transport latency: image in -> chunk out, executor rate/jitter")
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(fn=cmd_bench_loop)
 
     t = sub.add_parser("train", help="train a MoLe-VLA stage on recorded episodes (resumable)")
-    t.add_argument("--data", default="data/episodes")
+    t.add_argument("--data", default="data/episodes", help="episode folder(s), comma-separated")
     t.add_argument("--out", required=True, help="run folder; re-running resumes from its checkpoint")
     t.add_argument("--stage", default="teacher", choices=["teacher", "mole", "mole_nokd", "random", "first_k"])
     t.add_argument("--init", help="model folder to start from (students start from the teacher)")

@@ -18,7 +18,7 @@ from molevla_ros.bringup import PROFILE_DEFAULTS, PROFILES
 ARGUMENTS = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
     "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
-    "backend": ("scripted_expert", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
+    "backend": ("mole_torch", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
                 "(simulation only)."),
     "device": ("cpu", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
     "precision": ("fp32", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),

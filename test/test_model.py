@@ -10,7 +10,7 @@ import torch
 from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
-from molevla_ros.train.episodes import Samples
+from molevla_ros.train.episodes import Samples, step_in_episode
 from molevla_ros.train.trainer import TrainConfig, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
 
@@ -108,7 +108,7 @@ def test_teacher_and_student_losses_decrease(tmp_path):
     c = [h["cogkd"] for h in hist if "cogkd" in h]
     assert np.mean(c[-2:]) < 0.8 * c[0], c
     assert {"diffusion", "balance", "cogkd"} <= set(hist[-2])
-    assert {"val_dir_cos", "val_dir_cos_swapped"} <= set(hist[-1])  # held-out metrics at the end
+    assert {"val_dir_cos", "val_dir_cos_swapped", "val_dir_cos_start"} <= set(hist[-1])  # held-out metrics at the end
 
 
 def test_open_loop_direction_metric_and_colour_swap():
@@ -117,6 +117,7 @@ def test_open_loop_direction_metric_and_colour_swap():
     assert _direction_cosine(true, true) == pytest.approx(1.0)
     assert _direction_cosine(-true, true) == pytest.approx(-1.0)
     assert swap_colours("push the red cube to the yellow target") == "push the green cube to the red target"
+    assert step_in_episode(np.array([0, 0, 3, 3, 3, 7])).tolist() == [0, 1, 0, 1, 2, 0]
 
 
 def test_save_load_round_trip_gives_identical_actions(tmp_path):

@@ -8,7 +8,7 @@ from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.record.collect import collect, record_episode
-from molevla_ros.train.episodes import read_episode
+from molevla_ros.train.episodes import load_samples, read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
 
@@ -28,6 +28,35 @@ def test_collect_records_goal_variants_and_resumes(tmp_path: Path):
     stamp = (tmp_path / names[0]).stat().st_mtime_ns
     collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)  # nothing left to record: files untouched
     assert (tmp_path / names[0]).stat().st_mtime_ns == stamp
+
+
+def test_dagger_episode_records_expert_labels_at_the_driver_states(tmp_path: Path):
+    """A driver that never moves: the arm stays put, the task fails, yet every recorded chunk is the
+    expert's (moving towards the cube), and training keeps the episode (a failed expert demo it skips)."""
+    seen = []
+
+    def frozen(obs):
+        seen.append(obs)
+        return np.zeros((16, 7)) + np.array([0, 0, 0, 0, 0, 0, 1.0])
+
+    (tmp_path / "dagger").mkdir()
+    (tmp_path / "expert").mkdir()
+    sim = FrankaTableSim()
+    try:
+        assert not record_episode(sim, "touch", 1, tmp_path / "dagger" / "touch_00001.mcap", driver=frozen, beta=0.0,
+                                  driver_name="frozen")
+        expert_run = tmp_path / "expert" / "touch_00001.mcap"
+        assert record_episode(sim, "touch", 1, expert_run)
+    finally:
+        sim.close()
+    assert seen and all(o.privileged is None and o.image.shape == (224, 224, 3) for o in seen)  # what a node sees
+    info, rows = read_episode(tmp_path / "dagger" / "touch_00001.mcap", 32)
+    assert info["policy"].startswith("dagger: frozen") and info["success"] == "false" and len(rows) == len(seen)
+    q0 = rows[0][1]
+    assert all(np.allclose(q[:7], q0[:7], atol=1e-2) for _, q, _ in rows)  # the arm did not move
+    assert all(np.abs(c[:, :3]).sum() > 0.01 for _, _, c in rows)  # but the labels do
+    both = load_samples(f"{tmp_path / 'dagger'},{tmp_path / 'expert'}", 32)
+    assert len(set(both.episode.tolist())) == 2 and len(both) == len(rows) + len(read_episode(expert_run, 32)[1])
 
 
 def test_recorded_episode_reads_back(tmp_path: Path):

@@ -65,6 +65,7 @@ class PatchCNN(nn.Module):
             nn.init.zeros_(self.film.bias)
         self.keypoint_maps = nn.Conv2d(64, cfg.keypoints, 3, padding=1) if cfg.keypoints else None
         self.keypoint_proj = nn.Linear(2 * cfg.keypoints, cfg.feature_dim) if cfg.keypoints else None
+        self.register_buffer("grid", torch.linspace(-1, 1, cfg.image_size // 2), persistent=False)  # stem output
 
     def forward(self, img: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """img [B, 3, S, S]; text [B, text_dim] (needed with FiLM)."""
@@ -78,17 +79,17 @@ class PatchCNN(nn.Module):
             tokens = tokens * (1 + g2[..., None, None]) + b2[..., None, None]
         tokens = tokens.flatten(2).transpose(1, 2)
         if self.keypoint_maps is not None:
-            tokens = torch.cat([tokens, self.keypoint_proj(spatial_softmax(self.keypoint_maps(x)))[:, None]], 1)
+            keypoints = spatial_softmax(self.keypoint_maps(x), self.grid)
+            tokens = torch.cat([tokens, self.keypoint_proj(keypoints)[:, None]], 1)
         return tokens + self.pos
 
 
-def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
-    """[B, K, H, W] -> [B, 2K]: each map's softmax-weighted mean x, then y, in [-1, 1] image coordinates."""
+def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """[B, K, S, S] -> [B, 2K]: each map's softmax-weighted mean x, then y, in image coordinates given by
+    grid [S] (linspace(-1, 1, S); a module buffer, so that it follows the model's dtype in exported graphs)."""
     b, k, h, w = maps.shape
     attn = maps.flatten(2).softmax(-1).view(b, k, h, w)
-    xs = torch.linspace(-1, 1, w, device=maps.device, dtype=maps.dtype)
-    ys = torch.linspace(-1, 1, h, device=maps.device, dtype=maps.dtype)
-    return torch.cat([(attn.sum(2) * xs).sum(-1), (attn.sum(3) * ys).sum(-1)], -1)
+    return torch.cat([(attn.sum(2) * grid).sum(-1), (attn.sum(3) * grid).sum(-1)], -1)
 
 
 def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:

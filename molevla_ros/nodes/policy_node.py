@@ -32,7 +32,7 @@ from molevla_ros.sim.expert import PrivilegedState
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 PARAMS = [
-    Param("backend", "scripted_expert",
+    Param("backend", "mole_torch",
           "Policy backend: mole_torch (PyTorch), mole_onnx (ONNX Runtime, CPU), mole_tensorrt (TensorRT, GPU), or "
           "scripted_expert (reads simulator ground truth; sim only, not a learned policy)."),
     Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/."),

@@ -3,16 +3,25 @@
 Per control step: the policy's camera frame (molevla/image, 224x224 rgb8 as the camera node outputs),
 joint_states, and the expert's action chunk (molevla/action_chunk). The goal goes on
 molevla/instruction at the start; task, seed and success are MCAP metadata.
+
+With a driver (DAgger, Ross et al. 2011), a trained policy moves the arm instead of the expert (the expert
+still drives a fraction ``beta`` of the control steps), and the expert's chunk for every state the policy
+reached is recorded as the label: the data then cover the states the policy itself gets into, which
+expert-only demonstrations never show it.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from tqdm import tqdm
 
+from molevla_ros.backends.base import Observation
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
 from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SUCCESS,
@@ -27,18 +36,32 @@ IMAGE_SIZE = 224
 ACTION_DT = 0.1
 
 
+Driver = Callable[[Observation], np.ndarray]
+
+
 def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, control_hz: float = 5.0,
-                   goal: int = 0) -> bool:
-    """One expert episode into ``path``; returns success."""
+                   goal: int = 0, driver: Driver | None = None, beta: float = 0.0, driver_name: str = "") -> bool:
+    """One episode into ``path``, labelled by the expert; driven by the expert, or by ``driver`` on a
+    fraction 1 - ``beta`` of the control steps. Returns success."""
     task = sample_task(family, seed, goal=goal)
     expert = ScriptedExpert()
+    rng = np.random.default_rng(seed * 3 + goal)
     t_base = time.time()
+    policy = "scripted_expert" if driver is None else f"dagger: {driver_name}, expert share {beta:g}"
     writer = McapRos2Writer(path, {"family": family, "seed": str(seed), "goal": str(goal),
-                                   "instruction": task.instruction,
-                                   "policy": "scripted_expert", "control_hz": str(control_hz)})
+                                   "instruction": task.instruction, "policy": policy, "labels": "scripted_expert",
+                                   "control_hz": str(control_hz)})
     writer.write("/" + TOPIC_INSTRUCTION, String(data=task.instruction), int(t_base * 1e9))
 
-    def on_step(obs, chunk) -> None:
+    label: list[np.ndarray] = []
+
+    def act(obs: Observation) -> np.ndarray:
+        label[:] = [expert.act(obs.instruction, obs.privileged)]
+        if driver is None or rng.random() < beta:
+            return label[0]
+        return driver(replace(obs, image=resize(obs.image, IMAGE_SIZE, IMAGE_SIZE), privileged=None))
+
+    def on_step(obs, _executed) -> None:
         t = t_base + obs.stamp
         ns, stamp = int(t * 1e9), to_stamp(t)
         frame = resize(obs.image, IMAGE_SIZE, IMAGE_SIZE)
@@ -46,10 +69,9 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
         js = JointState(name=JOINT_NAMES, position=obs.joint_positions.tolist())
         js.header.stamp = stamp
         writer.write("/" + TOPIC_JOINT_STATES, js, ns)
-        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(chunk, stamp, "panda_link0", ACTION_DT), ns)
+        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(label[0], stamp, "panda_link0", ACTION_DT), ns)
 
-    result = run_episode(sim, task, lambda o: expert.act(o.instruction, o.privileged), ChunkExecutor(),
-                         control_hz=control_hz, with_images=True, on_step=on_step)
+    result = run_episode(sim, task, act, ChunkExecutor(), control_hz=control_hz, with_images=True, on_step=on_step)
     end_ns = int((t_base + result.seconds) * 1e9)
     writer.write("/" + TOPIC_SUCCESS, Bool(data=result.success), end_ns)
     writer.close({"success": str(result.success).lower(), "seconds": f"{result.seconds:.2f}",
@@ -57,11 +79,24 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
     return result.success
 
 
-def collect(out: Path, families: list[str], episodes: int, seed: int = 0, goals: int = 1) -> None:
+def model_driver(model_dir: str, route: str = "full", seed: int = 0) -> Driver:
+    """A trained MoLe-VLA (mole_torch backend) as an episode driver for DAgger collection."""
+    from molevla_ros.backends.registry import make_backend
+
+    backend = make_backend("mole_torch", model_dir=model_dir, route=route)
+    backend.seed = seed
+    backend.reset()
+    return lambda obs: backend.act(obs).chunk
+
+
+def collect(out: Path, families: list[str], episodes: int, seed: int = 0, goals: int = 1,
+            driver: str | None = None, route: str = "full", beta: float = 0.3) -> None:
     """`episodes` layouts per family, each recorded with `goals` different goal cubes (files
     family_SEED.mcap for the seed's own goal, family_SEED_gN.mcap for the others). Resumable: episodes
-    whose file exists are kept (files are written under a temporary name and renamed when complete)."""
+    whose file exists are kept (files are written under a temporary name and renamed when complete).
+    With ``driver`` (a model folder), the model drives and the expert labels (DAgger, see above)."""
     out.mkdir(parents=True, exist_ok=True)
+    drive = model_driver(driver, route, seed) if driver else None
     sim = FrankaTableSim()
     ok = total = 0
     try:
@@ -73,7 +108,8 @@ def collect(out: Path, families: list[str], episodes: int, seed: int = 0, goals:
                         path = out / f"{name}.mcap"
                         if not path.exists():
                             part = path.with_suffix(".part")
-                            ok += record_episode(sim, family, s, part, goal=g)
+                            ok += record_episode(sim, family, s, part, goal=g, driver=drive, beta=beta,
+                                                 driver_name=f"{driver} ({route})")
                             part.rename(path)
                             total += 1
                         bar.set_postfix(success=f"{ok}/{total}")

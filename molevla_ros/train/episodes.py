@@ -28,6 +28,12 @@ class Samples:
         return len(self.chunks)
 
 
+def step_in_episode(episode: np.ndarray) -> np.ndarray:
+    """Control-step index within its episode of every sample (samples of an episode are consecutive)."""
+    starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])
+    return np.arange(len(episode)) - np.repeat(starts, np.diff(np.r_[starts, len(episode)]))
+
+
 def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """(metadata, [(image, proprio, chunk) per control step]) of one recorded episode."""
     steps: dict[int, dict] = {}
@@ -53,14 +59,19 @@ def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tupl
     return info, rows
 
 
-def load_samples(folder: Path, image_size: int, only_successful: bool = True) -> Samples:
-    files = sorted(Path(folder).glob("*.mcap"))
+def load_samples(folders: Path | str, image_size: int, only_successful: bool = True) -> Samples:
+    """Every control step of the episodes in ``folders`` (one folder, or several comma-separated). With
+    ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger)
+    are kept whatever their outcome: their labels are the expert's, and their failures are the point."""
+    names = [f for f in str(folders).split(",") if f]
+    files = sorted(f for name in names for f in Path(name).glob("*.mcap"))
     if not files:
-        raise FileNotFoundError(f"no .mcap episodes in {folder} (record some with `molevla collect`)")
+        raise FileNotFoundError(f"no .mcap episodes in {folders} (record some with `molevla collect`)")
     images, proprio, chunks, instr, fams, ep = [], [], [], [], [], []
     for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
         info, rows = read_episode(f, image_size)
-        if only_successful and info.get("success") != "true":
+        expert_driven = info.get("policy", "scripted_expert") == "scripted_expert"
+        if only_successful and expert_driven and info.get("success") != "true":
             continue
         for img, q, c in rows:
             images.append(img)

@@ -33,7 +33,7 @@ STAGES = {"teacher": "full", "mole": "mole", "mole_nokd": "mole", "random": "ran
 
 @dataclass
 class TrainConfig:
-    data: str = "data/episodes"
+    data: str = "data/episodes"  # episode folder(s), comma-separated
     out: str = "runs/teacher"
     stage: str = "teacher"  # teacher | mole | mole_nokd | random | first_k
     init: str | None = None  # model directory to start from (students start from the teacher)
@@ -121,9 +121,9 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     model = load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
     if tc.keep_ratio is not None:
         model.cfg.router.keep_ratio = tc.keep_ratio
-    data = data or load_samples(Path(tc.data), model.cfg.vision.image_size)
+    data = data or load_samples(tc.data, model.cfg.vision.image_size)
     if val is None and tc.val:
-        val = load_samples(Path(tc.val), model.cfg.vision.image_size)
+        val = load_samples(tc.val, model.cfg.vision.image_size)
     if not tc.init:
         set_statistics(model, data)
     model.train()
