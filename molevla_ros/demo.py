@@ -16,7 +16,7 @@ from std_msgs.msg import String
 
 from molevla_ros.bringup import PROFILES, Bringup, ros_environment
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_IMAGE, TOPIC_INSTRUCTION,
-                                      TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb)
+                                      TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb, spin_until)
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
 
@@ -52,14 +52,6 @@ class DemoDriver(Node):
             self.last_frame = time.monotonic()
             self.frames.append(msg_to_rgb(msg).copy())
 
-    def spin_until(self, done, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            rclpy.spin_once(self, timeout_sec=0.05)
-            if done():
-                return True
-        return False
-
 
 def run_demo(task_family: str = "pick_place", seed: int = 0, backend: str = "scripted_expert",
              timeout: float = 60.0, out_dir: Path = Path("results/demo")) -> dict:
@@ -73,14 +65,15 @@ def run_demo(task_family: str = "pick_place", seed: int = 0, backend: str = "scr
         rclpy.init()
         node = DemoDriver()
         try:
-            if not node.spin_until(lambda: node.task is not None and node.instruction_pub.get_subscription_count() > 0
-                                   and node.count_publishers(TOPIC_IMAGE) > 0, 60.0):
+            if not spin_until(node, 60.0, lambda: node.task is not None
+                              and node.instruction_pub.get_subscription_count() > 0
+                              and node.count_publishers(TOPIC_IMAGE) > 0):
                 raise RuntimeError("nodes did not come up within 60 s; see the logs")
             print(f"goal: '{node.task}'  (policy backend: {backend})")
             node.recording = True
             node.instruction_pub.publish(String(data=node.task))
             t0 = time.monotonic()
-            node.spin_until(lambda: any(s.split(":")[0] in FINAL_STATES for s in node.statuses), timeout)
+            spin_until(node, timeout, lambda: any(s.split(":")[0] in FINAL_STATES for s in node.statuses))
             elapsed = time.monotonic() - t0
         finally:
             node.destroy_node()
