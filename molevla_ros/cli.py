@@ -70,11 +70,13 @@ def cmd_bench_loop(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from molevla_ros.train.grounding import pretrain_grounding
     from molevla_ros.train.trainer import TrainConfig, train
 
-    train(TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                      seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
-                      val_every=a.val_every, aux_weight=a.aux_weight))
+    tc = TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
+                     seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
+                     val_every=a.val_every, aux_weight=a.aux_weight)
+    (pretrain_grounding if a.stage == "grounding" else train)(tc)
     return 0
 
 
@@ -198,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train a MoLe-VLA stage on recorded episodes (resumable)")
     t.add_argument("--data", default="data/episodes", help="episode folder(s), comma-separated")
     t.add_argument("--out", required=True, help="run folder; re-running resumes from its checkpoint")
-    t.add_argument("--stage", default="teacher", choices=["teacher", "mole", "mole_nokd", "random", "first_k"])
+    t.add_argument("--stage", default="teacher",
+                   choices=["grounding", "teacher", "mole", "mole_nokd", "random", "first_k"],
+                   help="grounding (vision pre-training, before the teacher), teacher, or a routed student")
     t.add_argument("--init", help="model folder to start from (students start from the teacher)")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch", type=int, default=32)

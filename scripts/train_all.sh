@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the shipped model and the comparison: record expert episodes, train the full-depth teacher,
-# fine-tune the four routed variants from it, evaluate all of them in closed loop, and ship the MoLe one.
+# Reproduce the shipped model and the comparison: record expert episodes, pre-train grounding, train the
+# full-depth teacher, fine-tune the four routed variants from it, evaluate all of them in closed loop, and
+# ship the MoLe one.
 # Usage: scripts/train_all.sh [LAYOUTS_PER_FAMILY] [EVAL_EPISODES_PER_FAMILY]
 # Data: LAYOUTS seeds per family with their own goal, and the first 80% of them also recorded with the two
 # other cubes as goals (collection is resumable: existing episode files are kept). Held-out validation
@@ -14,8 +15,11 @@ EVAL=${2:-50}
 $M collect --episodes "$LAYOUTS" --out data/episodes
 $M collect --episodes $((LAYOUTS * 4 / 5)) --goals 3 --out data/episodes
 $M collect --episodes 10 --seed 5000 --out data/heldout
-# (The shipped teacher was started with a 7000-step schedule and resumed to 9000: a rerun is close, not identical.)
-$M train --stage teacher --out runs/teacher --steps 9000 --val data/heldout
+# Grounding pre-training of the vision encoder + embeddings, then the teacher from it. (The shipped model's
+# grounding run came from a prototype of this stage with the same objective and modules; a rerun is close,
+# not identical.)
+$M train --stage grounding --out runs/grounding --steps 3000 --batch 64 --lr 1e-3 --val data/heldout --val-every 500
+$M train --stage teacher --init runs/grounding --out runs/teacher --steps 2000 --val data/heldout --val-every 500
 for stage in mole mole_nokd random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800 --val data/heldout
 done

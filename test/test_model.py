@@ -11,6 +11,7 @@ from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, Ro
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
 from molevla_ros.train.episodes import Samples, step_in_episode
+from molevla_ros.train.grounding import pretrain_grounding
 from molevla_ros.train.trainer import TrainConfig, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
 
@@ -109,6 +110,24 @@ def test_teacher_and_student_losses_decrease(tmp_path):
     assert np.mean(c[-2:]) < 0.8 * c[0], c
     assert {"diffusion", "balance", "cogkd"} <= set(hist[-2])
     assert {"val_dir_cos", "val_dir_cos_swapped", "val_dir_cos_start"} <= set(hist[-1])  # held-out metrics at the end
+
+
+def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_starts_from(tmp_path):
+    data = _synthetic_samples()
+    torch.manual_seed(0)  # the stage seeds with TrainConfig.seed (0) before building the model
+    before = MoLeVLA(tiny()).state_dict()
+    hist = pretrain_grounding(TrainConfig(out=str(tmp_path / "g"), stage="grounding", steps=150, batch=16, lr=2e-3),
+                              tiny(), data, val=data)
+    d = [h["direction"] for h in hist if "direction" in h]
+    assert np.mean(d[-2:]) < 0.6 * d[0], d
+    assert {"val_dir_cos", "val_dir_cos_start", "val_dir_cos_start_swapped"} <= set(hist[-1])
+    loaded = load_model(tmp_path / "g").state_dict()
+    assert not torch.equal(loaded["vision.stem.weight"], before["vision.stem.weight"])  # trained
+    assert torch.equal(loaded["llm.layers.0.mlp.up_proj.weight"], before["llm.layers.0.mlp.up_proj.weight"])  # not
+    assert loaded["action_high"][0] > 0 and loaded["action_high"][0] < 1  # statistics set from the data
+    hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", init=str(tmp_path / "g"), steps=5, batch=8),
+                 data=data)
+    assert hist
 
 
 def test_open_loop_direction_metric_and_colour_swap():

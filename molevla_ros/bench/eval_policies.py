@@ -146,16 +146,25 @@ def plot_routing(row: dict, path: Path) -> None:
 
 
 def _steps(row: dict | None) -> str:
-    """Training steps of a model, summed over the chain of runs it was initialised from."""
+    """Training steps of a model, summed over the chain of runs it was initialised from (not counting the
+    grounding pre-training, which trains the vision encoder only)."""
     if row is None:
         return "?"
     total, folder, seen = 0, Path(row["model_dir"]), set()
     while folder and (folder / "stats.json").exists() and folder.resolve() not in seen:
         seen.add(folder.resolve())
-        train = json.loads((folder / "stats.json").read_text())["train"]
+        stats = json.loads((folder / "stats.json").read_text())
+        train = stats.get("train")
+        if not train or str(stats.get("stage", "")).startswith("grounding"):
+            break
         total += train["steps"]
         folder = Path(train["init"]) if train.get("init") else None
     return str(total)
+
+
+def _train_config(row: dict) -> dict:
+    stats = Path(row["model_dir"]) / "stats.json"
+    return json.loads(stats.read_text()).get("train", {}) if stats.exists() else {}
 
 
 def write_model_card(rows: list[dict], table: str, path: Path) -> None:
@@ -165,6 +174,8 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     cfg = json.loads((Path(mole["model_dir"]) / "config.json").read_text())
     stats = json.loads((Path(mole["model_dir"]) / "stats.json").read_text())
     llm, router = cfg["llm"], cfg["router"]
+    teacher_init = _train_config(full).get("init") if full else None
+    grounding = "grounding pre-training (`--stage grounding`), then " if teacher_init else ""
     lines = [
         "# mole_small: MoLe-VLA trained in the simulator", "",
         "A small MoLe-VLA (trained from scratch here, CPU) for the simulated Franka's three task families.",
@@ -188,7 +199,7 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"- action head: DiT {cfg['action_head']['depth']} blocks x {cfg['action_head']['width']}, "
         f"{cfg['action_head']['horizon']}x{cfg['action_head']['action_dim']} chunk, DDIM "
         f"{cfg['action_head']['infer_steps']} steps, CFG {cfg['action_head']['cfg_scale']}",
-        f"- training: full-depth teacher ({_steps(full)} steps), then MoLe student with CogKD "
+        f"- training: {grounding}full-depth teacher ({_steps(full)} steps), then MoLe student with CogKD "
         f"({stats['train']['steps']} steps), batch {stats['train']['batch']}, lr {stats['train']['lr']}; "
         "`scripts/train_all.sh` reproduces everything", "",
         "## Measured (`molevla eval-policies`, closed loop in the simulator, this repository's CPU machine)", "",
@@ -200,8 +211,9 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         lines += ["Open-loop on held-out episodes (`molevla train --val`): direction cosine with the expert's "
                   "motion, and the same with the goal's colour words swapped (lower = the colour word steers "
                   "the arm):", ""]
-        lines += [f"- {name}: {h['dir_cos']:.3f}, swapped {h['dir_cos_swapped']:.3f}; chunk MSE {h['mse']:.4f}"
-                  for name, h in held if h]
+        lines += [f"- {name}: {h['dir_cos']:.3f}, swapped {h['dir_cos_swapped']:.3f}"
+                  + (f"; first step of each episode {h['dir_cos_start']:.3f}" if "dir_cos_start" in h else "")
+                  + f"; chunk MSE {h['mse']:.4f}" for name, h in held if h]
         lines.append("")
     if full:
         ratio = full["backbone_mflops_per_step"] / mole["backbone_mflops_per_step"]
