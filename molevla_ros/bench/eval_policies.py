@@ -162,9 +162,10 @@ def _steps(row: dict | None) -> str:
     return str(total)
 
 
-def _train_config(row: dict) -> dict:
-    stats = Path(row["model_dir"]) / "stats.json"
-    return json.loads(stats.read_text()).get("train", {}) if stats.exists() else {}
+def _stats(row: dict) -> dict:
+    """stats.json of a row's model folder ({} if missing)."""
+    path = Path(row["model_dir"]) / "stats.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def write_model_card(rows: list[dict], table: str, path: Path) -> None:
@@ -172,9 +173,9 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     mole = next(r for r in rows if r["name"].startswith("MoLe (STAR"))
     full = next((r for r in rows if r["route"] == "full" and "untrained" not in r["name"]), None)
     cfg = json.loads((Path(mole["model_dir"]) / "config.json").read_text())
-    stats = json.loads((Path(mole["model_dir"]) / "stats.json").read_text())
+    stats = _stats(mole)
     llm, router = cfg["llm"], cfg["router"]
-    teacher_init = _train_config(full).get("init") if full else None
+    teacher_init = _stats(full).get("train", {}).get("init") if full else None
     grounding = "grounding pre-training (`--stage grounding`), then " if teacher_init else ""
     lines = [
         "# mole_small: MoLe-VLA trained in the simulator", "",
@@ -205,8 +206,7 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         "## Measured (`molevla eval-policies`, closed loop in the simulator, this repository's CPU machine)", "",
         table, "",
     ]
-    held = [(name, json.loads((Path(r["model_dir"]) / "stats.json").read_text()).get("held_out"))
-            for name, r in (("full depth", full), ("MoLe", mole)) if r is not None]
+    held = [(name, _stats(r).get("held_out")) for name, r in (("full depth", full), ("MoLe", mole)) if r is not None]
     if any(h for _, h in held):
         lines += ["Open-loop on held-out episodes (`molevla train --val`): direction cosine with the expert's "
                   "motion, and the same with the goal's colour words swapped (lower = the colour word steers "

@@ -92,6 +92,12 @@ def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return torch.cat([(attn.sum(2) * grid).sum(-1), (attn.sum(3) * grid).sum(-1)], -1)
 
 
+def instruction_summary(token_embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean embedding of the valid instruction tokens [B, D]: the text input of the patch encoder's FiLM."""
+    w = valid[..., None].to(token_embeddings.dtype)
+    return (token_embeddings * w).sum(1) / w.sum(1).clamp(min=1)
+
+
 def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [B, H, W, 3] -> normalised float [B, 3, size, size] (the patch encoder's input)."""
     x = images.permute(0, 3, 1, 2).float() / 255.0
@@ -183,9 +189,7 @@ class MoLeVLA(nn.Module):
         if vision_features is None:
             if self.vision is None:
                 raise ValueError(f"vision kind {self.cfg.vision.kind!r} needs vision_features from its encoder")
-            w = text_valid[..., None].to(txt.dtype)
-            summary = (txt * w).sum(1) / w.sum(1).clamp(min=1)  # mean instruction-token embedding
-            vision_features = self.vision(pixels, summary)
+            vision_features = self.vision(pixels, instruction_summary(txt, text_valid))
         vis = self.projector(vision_features)
         prop = self.proprio(proprio)
         bos = self.llm.embed_tokens.weight[BOS].expand(b, 1, -1)

@@ -53,23 +53,24 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
                                    "control_hz": str(control_hz)})
     writer.write("/" + TOPIC_INSTRUCTION, String(data=task.instruction), int(t_base * 1e9))
 
-    label: list[np.ndarray] = []
+    current: dict[str, np.ndarray] = {}  # this control step's camera-node frame and expert label
 
     def act(obs: Observation) -> np.ndarray:
-        label[:] = [expert.act(obs.instruction, obs.privileged)]
+        current["frame"] = resize(obs.image, IMAGE_SIZE, IMAGE_SIZE)
+        current["label"] = expert.act(obs.instruction, obs.privileged)
         if driver is None or rng.random() < beta:
-            return label[0]
-        return driver(replace(obs, image=resize(obs.image, IMAGE_SIZE, IMAGE_SIZE), privileged=None))
+            return current["label"]
+        return driver(replace(obs, image=current["frame"], privileged=None))
 
     def on_step(obs, _executed) -> None:
         t = t_base + obs.stamp
         ns, stamp = int(t * 1e9), to_stamp(t)
-        frame = resize(obs.image, IMAGE_SIZE, IMAGE_SIZE)
+        frame = current["frame"]
         writer.write("/" + TOPIC_IMAGE, rgb_to_msg(frame, stamp, "scene_camera"), ns)
         js = JointState(name=JOINT_NAMES, position=obs.joint_positions.tolist())
         js.header.stamp = stamp
         writer.write("/" + TOPIC_JOINT_STATES, js, ns)
-        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(label[0], stamp, "panda_link0", ACTION_DT), ns)
+        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", ACTION_DT), ns)
 
     result = run_episode(sim, task, act, ChunkExecutor(), control_hz=control_hz, with_images=True, on_step=on_step)
     end_ns = int((t_base + result.seconds) * 1e9)

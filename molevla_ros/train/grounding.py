@@ -21,17 +21,17 @@ from tqdm import tqdm
 
 from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
-from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images, tokenize
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
 from molevla_ros.train.trainer import TrainConfig, _augment, set_statistics
-from molevla_ros.train.validate import MIN_TRAVEL, swap_colours
+from molevla_ros.train.validate import horizontal_travel, swap_colours
 
 
 def travel_direction(data: Samples) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit xy travel of each sample's first 4 expert steps [N, 2], and whether it travels >= MIN_TRAVEL [N]."""
-    t = data.chunks[:, :4, :2].sum(1)
-    n = np.linalg.norm(t, axis=1, keepdims=True)
-    return torch.tensor(t / np.maximum(n, 1e-9), dtype=torch.float32), torch.tensor(n[:, 0] >= MIN_TRAVEL)
+    travel, moving = horizontal_travel(data.chunks)
+    unit = travel / np.maximum(np.linalg.norm(travel, axis=1, keepdims=True), 1e-9)
+    return torch.tensor(unit, dtype=torch.float32), torch.from_numpy(moving)
 
 
 class DirectionProbe(nn.Module):
@@ -46,8 +46,7 @@ class DirectionProbe(nn.Module):
     def forward(self, images: torch.Tensor, instructions: list[str], proprio: torch.Tensor) -> torch.Tensor:
         m = self.model
         ids, valid = tokenize(instructions, m.cfg.llm)
-        emb, w = m.llm.embed_tokens(ids), valid[..., None].float()
-        summary = (emb * w).sum(1) / w.sum(1).clamp(min=1)
+        summary = instruction_summary(m.llm.embed_tokens(ids), valid)
         tokens = m.vision(preprocess_images(images, m.cfg.vision.image_size), summary)
         return self.head(torch.cat([tokens[:, -1], summary, m.proprio(proprio)], -1))
 

@@ -40,11 +40,17 @@ def _predict(model: MoLeVLA, data: Samples, idx: np.ndarray, instructions: list[
     return np.concatenate(preds)
 
 
+def horizontal_travel(chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """xy travel over the first 4 action steps [N, 2], and whether it is >= MIN_TRAVEL [N]: the part of a
+    motion that depends on which object is the goal."""
+    travel = chunks[:, :4, :2].sum(1)
+    return travel, np.linalg.norm(travel, axis=1) >= MIN_TRAVEL
+
+
 def _direction_cosine(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean cosine between predicted and expert horizontal (xy) travel over the first 4 action steps, where
-    the expert travels >= 5 mm sideways: the part of a motion that depends on which object is the goal."""
-    travel_p, travel_t = pred[:, :4, :2].sum(1), true[:, :4, :2].sum(1)
-    moving = np.linalg.norm(travel_t, axis=1) >= MIN_TRAVEL
+    """Mean cosine between predicted and expert horizontal travel (horizontal_travel), where the expert moves."""
+    travel_p = pred[:, :4, :2].sum(1)
+    travel_t, moving = horizontal_travel(true)
     cos = (travel_p * travel_t).sum(1) / (np.linalg.norm(travel_p, axis=1) * np.linalg.norm(travel_t, axis=1) + 1e-9)
     return float(cos[moving].mean()) if moving.any() else float("nan")
 
