@@ -19,7 +19,7 @@ $M collect --episodes 10 --seed 5000 --out data/heldout
 # grounding run came from a prototype of this stage with the same objective and modules; a rerun is close,
 # not identical.)
 $M train --stage grounding --out runs/grounding --steps 3000 --batch 64 --lr 1e-3 --val data/heldout --val-every 500
-$M train --stage teacher --init runs/grounding --out runs/teacher --steps 2000 --val data/heldout --val-every 500
+$M train --stage teacher --init runs/grounding --out runs/teacher --steps 8000 --val data/heldout --val-every 500
 for stage in mole mole_nokd random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800 --val data/heldout
 done
