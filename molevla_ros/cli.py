@@ -74,8 +74,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.trainer import TrainConfig, train
 
     tc = TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                     seed=a.seed, keep_ratio=a.keep_ratio, threads=a.threads, shift=a.shift, val=a.val,
-                     val_every=a.val_every, aux_weight=a.aux_weight)
+                     seed=a.seed, keep_ratio=a.keep_ratio, depth_prior=a.depth_prior, threads=a.threads,
+                     shift=a.shift, val=a.val, val_every=a.val_every, aux_weight=a.aux_weight)
     (pretrain_grounding if a.stage == "grounding" else train)(tc)
     return 0
 
@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--keep-ratio", type=float, default=None)
+    t.add_argument("--depth-prior", type=float, default=None,
+                   help="router score ramp +p (layer 0) .. -p (last layer); > 0 starts the router at early exit")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--shift", type=int, default=1, help="image augmentation: max random translation (px)")
     t.add_argument("--val", help="held-out episode folder: open-loop action metrics during training")

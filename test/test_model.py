@@ -139,6 +139,22 @@ def test_open_loop_direction_metric_and_colour_swap():
     assert step_in_episode(np.array([0, 0, 3, 3, 3, 7])).tolist() == [0, 1, 0, 1, 2, 0]
 
 
+def test_depth_prior_starts_the_router_at_early_exit_and_is_saved_in_the_config(tmp_path):
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5)).eval()
+    with torch.no_grad():
+        free = m(*batch(8), mode="mole").gate
+    assert not torch.all(free[:, :3] == 1), "without a prior a fresh router does not pick layers 0..k-1"
+    m.router.set_depth_prior(5.0)
+    with torch.no_grad():
+        gate = m(*batch(8), mode="mole").gate
+    assert torch.all(gate[:, :3] == 1) and torch.all(gate[:, 3:] == 0)
+    save_model(m, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.cfg.router.depth_prior == 5.0
+    torch.testing.assert_close(loaded.router.prior, m.router.prior)
+
+
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
     torch.manual_seed(0)
     m = MoLeVLA(tiny()).eval()

@@ -41,6 +41,13 @@ class STARRouter(nn.Module):
         self.proprio = nn.Linear(proprio_dim, r) if cfg.use_proprio else None
         self.alpha = nn.Linear(r, 1)
         nn.init.constant_(self.alpha.bias, 1.0)
+        self.register_buffer("prior", torch.zeros(n_layers), persistent=False)  # rebuilt from the config
+        self.set_depth_prior(cfg.depth_prior)
+
+    def set_depth_prior(self, p: float) -> None:
+        """Fixed ramp added to the scores: +p for layer 0 down to -p for the last layer (RouterConfig)."""
+        self.cfg.depth_prior = p
+        self.prior.copy_(torch.linspace(p, -p, self.n_layers))
 
     def scores(self, x: torch.Tensor, vision: slice, text: slice, text_valid: torch.Tensor,
                proprio: torch.Tensor | None) -> torch.Tensor:
@@ -54,7 +61,7 @@ class STARRouter(nn.Module):
         enc = self.temporal(tokens, src_key_padding_mask=~valid)
         w = valid[..., None].to(enc.dtype)
         temporal = self.temporal_out((enc * w).sum(1) / w.sum(1).clamp(min=1))
-        return (spatial + temporal) * torch.sigmoid(self.alpha(z[:, 0]))
+        return (spatial + temporal) * torch.sigmoid(self.alpha(z[:, 0])) + self.prior
 
     def forward(self, x: torch.Tensor, vision: slice, text: slice, text_valid: torch.Tensor,
                 proprio: torch.Tensor | None, k: int, stochastic: bool) -> Route:

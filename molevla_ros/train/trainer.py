@@ -45,6 +45,7 @@ class TrainConfig:
     cog_weight: float = 0.5
     aux_weight: float = 1.0  # auxiliary chunk regression from the cognition feature (training only; 0 = off)
     keep_ratio: float | None = None  # override the router keep ratio of the model config
+    depth_prior: float | None = None  # override the router's depth prior (RouterConfig.depth_prior)
     save_every: int = 500
     threads: int = 0  # torch threads (0: torch's default)
     shift: int = 1  # image augmentation: random translation up to this many pixels (the camera is fixed)
@@ -121,6 +122,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     model = load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
     if tc.keep_ratio is not None:
         model.cfg.router.keep_ratio = tc.keep_ratio
+    if tc.depth_prior is not None:
+        model.router.set_depth_prior(tc.depth_prior)
     data = data or load_samples(tc.data, model.cfg.vision.image_size)
     if val is None and tc.val:
         val = load_samples(tc.val, model.cfg.vision.image_size)
