@@ -50,8 +50,7 @@ class RouterConfig:
     gumbel_tau: float = 1.0
     balance_weight: float = 0.1
     # Fixed score ramp added to the learned scores, from +depth_prior (layer 0) to -depth_prior (last layer).
-    # 0 = the paper's router; > 0 (ours) starts a freshly initialised router at early exit (layers 0..k-1),
-    # so training moves it away from the lower half only where that helps.
+    # 0 = the paper's router; > 0 (ours) starts a freshly initialised router at early exit (layers 0..k-1).
     depth_prior: float = 0.0
 
     def keep(self, n_layers: int) -> int:
