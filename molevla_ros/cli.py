@@ -74,7 +74,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.trainer import TrainConfig, train
 
     tc = TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                     seed=a.seed, keep_ratio=a.keep_ratio, depth_prior=a.depth_prior, threads=a.threads,
+                     seed=a.seed, keep_ratio=a.keep_ratio, depth_prior=a.depth_prior, gumbel_scale=a.gumbel_scale,
+                     balance_weight=a.balance_weight, route_search=a.route_search, threads=a.threads,
                      shift=a.shift, val=a.val, val_every=a.val_every, aux_weight=a.aux_weight)
     (pretrain_grounding if a.stage == "grounding" else train)(tc)
     return 0
@@ -211,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--keep-ratio", type=float, default=None)
     t.add_argument("--depth-prior", type=float, default=None,
                    help="router score ramp +p (layer 0) .. -p (last layer); > 0 starts the router at early exit")
+    t.add_argument("--gumbel-scale", type=float, default=None,
+                   help="router training noise (config default 1 = paper; 0 = train on the inference route)")
+    t.add_argument("--balance-weight", type=float, default=None, help="router load-balance loss weight")
+    t.add_argument("--route-search", type=int, default=0,
+                   help="N > 0: train the router on the best of its route and N one-swap variants (ours)")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--shift", type=int, default=1, help="image augmentation: max random translation (px)")
     t.add_argument("--val", help="held-out episode folder: open-loop action metrics during training")

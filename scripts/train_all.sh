@@ -20,7 +20,12 @@ $M collect --episodes 10 --seed 5000 --out data/heldout
 # not identical.)
 $M train --stage grounding --out runs/grounding --steps 3000 --batch 64 --lr 1e-3 --val data/heldout --val-every 500
 $M train --stage teacher --init runs/grounding --out runs/teacher --steps 8000 --val data/heldout --val-every 500
-for stage in mole mole_nokd random first_k; do
+# The two STAR variants train their router by route search (README); the baselines have no router to train.
+for stage in mole mole_nokd; do
+  $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800 --val data/heldout \
+    --route-search 2 --gumbel-scale 0 --balance-weight 0
+done
+for stage in random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800 --val data/heldout
 done
 $M eval-policies --runs runs --episodes "$EVAL"

@@ -21,7 +21,7 @@ from molevla_ros.model.io import load_model, save_model
 SHIPPED = resolve_model("mole_small")
 ORT_TOL = 1e-4  # fp32 ONNX Runtime vs torch: max abs difference of the cognition features
 # ... and of the normalised action chunks: DDIM's first step divides the noise estimate by sqrt(alpha_bar_99)
-# = 4.9e-4, so 1e-6 rounding differences in the head grow to ~1e-4 (measured up to 1.2e-4 on mole_small)
+# = 4.9e-4, so 1e-6 rounding differences in the head grow to ~1e-4 (1.2e-4 measured on a previous mole_small)
 CHUNK_TOL = 1e-3
 HAS_CUDA = torch.cuda.is_available()
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None

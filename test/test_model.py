@@ -12,6 +12,8 @@ from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
 from molevla_ros.train.episodes import Samples, step_in_episode
 from molevla_ros.train.grounding import pretrain_grounding
+from molevla_ros.model.router import top_k_mask
+from molevla_ros.train.route_search import best_routes, swapped_routes
 from molevla_ros.train.trainer import TrainConfig, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
 
@@ -44,6 +46,17 @@ def test_router_keeps_exactly_k(keep, stochastic):
     k = m.cfg.router.keep(6)
     assert out.gate.shape == (8, 6) and torch.all(out.gate.sum(1) == k)
     assert set(out.gate.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_gumbel_scale_zero_trains_on_the_inference_route():
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5))
+    with torch.no_grad():
+        infer = m(*batch(16), mode="mole").gate
+        noisy = m(*batch(16), mode="mole", soft=True).gate
+        m.cfg.router.gumbel_scale = 0.0
+        clean = m(*batch(16), mode="mole", soft=True).gate
+    assert not torch.equal(noisy, infer) and torch.equal(clean, infer)
 
 
 def test_skipped_layers_are_not_executed():
@@ -211,3 +224,32 @@ def test_cogact_scale_config_builds_and_runs_on_meta():
                 vision_features=torch.empty(2, 256, 2176))
         assert out.hidden.shape == (2, 3 + 256 + cfg.llm.max_text, 4096) and out.gate.shape == (2, 32)
         assert m.head.eps(torch.empty(2, 16, 7), torch.zeros(2, dtype=torch.long), out.cognition).shape == (2, 16, 7)
+
+
+def test_swapped_routes_differ_from_the_route_by_one_swap():
+    route = top_k_mask(torch.randn(5, 6), 3)
+    cands = swapped_routes(route, 4, torch.Generator().manual_seed(0))
+    assert cands.shape == (5, 5, 6) and torch.equal(cands[:, 0], route)
+    assert torch.all(cands.sum(-1) == 3)
+    assert torch.all((cands[:, 1:] != route[:, None]).sum(-1) == 2)  # one layer out, one in
+
+
+def test_best_routes_picks_the_lowest_loss_candidate_and_training_uses_route_search(tmp_path):
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny(0.5)).eval()
+    imgs, ids, valid, q = batch(6)
+    x, key_valid, *_ = m.embed(preprocess_images(imgs, 32), ids, valid, q)
+    cands = swapped_routes(top_k_mask(torch.randn(6, 6), 3), 5, torch.Generator().manual_seed(1))
+    planted = torch.tensor([0, 3, 5, 1, 2, 4])  # per sample, the candidate whose hidden states win
+    with torch.no_grad():
+        target = m.llm(x, key_valid, cands[torch.arange(6), planted])
+
+    def extra(hidden, rep):  # dominates the diffusion term: distance to the planted route's hidden states
+        return 1e3 * (hidden - target[rep]).pow(2).mean((1, 2))
+
+    best = best_routes(m, x, key_valid, cands, torch.zeros(6, 4, 7), extra, torch.Generator().manual_seed(2))
+    assert torch.equal(best, cands[torch.arange(6), planted])
+    hist = train(TrainConfig(out=str(tmp_path / "s"), stage="mole", steps=30, batch=8, route_search=2), tiny(),
+                 _synthetic_samples())
+    r = [h["route"] for h in hist if "route" in h]
+    assert len(r) >= 2 and "balance" in hist[-1] and "cogkd" in hist[-1]

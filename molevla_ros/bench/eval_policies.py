@@ -177,6 +177,8 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     llm, router = cfg["llm"], cfg["router"]
     teacher_init = _stats(full).get("train", {}).get("init") if full else None
     grounding = "grounding pre-training (`--stage grounding`), then " if teacher_init else ""
+    n_search = stats["train"].get("route_search", 0)
+    search = f" and route search (its route + {n_search} one-swap variants per sample)" if n_search else ""
     lines = [
         "# mole_small: MoLe-VLA trained in the simulator", "",
         "A small MoLe-VLA (trained from scratch here, CPU) for the simulated Franka's three task families.",
@@ -200,8 +202,8 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"- action head: DiT {cfg['action_head']['depth']} blocks x {cfg['action_head']['width']}, "
         f"{cfg['action_head']['horizon']}x{cfg['action_head']['action_dim']} chunk, DDIM "
         f"{cfg['action_head']['infer_steps']} steps, CFG {cfg['action_head']['cfg_scale']}",
-        f"- training: {grounding}full-depth teacher ({_steps(full)} steps), then MoLe student with CogKD "
-        f"({stats['train']['steps']} steps), batch {stats['train']['batch']}, lr {stats['train']['lr']}; "
+        f"- training: {grounding}full-depth teacher ({_steps(full)} steps), then MoLe student with CogKD"
+        f"{search} ({stats['train']['steps']} steps), batch {stats['train']['batch']}, lr {stats['train']['lr']}; "
         "`scripts/train_all.sh` reproduces everything", "",
         "## Measured (`molevla eval-policies`, closed loop in the simulator, this repository's CPU machine)", "",
         table, "",

@@ -134,10 +134,14 @@ class DiffusionActionHead(nn.Module):
         drop = torch.rand(cond.shape[0], 1, device=cond.device) < self.cfg.cond_dropout
         cond = torch.where(drop, self.uncond.expand_as(cond), cond)
         t = torch.randint(0, self.cfg.train_steps, (actions.shape[0],), device=actions.device)
+        return self.eps_error(actions, cond, t, torch.randn_like(actions)).mean()
+
+    def eps_error(self, actions: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+                  ) -> torch.Tensor:
+        """Per-example epsilon-prediction MSE [B] at timesteps t [B] with the given noise [B, H, A]."""
         a = self.alphas_cumprod[t][:, None, None]
-        noise = torch.randn_like(actions)
         noisy = a.sqrt() * actions + (1 - a).sqrt() * noise
-        return F.mse_loss(self.eps(noisy, t, cond), noise)
+        return (self.eps(noisy, t, cond) - noise).pow(2).flatten(1).mean(1)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None,

@@ -48,6 +48,9 @@ class RouterConfig:
     temporal_ff: int = 128
     use_proprio: bool = True  # extension: joint state joins the temporal branch
     gumbel_tau: float = 1.0
+    # Scale of the Gumbel noise added to the logits in training (1 = the paper). Noise reorders the top-k, so
+    # at 1 a small router trains on routes it will not run at inference; 0 trains on the inference route.
+    gumbel_scale: float = 1.0
     balance_weight: float = 0.1
     # Fixed score ramp added to the learned scores, from +depth_prior (layer 0) to -depth_prior (last layer).
     # 0 = the paper's router; > 0 (ours) starts a freshly initialised router at early exit (layers 0..k-1).

@@ -69,7 +69,7 @@ class STARRouter(nn.Module):
         probs = logits.softmax(-1)
         if stochastic:  # Gumbel-softmax relaxation for training
             g = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)))
-            soft = F.softmax((logits + g) / self.cfg.gumbel_tau, -1)
+            soft = F.softmax((logits + self.cfg.gumbel_scale * g) / self.cfg.gumbel_tau, -1)
         else:
             soft = probs
         hard = top_k_mask(soft, k)

@@ -4,7 +4,8 @@ early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint.pt), wit
 Losses (METHOD.md): L = L_diffusion + 0.5 * L_cog + 0.1 * L_balance, where L_cog distils the last-layer
 hidden states of an EMA full-depth teacher (0.5 * MSE + 0.5 * reverse KL over the hidden dimension),
 weighted per token by the token-of-interest weights M. Added here: aux_weight * MSE of a training-only
-regression of the chunk from the cognition feature (see `aux` below).
+regression of the chunk from the cognition feature (see `aux` below). With route_search > 0 the router
+trains by route search (route_search.py) instead of through the straight-through gate.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.episodes import Samples, load_samples
+from molevla_ros.train.route_search import route_loss, searched_forward
 from molevla_ros.train.validate import open_loop_metrics
 
 STAGES = {"teacher": "full", "mole": "mole", "mole_nokd": "mole", "random": "random", "first_k": "first_k"}
@@ -46,27 +49,14 @@ class TrainConfig:
     aux_weight: float = 1.0  # auxiliary chunk regression from the cognition feature (training only; 0 = off)
     keep_ratio: float | None = None  # override the router keep ratio of the model config
     depth_prior: float | None = None  # override the router's depth prior (RouterConfig.depth_prior)
+    gumbel_scale: float | None = None  # override RouterConfig.gumbel_scale (training-route noise)
+    balance_weight: float | None = None  # override RouterConfig.balance_weight
+    route_search: int = 0  # > 0: train the router by route search with this many variants (route_search.py)
     save_every: int = 500
     threads: int = 0  # torch threads (0: torch's default)
     shift: int = 1  # image augmentation: random translation up to this many pixels (the camera is fixed)
     val: str | None = None  # held-out episodes: open-loop metrics every val_every steps and at the end
     val_every: int = 1000
-
-
-def cogkd_loss(h_s: torch.Tensor, h_t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Token-of-interest weighted 0.5 * MSE + 0.5 * reverse KL(q_student || p_teacher) over hidden units."""
-    d = h_s.shape[-1]
-    mse = (h_s - h_t).pow(2).mean(-1)
-    log_q, log_p = F.log_softmax(h_s, -1), F.log_softmax(h_t, -1)
-    rkl = (log_q.exp() * (log_q - log_p)).sum(-1)
-    per_token = 0.5 * mse + 0.5 * rkl
-    with torch.no_grad():  # M = softmax(c_t H_s^T / sqrt d) * softmax(c_s H_s^T / sqrt d), renormalised
-        neg = torch.finfo(h_s.dtype).min
-        a = (h_t[:, -1:] @ h_s.transpose(1, 2)).squeeze(1) / math.sqrt(d)
-        b = (h_s[:, -1:] @ h_s.transpose(1, 2)).squeeze(1) / math.sqrt(d)
-        m = a.masked_fill(~valid, neg).softmax(-1) * b.masked_fill(~valid, neg).softmax(-1)
-        m = m / m.sum(-1, keepdim=True)
-    return (m * per_token).sum(-1).mean()
 
 
 def set_statistics(model: MoLeVLA, data: Samples) -> None:
@@ -124,6 +114,10 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         model.cfg.router.keep_ratio = tc.keep_ratio
     if tc.depth_prior is not None:
         model.router.set_depth_prior(tc.depth_prior)
+    if tc.gumbel_scale is not None:
+        model.cfg.router.gumbel_scale = tc.gumbel_scale
+    if tc.balance_weight is not None:
+        model.cfg.router.balance_weight = tc.balance_weight
     data = data or load_samples(tc.data, model.cfg.vision.image_size)
     if val is None and tc.val:
         val = load_samples(tc.val, model.cfg.vision.image_size)
@@ -163,16 +157,24 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        fwd = model(_augment(images_all[idx], gen, tc.shift), ids_all[idx], valid_all[idx], proprio_all[idx], mode=mode,
-                    soft=mode == "mole", generator=gen)
+        batch = (_augment(images_all[idx], gen, tc.shift), ids_all[idx], valid_all[idx], proprio_all[idx])
+        h_t = None
+        if mode == "mole" and tc.route_search > 0:
+            fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
+                                        teacher, tc.cog_weight)
+        else:
+            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if tc.aux_weight > 0:
             losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
-        if fwd.route is not None:
+        if fwd.route is not None and model.cfg.router.balance_weight > 0:
             losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
+        if fwd.route is not None and tc.route_search > 0:
+            losses["route"] = route_loss(fwd.route)
         if teacher is not None:
-            with torch.no_grad():
-                h_t = teacher(fwd.embeddings.detach(), fwd.key_valid)
+            if h_t is None:
+                with torch.no_grad():
+                    h_t = teacher(fwd.embeddings.detach(), fwd.key_valid)
             losses["cogkd"] = tc.cog_weight * cogkd_loss(fwd.hidden, h_t, fwd.key_valid)
         total = sum(losses.values())
         opt.zero_grad(set_to_none=True)
