@@ -10,9 +10,9 @@ import torch
 from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
+from molevla_ros.model.router import top_k_mask
 from molevla_ros.train.episodes import Samples, step_in_episode
 from molevla_ros.train.grounding import pretrain_grounding
-from molevla_ros.model.router import top_k_mask
 from molevla_ros.train.route_search import best_routes, swapped_routes
 from molevla_ros.train.trainer import TrainConfig, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
