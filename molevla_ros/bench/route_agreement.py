@@ -1,0 +1,61 @@
+"""How stable is a trained STAR router's route? (the README's router-training diagnosis)
+
+For held-out samples: the mean gap between the k-th and (k+1)-th layer score (how far the route is from
+flipping), and, for Gumbel noise of a given scale added to the scores (as in straight-through training),
+how often the noisy top-k equals the noise-free (inference) route and how many kept layers they share.
+
+    python -m molevla_ros.bench.route_agreement MODEL_DIR [MODEL_DIR ...] [--data data/heldout]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from molevla_ros.model.io import load_model
+from molevla_ros.model.mole_vla import preprocess_images, tokenize
+from molevla_ros.model.router import top_k_mask
+from molevla_ros.train.episodes import load_samples
+
+NOISE = (1.0, 0.5, 0.25, 0.1)
+
+
+def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 20, seed: int = 0) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    m = load_model(Path(model_dir)).eval()
+    val = load_samples(data, m.cfg.vision.image_size)
+    idx = torch.randperm(len(val), generator=gen)[:samples]
+    ids, valid = tokenize([val.instructions[i] for i in idx], m.cfg.llm)
+    with torch.no_grad():
+        _, _, scores = m.encode(preprocess_images(torch.from_numpy(val.images[idx]), m.cfg.vision.image_size),
+                                ids, valid, torch.from_numpy(val.proprio[idx]))
+    k = m.cfg.router.keep(m.cfg.llm.layers)
+    route = top_k_mask(scores, k)
+    ranked = scores.sort(-1, descending=True).values
+    row = {"model": model_dir, "gap": float((ranked[:, k - 1] - ranked[:, k]).mean()),
+           "layer_use": route.mean(0).numpy()}
+    u = torch.rand(draws, *scores.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
+    gumbel = -torch.log(-torch.log(u))
+    for s in NOISE:
+        noisy = top_k_mask(scores[None] + s * gumbel, k)
+        row[s] = (float((noisy == route).all(-1).float().mean()), float((noisy * route).sum(-1).mean()))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--data", default="data/heldout")
+    a = ap.parse_args()
+    rows = [route_agreement(d, a.data) for d in a.models]
+    print("| model | k-th minus (k+1)-th score | "
+          + " | ".join(f"noise {s}: same route, shared kept layers" for s in NOISE) + " | layer use |")
+    print("|---" * (3 + len(NOISE)) + "|")
+    for r in rows:
+        print(f"| {r['model']} | {r['gap']:.3f} | " + " | ".join(f"{r[s][0]:.2f}, {r[s][1]:.2f}" for s in NOISE)
+              + " | " + " ".join(f"{x:.2f}" for x in r["layer_use"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
