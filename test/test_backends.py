@@ -169,6 +169,12 @@ def test_engine_profiles_cover_cfg_doubling():
     assert profile_shapes("eps", (-1, 16, 7), 8) == ((1, 16, 7), (2, 16, 7), (16, 16, 7))
 
 
+@pytest.mark.skipif(HAS_CUDA, reason="a CUDA GPU is usable here")
+def test_cuda_device_without_gpu_is_a_clear_message():
+    with pytest.raises(BackendUnavailable, match="sees no CUDA GPU"):
+        make_backend("mole_torch", model_dir="mole_small", device="cuda")
+
+
 @pytest.mark.skipif(HAS_TRT and HAS_CUDA, reason="TensorRT is usable here")
 def test_tensorrt_unavailable_is_a_clear_message():
     with pytest.raises(BackendUnavailable) as e:
@@ -189,13 +195,23 @@ def test_tensorrt_matches_torch():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("precision,graphs,tol", [("fp32", False, 1e-3), ("fp16", True, 5e-2)])
-def test_torch_cuda_matches_cpu(precision, graphs, tol):
-    reqs, z = requests(4), noise(4)
-    ref = torch_policy().step(reqs, z, "full")
+# fp16 chunks: 5.3% of the xyz range (2.4 mm) was measured on an H100: DDIM's first step divides the noise
+# estimate's error by sqrt(alpha_bar_99) = 4.9e-4, so fp16 rounding in the head shows up in the chunk.
+@pytest.mark.parametrize("precision,graphs,tol,chunk_tol", [("fp32", False, 1e-3, 1e-2), ("fp32", True, 1e-3, 1e-2),
+                                                            ("fp16", True, 5e-2, 1e-1)])
+def test_torch_cuda_matches_cpu(precision, graphs, tol, chunk_tol):
+    """Cognition features and action chunks (arm columns, as a fraction of each action's range) on the GPU
+    match the CPU; a second batch of new inputs checks that captured graphs read their fresh inputs."""
+    cpu = torch_policy()
     gpu = make_mole_backend("torch", SHIPPED, device="cuda", precision=precision, cuda_graphs=graphs).policy
-    out = gpu.step(reqs, z, "full")
-    assert np.abs(ref.cognition - out.cognition).max() < tol
+    span = (cpu.high - cpu.low).numpy()[:6]
+    for seed in (0, 1):
+        reqs, z = requests(4, seed), noise(4, seed)
+        for mode in ("full", "mole"):
+            ref, out = cpu.step(reqs, z, mode), gpu.step(reqs, z, mode)
+            np.testing.assert_array_equal(ref.masks, out.masks)
+            assert np.abs(ref.cognition - out.cognition).max() < tol
+            assert (np.abs(ref.chunks - out.chunks)[..., :6] / span).max() < chunk_tol
 
 
 def test_cogact_style_inputs_external_features_and_token_ids(tmp_path):

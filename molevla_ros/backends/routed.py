@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -141,18 +142,21 @@ class RoutedPolicy:
 
 
 class TorchGraphs:
-    """The model's own modules. On CUDA, cuda_graphs=True replays one captured graph per (layer, batch size),
-    so any route is a chain of graph launches without per-kernel launch cost."""
+    """The model's own modules. On CUDA, cuda_graphs=True replays one captured graph per decoder layer and
+    one for the action head's noise predictor (per batch size), so any route and the whole DDIM loop are
+    chains of graph launches without per-kernel launch cost."""
 
     def __init__(self, model: MoLeVLA, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  cuda_graphs: bool = False) -> None:
         self.device, self.dtype = torch.device(device), dtype
         if cuda_graphs and self.device.type != "cuda":
             raise RuntimeError("cuda_graphs needs device 'cuda'")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU")
         self.model = model.to(self.device, dtype).eval()
         self.cuda_graphs = cuda_graphs
         self._rot: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._captured: dict[tuple[int, int], tuple] = {}  # (layer, batch) -> (graph, in, valid, out)
+        self._captured: dict[tuple, tuple] = {}  # (graph name, input shapes) -> (graph, inputs, output)
 
     def encode(self, vision_in, text_ids, text_valid, proprio):
         return self.model.encode(vision_in, text_ids, text_valid, proprio)
@@ -164,30 +168,34 @@ class TorchGraphs:
         cos, sin = self._rot[t]
         return self.model.llm.layers[k](hidden, cos, sin, attention_mask(key_valid))
 
-    def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    def _replay(self, name: tuple, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+        """fn(*inputs); with cuda_graphs, a CUDA graph captured on the first call for these input shapes."""
         if not self.cuda_graphs:
-            return self._layer(k, hidden, key_valid)
-        key = (k, hidden.shape[0])
+            return fn(*inputs)
+        key = (*name, *(tuple(x.shape) for x in inputs))
         if key not in self._captured:
-            static_h, static_v = hidden.clone(), key_valid.clone()
+            static_in = [x.clone() for x in inputs]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs require
                 for _ in range(2):
-                    self._layer(k, static_h, static_v)
+                    fn(*static_in)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                static_out = self._layer(k, static_h, static_v)
-            self._captured[key] = (graph, static_h, static_v, static_out)
-        graph, static_h, static_v, static_out = self._captured[key]
-        static_h.copy_(hidden)
-        static_v.copy_(key_valid)
+                static_out = fn(*static_in)
+            self._captured[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._captured[key]
+        for static, x in zip(static_in, inputs):
+            static.copy_(x)
         graph.replay()
         return static_out.clone()
+
+    def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        return self._replay(("layer", k), partial(self._layer, k), hidden, key_valid)
 
     def finish(self, hidden):
         return self.model.llm.norm(hidden)[:, -1]
 
     def eps(self, noisy, t, cond):
-        return self.model.head.eps(noisy, t, cond)
+        return self._replay(("eps",), self.model.head.eps, noisy, t, cond)

@@ -137,14 +137,14 @@ def run_routed(h: torch.Tensor, gate: torch.Tensor,
     """Routed execution shared by every backend: layer k runs, as layer(k, h[idx], idx), only on the
     samples idx whose gate row kept it; the others pass through untouched and cost nothing."""
     b = h.shape[0]
-    everyone = torch.arange(b, device=h.device)
-    for k in range(gate.shape[1]):
-        keep = gate[:, k] > 0.5
-        n = int(keep.sum())
+    keep = gate.detach().cpu() > 0.5  # the route, read once: no device sync per layer on a GPU
+    rows = [keep[:, k].nonzero(as_tuple=True)[0] for k in range(keep.shape[1])]
+    on_device = torch.cat(rows).to(h.device).split([len(r) for r in rows])
+    for k, idx in enumerate(on_device):
+        n = len(rows[k])
         if n == b:
-            h = layer(k, h, everyone)
+            h = layer(k, h, idx)
         elif n > 0:
-            idx = keep.nonzero(as_tuple=True)[0]
             h = h.index_copy(0, idx, layer(k, h[idx], idx))
         if calls is not None:
             calls[k] += n

@@ -39,7 +39,8 @@ PARAMS = [
     Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit)."),
     Param("device", "cpu", "Device for mole_torch / mole_tensorrt (cpu, cuda, cuda:1, ...)."),
     Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines."),
-    Param("cuda_graphs", False, "mole_torch on CUDA: replay one captured CUDA graph per (layer, batch size)."),
+    Param("cuda_graphs", False, "mole_torch on CUDA: replay captured CUDA graphs (each decoder layer, the action "
+          "head) per batch size; with fp16 about 3x faster than eager on an H100 (README)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
     Param("horizon", 16, "Action steps per chunk."),
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
