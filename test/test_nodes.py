@@ -32,6 +32,13 @@ def _wait_matched(probe, pub, timeout=20.0):
     probe.wait_for(lambda: pub.get_subscription_count() > 0, timeout, f"a subscriber on {pub.topic_name}")
 
 
+def _wait_status_publishers(probe, n, timeout=20.0):
+    """Until the probe's status subscription has matched n nodes: a node reports a repeated status once,
+    so a report sent before matching would never reach the probe (on a loaded machine discovery is slow)."""
+    sub = next(s for s in probe.subscriptions if s.topic_name.endswith("molevla/status"))
+    probe.wait_for(lambda: sub.get_publisher_count() >= n, timeout, f"status publishers of {n} nodes")
+
+
 def test_instruction_status_and_bad_goals(ros):
     with ros(["instruction"]) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
@@ -111,6 +118,7 @@ def test_bad_inputs_give_status_and_no_chunk(ros, fault):
         publish, goal_pub, image_pub = _fake_world(probe, "yuv422" if fault == "bad_encoding" else "bgr8")
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, image_pub)
+        _wait_status_publishers(probe, 2)
         q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
         expect = {"nan_joints": "NaN", "bad_encoding": "unsupported encoding", "wrong_size": "buffer has"}[fault]
         end = time.monotonic() + 4.0
