@@ -143,8 +143,8 @@ class RoutedPolicy:
 
 class TorchGraphs:
     """The model's own modules. On CUDA, cuda_graphs=True replays one captured graph per decoder layer and
-    one for the action head's noise predictor (per batch size), so any route and the whole DDIM loop are
-    chains of graph launches without per-kernel launch cost."""
+    one for the action head's noise predictor (per batch size): any route is a chain of graph launches, and
+    each DDIM step is one launch plus a few element-wise ops."""
 
     def __init__(self, model: MoLeVLA, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  cuda_graphs: bool = False) -> None:
