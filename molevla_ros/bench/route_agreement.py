@@ -15,7 +15,7 @@ import torch
 
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import preprocess_images, tokenize
-from molevla_ros.model.router import top_k_mask
+from molevla_ros.model.router import gumbel_noise, top_k_mask
 from molevla_ros.train.episodes import load_samples
 
 NOISE = (1.0, 0.5, 0.25, 0.1)
@@ -35,8 +35,7 @@ def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 
     ranked = scores.sort(-1, descending=True).values
     row = {"model": model_dir, "gap": float((ranked[:, k - 1] - ranked[:, k]).mean()),
            "layer_use": route.mean(0).numpy()}
-    u = torch.rand(draws, *scores.shape, generator=gen).clamp(1e-9, 1 - 1e-9)
-    gumbel = -torch.log(-torch.log(u))
+    gumbel = gumbel_noise((draws, *scores.shape), gen)
     for s in NOISE:
         noisy = top_k_mask(scores[None] + s * gumbel, k)
         row[s] = (float((noisy == route).all(-1).float().mean()), float((noisy * route).sum(-1).mean()))

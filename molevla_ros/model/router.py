@@ -22,6 +22,13 @@ class Route:
         return (self.mask.detach() * self.probs).mean()
 
 
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Standard Gumbel samples, the noise of the router's training relaxation."""
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=device).clamp(1e-9, 1 - 1e-9)
+    return -torch.log(-torch.log(u))
+
+
 def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """[B, L] 0/1 float mask with ones at each row's k highest scores."""
     return torch.zeros_like(scores).scatter(-1, scores.topk(k, -1).indices, 1.0)
@@ -68,7 +75,7 @@ class STARRouter(nn.Module):
         logits = self.scores(x, vision, text, text_valid, proprio)
         probs = logits.softmax(-1)
         if stochastic:  # Gumbel-softmax relaxation for training
-            g = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)))
+            g = gumbel_noise(logits.shape, dtype=logits.dtype, device=logits.device)
             soft = F.softmax((logits + self.cfg.gumbel_scale * g) / self.cfg.gumbel_tau, -1)
         else:
             soft = probs
