@@ -90,14 +90,18 @@ class Bringup:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> "Bringup":
+        for name in self.nodes:
+            self.launch(name)
+        return self
+
+    def launch(self, name: str) -> None:
+        """Start (or, after it exited, start again) one node's process."""
         env = {**ros_environment(), **os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if v != ""}  # an empty override unsets a variable
-        for name in self.nodes:
-            out = open(self.log_dir / f"{name}.log", "w") if self.log_dir else subprocess.DEVNULL
-            self.procs[name] = subprocess.Popen(
-                node_command(name, self.overrides.get(name), self.namespace), stdout=out, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True)
-        return self
+        out = open(self.log_dir / f"{name}.log", "a") if self.log_dir else subprocess.DEVNULL
+        self.procs[name] = subprocess.Popen(
+            node_command(name, self.overrides.get(name), self.namespace), stdout=out, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True)
 
     def dead(self) -> dict[str, int]:
         """Nodes that exited, with their exit codes."""

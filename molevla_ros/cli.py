@@ -125,8 +125,16 @@ def cmd_bench_smoothness(a: argparse.Namespace) -> int:
 def cmd_bench_faults(a: argparse.Namespace) -> int:
     from molevla_ros.bench.faults import run
 
-    rows = run(Path(a.out), a.only)
-    return 0 if all(not r["crashed"] and r["speed_violations"] + r["accel_violations"] == 0 for r in rows) else 1
+    rows = run(Path(a.out), a.only, load=a.load)
+    runs = rows + [r["under_load"] for r in rows if "under_load" in r]
+    return 0 if all(not r["crashed"] and r["speed_violations"] + r["accel_violations"] == 0 for r in runs) else 1
+
+
+def cmd_bench_false_halts(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.false_halts import run
+
+    run([float(x) for x in a.leases.split(",")], a.minutes, a.load, a.kills, Path(a.out), a.backend)
+    return 0
 
 
 def cmd_export_onnx(a: argparse.Namespace) -> int:
@@ -262,7 +270,18 @@ def main(argv: list[str] | None = None) -> int:
                         "crashes")
     fa.add_argument("--only", nargs="*", help="run only faults whose name contains one of these words")
     fa.add_argument("--out", default="results/faults")
+    fa.add_argument("--load", action="store_true", help="run each fault again with both cores saturated")
     fa.set_defaults(fn=cmd_bench_faults)
+
+    fh = sub.add_parser("bench-false-halts", help="false halts per minute under CPU load vs time to halt after "
+                        "SIGKILL, per liveliness lease")
+    fh.add_argument("--leases", default="0.1,0.125", help="comma list of DDS liveliness leases (s)")
+    fh.add_argument("--minutes", type=float, default=3.0, help="loaded run per lease")
+    fh.add_argument("--load", type=int, default=2, help="busy processes during the loaded run")
+    fh.add_argument("--kills", type=int, default=5, help="SIGKILLs of the policy per lease (no load)")
+    fh.add_argument("--backend", default="mole_torch")
+    fh.add_argument("--out", default="results/halts")
+    fh.set_defaults(fn=cmd_bench_false_halts)
 
     ex = sub.add_parser("export-onnx", help="export a model's per-layer ONNX graph set (cached by model hash)")
     ex.add_argument("--model", default="mole_small")

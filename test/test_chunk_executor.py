@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.control.chunk_executor import ACTION_NAMES, ChunkExecutor, Limits, check_timing, order_by_names
 
 
 def chunk(vx_step=0.02, n=16, grip=1.0):
@@ -23,7 +23,7 @@ def test_rows_indexed_by_stamp_and_latency_compensated():
 def test_speed_and_accel_limits_hold():
     lim = Limits(max_linear_speed=0.3, max_linear_accel=2.0)
     ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)
-    ex.add_chunk(0.0, chunk(vx_step=0.5), now=0.0)  # asks for 5 m/s
+    assert ex.add_chunk(0.0, chunk(vx_step=0.08), now=0.0) is None  # asks for 0.8 m/s: plausible, clamped
     v, prev = [], 0.0
     for k in range(50):
         cmd = ex.step(k * 0.02, 0.02)
@@ -70,6 +70,33 @@ def test_malformed_chunks_rejected(bad, why):
     ex = ChunkExecutor()
     assert why in ex.add_chunk(0.0, bad, now=0.0)
     assert not ex.step(0.0, 0.02).active
+
+
+@pytest.mark.parametrize("column,value,why", [
+    (0, 1e9, "linear speed"), (1, 0.1, "linear speed"), (4, 0.31, "angular speed"), (6, 7.0, "gripper"),
+    (6, -1.0, "gripper")])
+def test_implausible_chunks_refused_not_clamped(column, value, why):
+    """A step asking for more than 3x a speed limit (or a gripper far outside [0, 1]) refuses the whole chunk."""
+    ex = ChunkExecutor(action_dt=0.1)
+    a = chunk(vx_step=0.01)
+    a[5, column] = value
+    problem = ex.add_chunk(0.0, a, now=0.0)
+    assert problem is not None and why in problem and "implausible" in problem
+    assert not ex.step(0.0, 0.02).active and not ex.step(0.02, 0.02).active
+    assert ex.add_chunk(0.0, chunk(vx_step=0.089), now=0.0) is None, "just under 3 x 0.3 m/s is plausible"
+    assert "steps" in ChunkExecutor().add_chunk(0.0, chunk(n=1000), now=0.0)
+
+
+def test_chunk_columns_mapped_by_name_and_timing_checked():
+    a = chunk(vx_step=0.01)
+    names = list(ACTION_NAMES)
+    shuffled = names[::-1]
+    ordered, problem = order_by_names(shuffled, a[:, ::-1])
+    assert problem is None and np.array_equal(ordered, a)
+    for bad in (names[:3], names + ["extra"], ["gripper"] * 7, [n.upper() for n in names]):
+        assert order_by_names(bad, a[:, :len(bad)] if len(bad) <= 7 else np.zeros((16, len(bad))))[1]
+    assert check_timing([0.0, 0.1, 0.2], 0.1) is None
+    assert "expected 0.2000" in check_timing([0.0, 0.05, 0.1], 0.1)
 
 
 def test_stale_and_future_chunks_rejected():

@@ -74,13 +74,15 @@ def _fake_world(probe, image_encoding="bgr8"):
     goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
     rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
 
-    def publish(q=None, image: Image | None = None):
+    def publish(q=None, image: Image | None = None, mangle_joints=None):
         stamp = probe.get_clock().now().to_msg()
         if image is None:
             image = rgb_to_msg(rgb[:, :, ::-1] if image_encoding == "bgr8" else rgb, stamp, "cam")
             image.encoding = image_encoding
         image_pub.publish(image)
         js, markers = fake_robot_msgs(stamp, q)
+        if mangle_joints is not None:
+            mangle_joints(js)
         joints_pub.publish(js)
         state_pub.publish(markers)
         return stamp
@@ -110,7 +112,16 @@ def test_image_to_policy_to_chunk(ros):
         assert first[0] > 0 and first[1] > 0 and first[6] == 0.0, "heads for the red cube with closed fingers"
 
 
-@pytest.mark.parametrize("fault", ["nan_joints", "bad_encoding", "wrong_size"])
+JOINT_FAULTS = {  # a joint state the policy must refuse (read by name, length and stamp), and the status text
+    "short_joints": (lambda js: setattr(js, "position", js.position[:4]), "9 names but 4 positions"),
+    "unknown_joint_names": (lambda js: setattr(js, "name", [f"j{i}" for i in range(9)]), "lacks panda_joint1"),
+    "joints_from_the_future": (lambda js: setattr(js.header, "stamp", to_stamp(stamp_s(js.header.stamp) + 1e6)),
+                               "in the future"),
+    "joints_from_1970": (lambda js: setattr(js.header, "stamp", to_stamp(1.0)), "s ago"),
+}
+
+
+@pytest.mark.parametrize("fault", ["nan_joints", "bad_encoding", "wrong_size", *JOINT_FAULTS])
 def test_bad_inputs_give_status_and_no_chunk(ros, fault):
     with ros(["camera", "policy"], {"policy": EXPERT}) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
@@ -120,14 +131,15 @@ def test_bad_inputs_give_status_and_no_chunk(ros, fault):
         _wait_matched(probe, image_pub)
         _wait_status_publishers(probe, 2)
         q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
-        expect = {"nan_joints": "NaN", "bad_encoding": "unsupported encoding", "wrong_size": "buffer has"}[fault]
+        mangle, expect = JOINT_FAULTS.get(fault, (None, None))
+        expect = expect or {"nan_joints": "NaN", "bad_encoding": "unsupported encoding", "wrong_size": "buffer has"}[fault]
         end = time.monotonic() + 4.0
         while time.monotonic() < end:
             image = None
             if fault == "wrong_size":
                 image = rgb_to_msg(np.zeros((10, 10, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
                 image.height = 20  # claims more rows than it carries
-            publish(q, image)
+            publish(q, image, mangle)
             probe.spin_for(0.05)
         assert any(expect in s for s in probe.statuses()), probe.statuses()
         assert not chunks, "a bad input must never produce a chunk"
@@ -249,18 +261,28 @@ def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros):
         assert all(t.twist.linear.x == 0.0 for t, at in zip(twists, times) if at > gone + 0.2)
 
 
-def test_executor_dry_run_publishes_nothing(ros):
+def test_executor_dry_run_computes_commands_but_publishes_nothing(ros):
+    """Dry run: chunks are accepted and commands computed (counted on /diagnostics), none reaches the robot."""
     with ros(["executor"], {"executor": {**NO_INPUT_WATCH, "dry_run": True}}) as probe:
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         grip = probe.listen(Float64, "molevla/gripper_command", 10)
+        diagnostics = probe.listen(DiagnosticArray, "/diagnostics", 50)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
         chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, chunk_pub)
-        for _ in range(10):
+
+        def counters():
+            last = {kv.key: kv.value for arr in diagnostics[-1:] for st in arr.status for kv in st.values}
+            return int(last.get("dry_run_commands", 0)), last.get("chunks_rejected", "0")
+
+        end = time.monotonic() + 10.0
+        while time.monotonic() < end and counters()[0] < 20:
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
-        assert not twists and not grip
+        computed, rejected = counters()
+        assert computed >= 20 and rejected == "0", f"chunks accepted and commands computed: {computed}, {rejected}"
+        assert not twists and not grip, "nothing reaches the robot topics"
 
 
 def test_full_loop_succeeds_in_sim(ros):
@@ -411,3 +433,74 @@ def test_one_policy_node_serves_two_robots_in_one_batch(ros, tmp_path):
         assert all(chunks[r] and masks[r] and stats[r] for r in pubs), "each robot gets its own chunks and masks"
         batches = {kv.value for r in pubs for s in stats[r] for kv in s.values if kv.key == "batch"}
         assert "2" in batches, f"both robots served in one batch: {batches}"
+
+
+def test_estop_release_holds_until_new_goal_or_resume(ros):
+    """Releasing the e-stop never restarts motion; a new goal or molevla/resume does."""
+    from std_srvs.srv import Trigger
+
+    with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        estop_pub = probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS)
+        resume = probe.create_client(Trigger, "molevla/resume")
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+
+        def drive(seconds=0.8) -> bool:  # chunks at 20 Hz; True if the arm moved meanwhile
+            n = len(twists)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                chunk_pub.publish(_chunk(probe))
+                probe.spin_for(0.05)
+            return any(t.twist.linear.x > 0 for t in twists[n:])
+
+        assert drive(), "moves before the e-stop"
+        for release in ("new goal", "resume"):
+            estop_pub.publish(Bool(data=True))
+            probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), what="e-stop")
+            assert not drive(0.5), "the e-stop holds the arm"
+            estop_pub.publish(Bool(data=False))
+            probe.wait_for(lambda: "e-stop released" in probe.statuses()[-1], what="release reported")
+            assert not drive(1.0), "releasing the e-stop alone must not restart motion"
+            if release == "new goal":
+                goal_pub.publish(String(data=GOAL))
+            else:
+                probe.wait_for(resume.service_is_ready, what="resume service")
+                future = resume.call_async(Trigger.Request())
+                probe.wait_for(future.done, what="resume reply")
+                assert future.result().success, future.result().message
+            assert drive(), f"moves again after a {release}"
+
+
+def test_diagnostics_return_to_ok_when_good_frames_resume(ros):
+    """One rejected frame: a refused-input status and WARN on /diagnostics, back to OK while good frames flow."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    with ros(["camera"]) as probe:
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        diagnostics = probe.listen(DiagnosticArray, "/diagnostics", 50)
+        image_pub = probe.create_publisher(Image, "image_raw", SENSOR_QOS)
+        _wait_matched(probe, image_pub)
+        _wait_status_publishers(probe, 1)
+        good = rgb_to_msg(np.zeros((48, 64, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
+        bad = rgb_to_msg(np.zeros((48, 64, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
+        bad.encoding = "yuv422"
+        image_pub.publish(bad)
+        probe.wait_for(lambda: any(s.startswith("rejected") for s in probe.statuses()), what="rejected status")
+
+        def levels_after(t0):
+            return [st.level for arr, at in zip(diagnostics, probe.arrival["/diagnostics"]) if at > t0
+                    for st in arr.status]
+
+        t_bad = time.monotonic()
+        end = time.monotonic() + 8.0
+        while time.monotonic() < end and DiagnosticStatus.OK not in levels_after(t_bad + 0.1):
+            image_pub.publish(good)
+            probe.spin_for(0.1)
+        levels = levels_after(t_bad)
+        assert DiagnosticStatus.WARN in levels, f"the refused frame shows as WARN first: {levels}"
+        assert levels[-1] == DiagnosticStatus.OK, f"back to OK while good frames flow: {levels}"
+        assert DiagnosticStatus.ERROR not in levels, levels

@@ -1,41 +1,64 @@
-"""Fault suite against the simulated loop: inject one fault while the arm moves, measure how the executor
-reacts. Each fault runs on a fresh bring-up (sim, camera, instruction, policy, executor as separate
-processes, scripted-expert policy) on its own ROS domain.
+"""Fault suite against the simulated loop: real processes, real DDS, real signals. Each case runs on a fresh
+bring-up on its own ROS domain; with `load` two busy processes saturate both cores meanwhile.
 
-Per fault: time to halt (fault injection -> first zero-velocity command the executor publishes), whether
-the arm stays halted, commands outside the limits (speed, and acceleration between consecutive commands
-other than a halt to zero) over the whole run, and node processes that crashed.
+Three kinds of case:
+- faults while the arm moves (sim, camera, instruction, policy = scripted expert, executor): time to halt
+  (fault injected -> first zero command the executor publishes), whether the arm stays halted, commands
+  outside the limits (speed, and acceleration between consecutive commands other than a halt to zero) over
+  the whole run, and node processes that crashed;
+- refused inputs (the same nodes without a policy; this suite publishes the chunks): each bad chunk or joint
+  state is sent while a goal is active, and every non-zero command in the next second counts as a command
+  caused by a refused input. A valid chunk at the end must move the arm, so a dead executor cannot pass;
+- stale success: a goal sent again right after its task succeeded must not be marked succeeded by the
+  success flag the detector still holds.
 """
 from __future__ import annotations
 
 import json
 import math
 import signal
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
-from std_msgs.msg import String
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
-from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_INSTRUCTION,
-                                      TOPIC_SIM_TASK, TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, spin_until, stamp_s,
-                                      to_stamp)
+from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_CHUNK,
+                                      TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SIM_TASK,
+                                      TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, spin_until, stamp_s, to_stamp)
+from molevla_ros.sim.scene import JOINT_NAMES
 from molevla_ros.nodes.executor_node import PARAMS as EXECUTOR_PARAMS
 
 LIMITS = {p.name: p.default for p in EXECUTOR_PARAMS}
 
 
+@contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """`processes` busy-looping Python processes (nothing else) for the duration of the block."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass
 class Fault:
     name: str
-    inject: Callable[["Suite", Bringup], None]
+    inject: Callable[["Probe", Bringup], None]
     stays_halted: bool  # the arm must not move again after this fault (in the observation window)
     note: str = ""
 
@@ -44,13 +67,16 @@ class Probe(Node):
     def __init__(self) -> None:
         super().__init__("fault_probe")
         self.twists: list[tuple[float, TwistStamped]] = []
-        self.statuses: list[str] = []
+        self.statuses: list[tuple[float, str]] = []
         self.task = ""
         self.create_subscription(TwistStamped, TOPIC_TWIST, lambda m: self.twists.append((time.monotonic(), m)), 100)
-        self.create_subscription(String, TOPIC_STATUS, lambda m: self.statuses.append(m.data), RELIABLE_QOS)
+        self.create_subscription(String, TOPIC_STATUS, lambda m: self.statuses.append((time.monotonic(), m.data)),
+                                 RELIABLE_QOS)
         self.create_subscription(String, TOPIC_SIM_TASK, lambda m: setattr(self, "task", m.data), LATCHED_QOS)
         self.instruction = self.create_publisher(String, TOPIC_INSTRUCTION, RELIABLE_QOS)
         self.chunks = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
+        self.joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
+        self.estop = self.create_publisher(Bool, TOPIC_ESTOP, LATCHED_QOS)
 
     def spin_for(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
         return spin_until(self, seconds, until)
@@ -59,62 +85,136 @@ class Probe(Node):
         recent = self.twists[-window:]
         return len(recent) == window and all(_speed(m) > 0.01 for _, m in recent)
 
-    def chunk(self, stamp_offset: float = 0.0, value: float = 0.01) -> JointTrajectory:
+    def status_since(self, t: float, *prefixes: str) -> str:
+        return next((s for ts, s in self.statuses if ts >= t and s.startswith(prefixes)), "")
+
+    def chunk(self, value: float = 0.01) -> JointTrajectory:
         a = np.full((16, 7), value)
         a[:, 3:6] = 0.0
         a[:, 6] = 1.0
-        msg = chunk_to_msg(a, self.get_clock().now().to_msg(), "panda_link0", 0.1)
-        msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) + stamp_offset)
+        return chunk_to_msg(a, self.get_clock().now().to_msg(), "panda_link0", 0.1)
+
+    def joint_state(self, q: np.ndarray | None = None) -> JointState:
+        msg = JointState(name=list(JOINT_NAMES), position=list(q if q is not None else np.zeros(len(JOINT_NAMES))))
+        msg.header.stamp = self.get_clock().now().to_msg()
         return msg
 
-
-def _speed(m: TwistStamped) -> float:
-    return math.sqrt(m.twist.linear.x ** 2 + m.twist.linear.y ** 2 + m.twist.linear.z ** 2)
-
-
-def _vec(m: TwistStamped) -> np.ndarray:
-    return np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])
-
-
-class Suite:
-    def __init__(self, probe: Probe) -> None:
-        self.probe = probe
-
     def bad_chunk(self, kind: str) -> None:
-        msg = self.probe.chunk(value=math.nan if kind == "nan" else 0.01)
-        if kind == "inf":
-            msg.points[2].positions[0] = math.inf
-        elif kind == "old":
-            msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) - 5.0)
-        elif kind == "future":  # what a publisher whose clock jumped 5 s ahead sends
-            msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) + 5.0)
-        self.probe.chunks.publish(msg)
+        self.chunks.publish(bad_chunk(self, kind))
 
-    def flood(self, n: int = 10_000) -> None:
-        """n invalid instructions as fast as possible (empty, blank, oversized): each is rejected with a
-        status while the arm keeps executing its goal; then a stop word (the halt is timed from it)."""
-        kinds = ["", "   ", "x" * 5000, "\t\n"]
+    def flood(self, kinds: list[str], n: int = 10_000) -> None:
+        """n instructions as fast as possible, then a stop word (the halt is timed from it)."""
         for i in range(n):
-            self.probe.instruction.publish(String(data=kinds[i % len(kinds)]))
+            self.instruction.publish(String(data=kinds[i % len(kinds)]))
             if i % 500 == 0:
-                rclpy.spin_once(self.probe, timeout_sec=0.0)
-        self.probe.spin_for(0.5)
-        self.flood_kept_moving = self.probe.moving()
-        self.probe.instruction.publish(String(data="stop"))
+                rclpy.spin_once(self, timeout_sec=0.0)
+        self.spin_for(0.5)
+        self.flood_kept_moving = self.moving()
+        self.stop_sent = time.monotonic()
+        self.instruction.publish(String(data="stop"))
+
+    def bad_joint_states(self, bringup: Bringup, kind: str, seconds: float = 2.5) -> None:
+        """Stop the simulator (no valid joint state any more) and publish bad joint states at 100 Hz instead:
+        none of them may keep the executor's joint-state watchdog alive."""
+        bringup.procs["sim"].send_signal(signal.SIGSTOP)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.joints.publish(bad_joint_state(self, kind))
+            rclpy.spin_once(self, timeout_sec=0.01)
+        bringup.procs["sim"].send_signal(signal.SIGCONT)
+
+    def estop_and_release(self) -> None:
+        self.estop.publish(Bool(data=True))
+        self.spin_for(0.5)
+        self.estop.publish(Bool(data=False))
+
+
+def bad_chunk(probe: Probe, kind: str) -> JointTrajectory:
+    """A chunk that the executor must refuse (or, for 'valid', accept)."""
+    msg = probe.chunk(value=math.nan if kind == "nan" else 0.01)
+    if kind == "inf":
+        msg.points[2].positions[0] = math.inf
+    elif kind == "old":
+        msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) - 5.0)
+    elif kind == "future":  # what a publisher whose clock jumped 5 s ahead sends
+        msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) + 5.0)
+    elif kind == "absurd":  # dy = 1e9 m per step
+        for pt in msg.points:
+            pt.positions[1] = 1e9
+    elif kind == "too fast":  # 1 m per 0.1 s step: 10 m/s
+        for pt in msg.points:
+            pt.positions[0] = 1.0
+    elif kind == "three names":
+        msg.joint_names = msg.joint_names[:3]
+        for pt in msg.points:
+            pt.positions = pt.positions[:3]
+    elif kind == "unknown names":
+        msg.joint_names = [f"j{i}" for i in range(7)]
+    elif kind == "other period":  # made for a 20 Hz controller
+        for i, pt in enumerate(msg.points):
+            pt.time_from_start.sec, pt.time_from_start.nanosec = 0, i * 50_000_000
+    elif kind == "huge":
+        msg.points = msg.points * 1000
+    elif kind == "empty":
+        msg.points = []
+    elif kind == "gripper 1e6":
+        for pt in msg.points:
+            pt.positions[6] = 1e6
+    elif kind not in ("valid", "nan"):
+        raise ValueError(kind)
+    return msg
+
+
+def bad_joint_state(probe: Probe, kind: str) -> JointState:
+    msg = probe.joint_state()
+    if kind == "wrong length":  # 9 names, 4 positions
+        msg.position = msg.position[:4]
+    elif kind == "unknown names":
+        msg.name = [f"other_joint{i}" for i in range(len(msg.name))]
+    elif kind == "fingers only":
+        msg.name, msg.position = msg.name[7:], msg.position[7:]
+    elif kind == "NaN":
+        msg.position[2] = math.nan
+    elif kind == "stamped 1e6 s ahead":
+        msg.header.stamp = to_stamp(stamp_s(msg.header.stamp) + 1e6)
+    elif kind == "stamped 1970":
+        msg.header.stamp = to_stamp(1.0)
+    elif kind == "unstamped":
+        msg.header.stamp = to_stamp(0.0)
+    elif kind != "valid":
+        raise ValueError(kind)
+    return msg
 
 
 FAULTS = [
-    Fault("kill the policy process (SIGKILL)", lambda s, b: b.procs["policy"].send_signal(signal.SIGKILL), True,
-          "DDS liveliness lease 0.1 s"),
-    Fault("stall the camera (SIGSTOP)", lambda s, b: b.procs["camera"].send_signal(signal.SIGSTOP), True,
+    Fault("kill the policy process (SIGKILL)", lambda pr, b: b.procs["policy"].send_signal(signal.SIGKILL), True,
+          f"DDS liveliness lease {LIMITS['policy_liveliness_s']} s"),
+    Fault("stall the camera (SIGSTOP)", lambda pr, b: b.procs["camera"].send_signal(signal.SIGSTOP), True,
           f"camera_timeout_s {LIMITS['camera_timeout_s']} s"),
-    Fault("NaN chunk", lambda s, b: s.bad_chunk("nan"), False),
-    Fault("Inf chunk", lambda s, b: s.bad_chunk("inf"), False),
-    Fault("chunk stamped 5 s ago", lambda s, b: s.bad_chunk("old"), False),
-    Fault("clock jump: chunk stamped 5 s ahead", lambda s, b: s.bad_chunk("future"), False),
-    Fault("flood 10k instructions, then 'stop'", lambda s, b: s.flood(), True,
-          "arm keeps its goal during the flood; halt timed from the stop word sent 0.5 s after it"),
+    Fault("NaN chunk", lambda pr, b: pr.bad_chunk("nan"), False),
+    Fault("Inf chunk", lambda pr, b: pr.bad_chunk("inf"), False),
+    Fault("chunk with dy = 1e9 m per step", lambda pr, b: pr.bad_chunk("absurd"), False),
+    Fault("chunk named with 3 of the 7 actions", lambda pr, b: pr.bad_chunk("three names"), False),
+    Fault("chunk made for a 0.05 s period", lambda pr, b: pr.bad_chunk("other period"), False),
+    Fault("clock jump: chunk stamped 5 s ahead", lambda pr, b: pr.bad_chunk("future"), False),
+    Fault("sim stopped, joint states without the arm's joints", lambda pr, b: pr.bad_joint_states(b, "fingers only"),
+          True, f"joint_state_timeout_s {LIMITS['joint_state_timeout_s']} s; robot_lost_s {LIMITS['robot_lost_s']} s "
+          "then holds"),
+    Fault("sim stopped, joint states stamped 1970", lambda pr, b: pr.bad_joint_states(b, "stamped 1970"), True,
+          "as above"),
+    Fault("e-stop engaged, released 0.5 s later", lambda pr, b: pr.estop_and_release(), True,
+          "release alone must not restart motion"),
+    Fault("flood 10k invalid instructions, then 'stop'", lambda pr, b: pr.flood(["", "   ", "x" * 5000, "\t\n"]),
+          True, "halt timed from the stop word sent 0.5 s after the flood"),
+    Fault("flood 10k valid goals, then 'stop'", lambda pr, b: pr.flood([pr.task]), True,
+          "halt timed from the stop word sent 0.5 s after the flood"),
 ]
+
+# Refused inputs: sent with a goal active and no policy running; none may cause a command.
+REFUSED_CHUNKS = ["nan", "inf", "absurd", "too fast", "gripper 1e6", "three names", "unknown names", "other period",
+                  "huge", "empty", "old", "future"]
+REFUSED_JOINT_STATES = ["wrong length", "unknown names", "fingers only", "NaN", "stamped 1e6 s ahead", "stamped 1970",
+                        "unstamped"]
 
 
 def limit_violations(twists: list[tuple[float, TwistStamped]]) -> tuple[int, int]:
@@ -132,76 +232,169 @@ def limit_violations(twists: list[tuple[float, TwistStamped]]) -> tuple[int, int
     return speed, accel
 
 
-def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2.0) -> dict:
+def _speed(m: TwistStamped) -> float:
+    return math.sqrt(m.twist.linear.x ** 2 + m.twist.linear.y ** 2 + m.twist.linear.z ** 2)
+
+
+def _vec(m: TwistStamped) -> np.ndarray:
+    return np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z])
+
+
+@contextmanager
+def session(nodes: list[str], domain: int, log_dir: Path | None, family: str = "push",
+            policy: str = "scripted_expert") -> Iterator[tuple[Probe, Bringup]]:
+    """A bring-up of `nodes` and a probe that has seen the sim's task and reaches the instruction node."""
     use_local_domain(domain)
-    overrides = {"sim": {"task_family": "push", "seed": 1}, "policy": {"backend": "scripted_expert"}}
-    row = {"fault": fault.name, "note": fault.note}
-    with Bringup(PROFILES["sim"], overrides, log_dir=log_dir) as bringup:
+    overrides = {"sim": {"task_family": family, "seed": 1}, "policy": {"backend": policy}}
+    with Bringup(nodes, overrides, log_dir=log_dir) as bringup:
         rclpy.init()
         probe = Probe()
         try:
             if not probe.spin_for(30, lambda: bool(probe.task) and probe.instruction.get_subscription_count() > 0):
                 raise RuntimeError("nodes did not come up")
             probe.spin_for(1.0)
-            probe.instruction.publish(String(data=probe.task))
-            if not probe.spin_for(20, lambda: probe.moving()):
-                raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
-            probe.spin_for(0.3)
-            suite = Suite(probe)
-            statuses_before = list(probe.statuses)
-            fault.inject(suite, bringup)
-            t_fault = time.monotonic()
-            probe.spin_for(settle)
-            after = [(t, m) for t, m in probe.twists if t >= t_fault]
-            if fault.stays_halted:  # the first zero command after which the arm never moves again
-                moving_at = [t for t, m in after if _speed(m) > 0.0]
-                halt = next((t for t, m in after if _speed(m) == 0.0 and (not moving_at or t > moving_at[-1])), None)
-            else:  # a rejected chunk: the first zero command (the next good chunk resumes motion)
-                halt = next((t for t, m in after if _speed(m) == 0.0), None)
-            row["time_to_halt_ms"] = None if halt is None else (halt - t_fault) * 1e3
-            row["stays_halted"] = halt is not None and not any(t > halt and _speed(m) > 0 for t, m in after)
-            if hasattr(suite, "flood_kept_moving"):
-                row["note"] += f"; moving after the flood: {'yes' if suite.flood_kept_moving else 'no'}"
-            n_before = len(statuses_before)
-            row["reason"] = next((s for s in probe.statuses[n_before:] if s.startswith(("halted", "stopped"))), "")
-            row["speed_violations"], row["accel_violations"] = limit_violations(probe.twists)
-            if fault.name.startswith("stall"):
-                bringup.procs["camera"].send_signal(signal.SIGCONT)
-            dead = {n: c for n, c in bringup.dead().items() if not (n == "policy" and "kill" in fault.name)}
-            row["crashed"] = sorted(dead)
-            row["commands"] = len(probe.twists)
-            row["expect_stays_halted"] = fault.stays_halted
+            yield probe, bringup
         finally:
+            for proc in bringup.procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
             probe.destroy_node()
             rclpy.shutdown()
+
+
+def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2.5) -> dict:
+    row = {"fault": fault.name, "note": fault.note}
+    with session(PROFILES["sim"], domain, log_dir) as (probe, bringup):
+        probe.instruction.publish(String(data=probe.task))
+        if not probe.spin_for(20, lambda: probe.moving()):
+            raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
+        probe.spin_for(0.3)
+        t_fault = time.monotonic()
+        fault.inject(probe, bringup)
+        t_fault = getattr(probe, "stop_sent", t_fault)  # a flood is timed from the stop word that follows it
+        probe.spin_for(settle)
+        after = [(t, m) for t, m in probe.twists if t >= t_fault]
+        if fault.stays_halted:  # the first zero command after which the arm never moves again
+            moving_at = [t for t, m in after if _speed(m) > 0.0]
+            halt = next((t for t, m in after if _speed(m) == 0.0 and (not moving_at or t > moving_at[-1])), None)
+        else:  # a refused chunk: the first zero command (the next good chunk resumes motion)
+            halt = next((t for t, m in after if _speed(m) == 0.0), None)
+        if hasattr(probe, "flood_kept_moving"):  # timed from the stop word
+            row["note"] += f"; moving after the flood: {'yes' if probe.flood_kept_moving else 'no'}"
+        row["time_to_halt_ms"] = None if halt is None else (halt - t_fault) * 1e3
+        row["stays_halted"] = halt is not None and not any(t > halt and _speed(m) > 0 for t, m in after)
+        row["reason"] = probe.status_since(t_fault, "halted", "stopped", "held")
+        row["speed_violations"], row["accel_violations"] = limit_violations(probe.twists)
+        dead = {n: c for n, c in bringup.dead().items() if not (n == "policy" and "kill" in fault.name)}
+        row["crashed"] = sorted(dead)
+        row["commands"] = len(probe.twists)
+        row["expect_stays_halted"] = fault.stays_halted
     return row
 
 
-def run(out: Path = Path("results/faults"), only: list[str] | None = None, first_domain: int = 150) -> list[dict]:
+def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list[dict]:
+    """Each refused input sent with a goal active and no policy: its status and the commands it caused."""
+    rows = []
+    with session(["sim", "camera", "instruction", "executor"], domain, log_dir) as (probe, bringup):
+        probe.instruction.publish(String(data=probe.task))
+        probe.spin_for(1.0, lambda: probe.chunks.get_subscription_count() > 0)
+        cases = [("chunk", k, lambda k=k: probe.chunks.publish(bad_chunk(probe, k))) for k in REFUSED_CHUNKS]
+        cases += [("joint state", k, lambda k=k: probe.joints.publish(bad_joint_state(probe, k)))
+                  for k in REFUSED_JOINT_STATES]
+        cases += [("chunk", "valid (control: must move)", lambda: probe.chunks.publish(bad_chunk(probe, "valid")))]
+        for what, kind, send in cases:
+            t0 = time.monotonic()
+            send()
+            probe.spin_for(window)
+            moved = sum(_speed(m) > 0 for t, m in probe.twists if t >= t0)
+            rows.append({"input": f"{what}: {kind}", "commands_moving": moved,
+                         "status": probe.status_since(t0, "halted", "rejected")})
+            probe.spin_for(0.3)  # let a control chunk's motion end before the next case
+        rows.append({"input": "(no node crashed)", "commands_moving": 0, "status": ", ".join(bringup.dead()) or "ok"})
+    return rows
+
+
+def run_stale_success(domain: int, log_dir: Path | None, watch: float = 3.0) -> dict:
+    """Touch task: wait for success, send the same goal again; the detector's leftover True must not end it."""
+    with session(PROFILES["sim"], domain, log_dir, family="touch") as (probe, _):
+        probe.instruction.publish(String(data=probe.task))
+        first = probe.spin_for(40, lambda: bool(probe.status_since(0, "succeeded")))
+        t0 = time.monotonic()
+        probe.instruction.publish(String(data=probe.task))
+        probe.spin_for(watch)
+        again = probe.status_since(t0, "succeeded")
+        running = probe.status_since(t0, "running")
+    return {"first_goal_succeeded": first, "second_goal_running": bool(running),
+            "stale_successes": int(bool(again)), "status_after": again or running}
+
+
+def run(out: Path = Path("results/faults"), only: list[str] | None = None, first_domain: int = 150,
+        load: bool = False) -> list[dict]:
+    """Every fault (and, unless `only` picks faults, the refusal and stale-success cases); with `load`, each
+    fault once more with both cores saturated."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     faults = [f for f in FAULTS if not only or any(o in f.name for o in only)]
+    loads = [0, 2] if load else [0]
     rows = []
-    for i, f in enumerate(tqdm(faults, desc="faults", unit="fault")):
-        logs = out / f"logs_{i}"
-        logs.mkdir(exist_ok=True)
-        rows.append(run_fault(f, first_domain + i, logs))
-    table = render(rows)
+    bar = tqdm(total=len(faults) * len(loads) + (0 if only else 2), desc="fault cases", unit="case")
+    for n, f in enumerate(faults):
+        row = None
+        for busy in loads:
+            logs = out / f"logs_{n}_{busy}"
+            logs.mkdir(exist_ok=True)
+            with cpu_load(busy):
+                r = run_fault(f, first_domain + 2 * n + (busy > 0), logs)
+            bar.update()
+            if row is None:
+                row = r
+            else:
+                row["under_load"] = r
+        rows.append(row)
+    result = {"faults": rows}
+    if not only:
+        result["refusals"] = run_refusals(first_domain + 60, out)
+        bar.update()
+        result["stale_success"] = run_stale_success(first_domain + 61, out)
+        bar.update()
+    bar.close()
+    table = render(result)
     print(table)
-    (out / "faults.json").write_text(json.dumps(rows, indent=2))
+    (out / "faults.json").write_text(json.dumps(result, indent=2))
     (out / "table.md").write_text(table)
     return rows
 
 
-def render(rows: list[dict]) -> str:
-    lines = ["| fault | time to halt (ms) | stays halted | commands over speed / accel limit | node crashes | "
-             "first halt status after the fault | note |", "|---|---|---|---|---|---|---|"]
+def _halt(r: dict) -> str:
+    t = "never" if r["time_to_halt_ms"] is None else f"{r['time_to_halt_ms']:.0f}"
+    ok = r["stays_halted"] == r["expect_stays_halted"] or not r["expect_stays_halted"]
+    return t + ("" if ok else " (moved again)")
+
+
+def render(result: dict) -> str:
+    rows = result["faults"]
+    loaded = any("under_load" in r for r in rows)
+    lines = ["| fault | time to halt (ms) | " + ("under CPU load (ms) | " if loaded else "") +
+             "stays halted | commands over speed / accel limit | node crashes | first halt status after the fault "
+             "| note |", "|---|---|---|---|---|---|---|" + ("---|" if loaded else "")]
     for r in rows:
-        t = "never" if r["time_to_halt_ms"] is None else f"{r['time_to_halt_ms']:.0f}"
         stays = ("yes" if r["stays_halted"] else "no") + ("" if r["expect_stays_halted"] else " (resumes on the "
                                                                                               "next good chunk)")
-        lines.append(f"| {r['fault']} | {t} | {stays} | {r['speed_violations']} / {r['accel_violations']} | "
-                     f"{len(r['crashed'])}{' ' + ','.join(r['crashed']) if r['crashed'] else ''} | {r['reason']} | "
-                     f"{r['note']} |")
+        viol = f"{r['speed_violations']} / {r['accel_violations']}"
+        crashed = f"{len(r['crashed'])}{' ' + ','.join(r['crashed']) if r['crashed'] else ''}"
+        if loaded:
+            u = r["under_load"]
+            viol += f" (load: {u['speed_violations']} / {u['accel_violations']})"
+            crashed += f" (load: {len(u['crashed'])})"
+        lines.append(f"| {r['fault']} | {_halt(r)} | " + (f"{_halt(r['under_load'])} | " if loaded else "") +
+                     f"{stays} | {viol} | {crashed} | {r['reason']} | {r['note']} |")
+    if "refusals" in result:
+        lines += ["", "| refused input (goal active, no policy) | commands caused | status |", "|---|---|---|"]
+        lines += [f"| {r['input']} | {r['commands_moving']} | {r['status']} |" for r in result["refusals"]]
+    if "stale_success" in result:
+        s = result["stale_success"]
+        lines += ["", f"Stale success: goal sent again after its task succeeded -> stale successes "
+                      f"{s['stale_successes']} (first goal succeeded: {s['first_goal_succeeded']}; then: "
+                      f"'{s['status_after']}')."]
     return "\n".join(lines) + "\n"

@@ -42,7 +42,7 @@ def read_chunks(path: Path) -> list[tuple[float, np.ndarray]]:
     with open(path, "rb") as f:
         for _, _, message in make_reader(f).iter_messages(topics=["/molevla/action_chunk"]):
             msg = deserialize_message(message.data, JointTrajectory)
-            out.append((stamp_s(msg.header.stamp), msg_to_chunk(msg)))
+            out.append((stamp_s(msg.header.stamp), msg_to_chunk(msg)[0]))
     return sorted(out, key=lambda c: c[0])
 
 

@@ -29,6 +29,9 @@ class Limits:
     workspace_min: tuple[float, float, float] | None = (0.15, -0.5, 0.005)
     workspace_max: tuple[float, float, float] | None = (0.85, 0.5, 0.7)
     workspace_approach_s: float = 0.25
+    # Chunks asking for more than this multiple of the speed limits in any step are refused, not clamped.
+    plausibility_margin: float = 3.0
+    max_chunk_steps: int = 256  # longer chunks are refused
 
 
 @dataclass
@@ -40,12 +43,52 @@ class Command:
     reason: str = ""
 
 
-def validate_chunk(actions: np.ndarray) -> str | None:
-    """Why a chunk must be rejected, or None if it is well formed."""
+def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: Limits | None = None) -> str | None:
+    """Why a chunk must be refused, or None. Checks the shape and finiteness; with `action_dt` and `limits`
+    also physical plausibility: no step may ask for more than `plausibility_margin` times the speed limits,
+    and the gripper command must lie near [0, 1]. An implausible chunk is refused whole, never clamped and run:
+    it means the producer is broken (wrong units, wrong scale, a corrupted message)."""
     if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or actions.shape[0] == 0:
         return f"chunk shape {actions.shape} is not (N>0, {ACTION_DIM})"
     if not np.all(np.isfinite(actions)):
         return "chunk contains NaN or Inf"
+    if action_dt is None or limits is None:
+        return None
+    if actions.shape[0] > limits.max_chunk_steps:
+        return f"chunk has {actions.shape[0]} steps (> {limits.max_chunk_steps})"
+    m = limits.plausibility_margin
+    for name, cols, limit, unit in (("linear", slice(0, 3), limits.max_linear_speed, "m/s"),
+                                    ("angular", slice(3, 6), limits.max_angular_speed, "rad/s")):
+        speed = np.linalg.norm(actions[:, cols], axis=1) / action_dt
+        i = int(np.argmax(speed))
+        if speed[i] > m * limit:
+            return (f"implausible chunk: step {i} asks for {name} speed {speed[i]:.3g} {unit} "
+                    f"(> {m:g} x the {limit:g} {unit} limit)")
+    g = actions[:, 6]
+    if np.any((g < -0.5) | (g > 1.5)):
+        return f"implausible chunk: gripper command {g[np.argmax(np.abs(g - 0.5))]:.3g} outside [-0.5, 1.5]"
+    return None
+
+
+def order_by_names(names: list[str], actions: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Columns of `actions` reordered from `names` to ACTION_NAMES; (actions, None) or (empty, why not).
+    Every action name must appear exactly once: a chunk is never executed by column position."""
+    if sorted(names) != sorted(ACTION_NAMES):
+        return np.zeros((0, ACTION_DIM)), (f"chunk names {list(names)} are not the action names "
+                                           f"{ACTION_NAMES} (any order)")
+    if actions.ndim != 2 or actions.shape[1] != len(names):
+        return np.zeros((0, ACTION_DIM)), f"chunk shape {actions.shape} does not match its {len(names)} names"
+    return actions[:, [list(names).index(n) for n in ACTION_NAMES]], None
+
+
+def check_timing(times: list[float], action_dt: float, tolerance: float = 1e-3) -> str | None:
+    """Why the points' time_from_start (s) do not follow `i * action_dt`, or None."""
+    expected = np.arange(len(times)) * action_dt
+    err = np.abs(np.asarray(times, float) - expected)
+    if len(times) and float(err.max()) > tolerance:
+        i = int(np.argmax(err))
+        return (f"chunk point {i} is at {times[i]:.4f} s, expected {expected[i]:.4f} s "
+                f"(the executor's action_dt is {action_dt} s)")
     return None
 
 
@@ -71,10 +114,14 @@ class ChunkExecutor:
         self._lin_acc = np.zeros(3)
         self._ang_acc = np.zeros(3)
 
-    def add_chunk(self, stamp: float, actions: np.ndarray, now: float) -> str | None:
-        """Queue a chunk; returns the reason it was rejected, or None."""
+    def add_chunk(self, stamp: float, actions: np.ndarray, now: float, times: list[float] | None = None) -> str | None:
+        """Queue a chunk; returns the reason it was rejected, or None. `times`: each action's offset from the
+        stamp as the producer declared it (s); it must be i * action_dt: a chunk made for another control
+        period is refused, not run at the wrong speed."""
         actions = np.asarray(actions, dtype=float)
-        problem = validate_chunk(actions)
+        problem = validate_chunk(actions, self.action_dt, self.limits)
+        if problem is None and times is not None:
+            problem = check_timing(times, self.action_dt)
         if problem:
             return problem
         age = now - stamp

@@ -26,6 +26,7 @@ class CameraNode(Node):
         self.create_subscription(Image, TOPIC_IMAGE_RAW, self.on_image, SENSOR_QOS)
         self.last_frame = None  # monotonic time of the last good frame
         self.frames = self.rejected = 0
+        self.status("waiting", f"no camera frame yet on {self.resolve_topic_name(TOPIC_IMAGE_RAW)}")
         self.create_timer(0.1, self.check_stale)
 
     def on_image(self, msg: Image) -> None:
@@ -33,13 +34,13 @@ class CameraNode(Node):
             rgb = msg_to_rgb(msg)
         except ImageError as e:
             self.rejected += 1
-            self.status("rejected", f"camera frame: {e}", error=True)
+            self.status("rejected", f"camera frame: {e}", error=True, event=True)
             return
         out = resize(rgb, self.p.width, self.p.height)
         self.pub.publish(rgb_to_msg(out, msg.header.stamp, msg.header.frame_id))
         self.frames += 1
-        if self.last_frame is None or time.monotonic() - self.last_frame > self.p.stale_timeout_s:
-            self.status("ok", f"camera frames arriving ({msg.width}x{msg.height} {msg.encoding})")
+        self.status.values.update(frames=self.frames, rejected=self.rejected)
+        self.status("ok", f"camera frames arriving ({msg.width}x{msg.height} {msg.encoding})")  # once per change
         self.last_frame = time.monotonic()
 
     def check_stale(self) -> None:

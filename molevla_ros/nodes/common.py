@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from molevla_ros.control.chunk_executor import ACTION_NAMES
+from molevla_ros.control.chunk_executor import ACTION_NAMES, order_by_names
 from molevla_ros.inputs.images import decode
 
 SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-effort publishers
@@ -79,41 +79,66 @@ def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
 class Status:
     """Publishes '<state>: <reason>' on molevla/status and logs it; repeats are suppressed.
 
-    The same state goes to /diagnostics (diagnostic_msgs/DiagnosticArray, once per second, the standard
-    aggregator topic) with `values` (counters a node keeps there) attached: ERROR after an error report,
-    else OK.
+    Two kinds of report: a condition (the node's state until the next condition: running, halted, ...) and an
+    event (`event=True`: one refused input). Events are counted, published at most `event_burst` times per
+    `event_period_s` (the rest only counted) and leave the condition as it was. /diagnostics (diagnostic_msgs/DiagnosticArray, once per second, the
+    standard aggregator topic) carries the condition's level (ERROR after an error condition, else OK), WARN
+    for `event_period_s` x 5 after a refused input, and `values` (counters a node keeps there).
+    `topic=False` reports on the log and /diagnostics only.
     """
 
-    def __init__(self, node: Node, diagnostics_hz: float = 1.0) -> None:
+    def __init__(self, node: Node, diagnostics_hz: float = 1.0, topic: bool = True,
+                 event_period_s: float = 1.0, event_burst: int = 5) -> None:
         self._node = node
-        self._pub = node.create_publisher(String, TOPIC_STATUS, RELIABLE_QOS)
+        self._pub = node.create_publisher(String, TOPIC_STATUS, RELIABLE_QOS) if topic else None
         self._diag_pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
-        self._last = ""
+        self._last = ""  # the last message published (condition or event)
+        self._condition = ""
         self._error = False
+        self._event_period, self._event_burst = event_period_s, event_burst
+        self._events: list[float] = []  # monotonic times of the event reports published in the last period
         self.values: dict[str, Any] = {}
         ns = node.get_namespace().rstrip("/")
         self._name = f"{ns}/{node.get_name()}".lstrip("/")
         node.create_timer(1.0 / diagnostics_hz, self.publish_diagnostics)
 
     def publish_diagnostics(self) -> None:
-        level = DiagnosticStatus.ERROR if self._error else DiagnosticStatus.OK
+        recent_event = bool(self._events) and time.monotonic() - self._events[-1] < 3 * self._event_period
+        level = (DiagnosticStatus.ERROR if self._error else DiagnosticStatus.WARN if recent_event
+                 else DiagnosticStatus.OK)
+        message = self._condition or "starting"
+        if recent_event:
+            message += f" (last refused input: {self.values.get('last_refused', '')})"
         values = [KeyValue(key=k, value=str(v)) for k, v in self.values.items()]
         st = DiagnosticStatus(level=level, name=f"molevla: {self._name}", hardware_id="molevla_ros",
-                              message=self._last or "starting", values=values)
+                              message=message, values=values)
         arr = DiagnosticArray(status=[st])
         arr.header.stamp = self._node.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
 
-    def __call__(self, state: str, reason: str, *, error: bool = False, repeat: bool = False) -> None:
+    def __call__(self, state: str, reason: str, *, error: bool = False, repeat: bool = False,
+                 event: bool = False) -> None:
         text = f"{state}: {reason}"
-        if text == self._last and not repeat:
+        if event:
+            self.values["refused_inputs"] = self.values.get("refused_inputs", 0) + 1
+            self.values["last_refused"] = reason
+            now = time.monotonic()
+            recent = [t for t in self._events if now - t < self._event_period]
+            if len(recent) >= self._event_burst:
+                self._events = recent
+                return  # counted only: a stream of bad messages must not flood the log and the status topic
+            self._events = recent + [now]
+        elif text == self._last and not repeat:
             return
-        self._last, self._error = text, error
+        else:
+            self._condition, self._error = text, error
+        self._last = text
         if error:  # two call sites: rclpy refuses one call site logging at two severities
             self._node.get_logger().error(text)
         else:
             self._node.get_logger().info(text)
-        self._pub.publish(String(data=text))
+        if self._pub is not None:
+            self._pub.publish(String(data=text))
 
 
 def now_s(node: Node) -> float:
@@ -164,12 +189,18 @@ def to_duration(t: float) -> DurationMsg:
     return DurationMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-def msg_to_chunk(msg: JointTrajectory) -> np.ndarray:
-    """(N, 7) actions; a ragged or empty message gives shape (0, 7), which validation rejects."""
+def msg_to_chunk(msg: JointTrajectory) -> tuple[np.ndarray, list[float], str | None]:
+    """(N, 7) actions in ACTION_NAMES order, mapped by the message's joint_names, the points' time_from_start
+    (s), and why the message must be refused (None if it may go on to validation)."""
+    times = [pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9 for pt in msg.points]
+    if not msg.points:
+        return np.zeros((0, len(ACTION_NAMES))), times, "chunk has no points"
     try:
-        return np.array([pt.positions for pt in msg.points], dtype=float).reshape(len(msg.points), -1)
+        rows = np.array([pt.positions for pt in msg.points], dtype=float).reshape(len(msg.points), -1)
     except ValueError:
-        return np.zeros((0, len(ACTION_NAMES)))
+        return np.zeros((0, len(ACTION_NAMES))), times, "chunk points have different lengths"
+    actions, problem = order_by_names(list(msg.joint_names), rows)
+    return actions, times, problem
 
 
 def spin_until(node: Node, seconds: float, until: Callable[[], bool] | None = None, period: float = 0.01) -> bool:

@@ -3,8 +3,17 @@ default; a joint trajectory controller or moveit_py: see robot_interfaces.py) + 
 
 Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the policy process dies
 (DDS liveliness of the chunk publisher), when the camera frames or joint states it watches go stale, when
-the goal is cleared, on a halting MoveIt Servo status, or on e-stop (std_msgs/Bool, latched: True holds the
-arm until a False arrives). With dry_run it computes and logs the commands but sends nothing to the robot.
+the goal is cleared, on a halting MoveIt Servo status, or on e-stop (std_msgs/Bool, latched).
+
+Refused inputs never move the arm: a chunk that is malformed, implausible (steps beyond the speed limits
+times a margin), named or timed differently from the action layout, or stamped in the future halts the arm;
+a late (stale) chunk is dropped like a missing one. Joint states are read by name and stamp; only valid ones
+that carry every arm joint feed the watchdog.
+
+Stop semantics: after an e-stop (even once released), or when the robot's joint states vanished for
+robot_lost_s (robot or simulator restarted), the arm holds until a new goal arrives or molevla/resume
+(std_srvs/Trigger) is called; releasing the e-stop never starts motion by itself.
+With dry_run it computes and logs the commands but sends nothing to the robot.
 """
 from __future__ import annotations
 
@@ -15,11 +24,13 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.panda_kinematics import JOINT_NAMES
+from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
                                       TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_TWIST, Param, Status, chunk_qos,
                                       declare, msg_to_chunk, now_s, run, stamp_s)
@@ -45,9 +56,14 @@ PARAMS = [
     Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this."),
     Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
     Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables)."),
-    Param("joint_state_timeout_s", 0.2, "Halt when the last joint state is older than this (0 disables)."),
+    Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "
+          "joint states stamped further than this in the past or future are refused."),
+    Param("joint_names", JOINT_NAMES, "Arm joints, in kinematic order, that every joint state must carry."),
+    Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
+          "the arm then holds until a new goal or molevla/resume."),
     Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
-          "lease this long; chunk publishers must offer a lease this short (0 disables)."),
+          "lease this long; chunk publishers must offer a lease this short (0 disables). See README 'Faults' for "
+          "the measured trade-off between time to halt and false halts under CPU load."),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
     Param("interface", "servo", "Robot interface: servo (TwistStamped for MoveIt Servo), joint_trajectory "
           "(JointTrajectory from IK, for a joint trajectory controller) or moveit_py (plan + execute)."),
@@ -73,8 +89,9 @@ class ExecutorNode(Node):
                         tuple(p.workspace_max) if box else None, p.workspace_approach_s)
         self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
         self.status = Status(self)
-        self.seen: dict[str, float] = {}  # input -> monotonic time it last arrived
-        self.q: np.ndarray | None = None  # latest arm joint positions (panda_joint1..7)
+        self.seen: dict[str, float] = {}  # input -> monotonic time a valid one last arrived
+        self.q: np.ndarray | None = None  # latest arm joint positions (joint_names order)
+        self.hold = ""  # why the arm holds until a new goal or molevla/resume ("" = not held)
         self.interface_error = ""
         self.robot, self.gripper_out = self.make_interfaces()
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, chunk_qos(p.policy_liveliness_s),
@@ -84,6 +101,7 @@ class ExecutorNode(Node):
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joints, SENSOR_QOS)
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)
+        self.create_service(Trigger, "molevla/resume", self.on_resume)
         self.estop = False
         self.goal = ""
         self.gripper: float | None = None
@@ -116,49 +134,81 @@ class ExecutorNode(Node):
             self.status("error", f"executor: {e}", error=True)
             return None, None
 
-    def fault(self, reason: str) -> None:
+    def fault(self, reason: str, repeat: bool = False) -> None:
         self.core.halt(reason)
-        self.status("halted", f"executor: {reason}", error=True)
+        self.status("halted", f"executor: {reason}", error=True, repeat=repeat)
 
     def on_joints(self, msg: JointState) -> None:
+        try:
+            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.p.joint_names,
+                                 self.p.joint_state_timeout_s)
+        except JointStateError as e:  # not a sign of life: the watchdog keeps counting
+            self.status("rejected", f"executor: {e}", error=True, event=True)
+            return
         self.seen["joint state"] = time.monotonic()
-        pos = dict(zip(msg.name, msg.position))
-        if all(n in pos for n in JOINT_NAMES):
-            q = np.array([pos[n] for n in JOINT_NAMES])
-            self.q = q if np.all(np.isfinite(q)) else None
+        self.q = q if len(q) == len(JOINT_NAMES) else None  # the box needs the 7 Panda/FR3 arm joints
 
     def on_chunk(self, msg: JointTrajectory) -> None:
-        if self.estop or not self.goal:
+        if self.estop or self.hold or not self.goal:
             return
-        problem = self.core.add_chunk(stamp_s(msg.header.stamp), msg_to_chunk(msg), now_s(self))
+        actions, times, problem = msg_to_chunk(msg)
+        if problem is None:
+            problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
         if problem:
             self.status.values["chunks_rejected"] = self.status.values.get("chunks_rejected", 0) + 1
-            self.fault(f"rejected chunk: {problem}")
+            if problem.startswith("chunk is stale"):  # late: dropped like a missing chunk (chunk_timeout_s halts)
+                self.status("rejected", f"executor: refused {problem}", error=True, event=True)
+            else:
+                self.fault(f"refused chunk: {problem}", repeat=True)  # each refused chunk is reported
 
     def on_liveliness(self, info) -> None:
         self.status.values["policy_alive"] = info.alive_count
         if info.alive_count_change < 0:  # any chunk publisher lost: halt (the next live chunk resumes)
-            self.fault("a chunk publisher (policy process) stopped (liveliness lost)")
+            self.fault(f"the chunk publisher (policy process) gave no sign of life for {self.p.policy_liveliness_s} s "
+                       "(DDS liveliness lost: stopped, hung or starved of CPU)")
 
     def stale_input(self) -> str:
         now = time.monotonic()
         for name, limit in (("camera", self.p.camera_timeout_s), ("joint state", self.p.joint_state_timeout_s)):
             if limit > 0 and now - self.seen.get(name, -1e9) > limit:
-                return f"{name} stale (> {limit} s)"
+                return f"{name} stale: none valid for {min(now - self.seen.get(name, -1e9), 99.0):.2f} s (> {limit} s)"
         return ""
+
+    def hold_until_resumed(self, reason: str) -> None:
+        if not self.hold:
+            self.hold = reason
+            self.core.halt(reason)
+            self.status("held", f"executor: {reason}; send a new goal or call molevla/resume", error=True)
 
     def on_goal(self, msg: String) -> None:
         self.goal = msg.data
         if not self.goal:
             self.core.halt("goal cleared")
+        elif not self.estop and self.hold:  # a new goal is the operator's decision to move again
+            self.hold = ""
+            self.status("ok", f"executor: new goal '{self.goal}', hold released")
+
+    def on_resume(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        if self.estop:
+            resp.success, resp.message = False, "e-stop is engaged: release it first"
+        elif not self.goal:
+            resp.success, resp.message = False, "no goal to resume"
+        else:
+            resp.success, resp.message = True, f"resumed '{self.goal}'" + (f" (was held: {self.hold})" if self.hold
+                                                                          else "")
+            self.hold = ""
+            self.status("ok", f"executor: {resp.message}")
+        return resp
 
     def on_estop(self, msg: Bool) -> None:
         self.estop = bool(msg.data)
         if self.estop:
+            self.hold = self.hold or "e-stop was engaged"
             self.core.halt("e-stop")
             self.status("stopped", "e-stop engaged", error=True)
-        else:
-            self.status("ok", "e-stop released")
+        elif self.hold:
+            self.status("held", "executor: e-stop released; the arm holds until a new goal or molevla/resume",
+                        error=True)
 
     def tick(self) -> None:
         if self.robot is None:
@@ -167,6 +217,10 @@ class ExecutorNode(Node):
             return
         t = time.monotonic()
         dt, self.last_tick = t - self.last_tick, t
+        last_joints = self.seen.get("joint state")
+        if last_joints is not None and t - last_joints > self.p.robot_lost_s:
+            self.hold_until_resumed(f"no valid joint state for {t - last_joints:.1f} s (robot or simulator "
+                                    "restarted?)")
         stale = self.stale_input() if self.core.active else ""
         if stale:
             self.core.halt(stale)
@@ -177,7 +231,10 @@ class ExecutorNode(Node):
         elif self.active:
             self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
         self.active = cmd.active
-        self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop)
+        self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop, held=self.hold or "no")
+        if cmd.active:
+            key = "dry_run_commands" if self.p.dry_run else "commands_sent"
+            self.status.values[key] = self.status.values.get(key, 0) + 1
         if self.p.dry_run:
             if cmd.active:
                 self.get_logger().info(f"dry run: twist lin {cmd.linear.round(3)} ang {cmd.angular.round(3)} "

@@ -2,6 +2,11 @@
 
 States on molevla/status: accepted, rejected, running, succeeded, failed, stopped.
 The active goal is latched on molevla/goal; an empty goal means "no goal: hold still".
+
+Success (molevla/task_success, std_msgs/Bool from a success detector such as the simulator) counts for a goal
+only as a rising edge seen while that goal runs: the detector must first report False after the goal was set,
+so a True left over from the previous task never completes a new goal.
+Goals arriving faster than max_goal_rate_hz are refused (stop words never are).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TO
 PARAMS = [
     Param("max_chars", 256, "Longest accepted instruction, in characters."),
     Param("goal_timeout_s", 90.0, "A goal not succeeded after this long fails and the arm stops (0: never)."),
+    Param("max_goal_rate_hz", 5.0, "New goals faster than this are refused, so a flood cannot starve the loop."),
 ]
 
 
@@ -37,22 +43,31 @@ class InstructionNode(Node):
         self.goal = ""
         self.state = "idle"
         self.started = 0.0
+        self.last_accepted = -1e9  # monotonic time of the last accepted goal (rate limit)
+        self.success_armed = False  # the detector reported False since the goal was set
         self.goal_pub.publish(String(data=""))
 
     def on_instruction(self, raw: bytes) -> None:
         try:
             text = validate(_cdr_string(raw), self.p.max_chars)
         except InstructionError as e:
-            self.status("rejected", str(e), error=True, repeat=True)
+            self.status("rejected", str(e), error=True, event=True)
             return
         if is_stop(text):
             self.stop("operator stop")
             return
+        since = time.monotonic() - self.last_accepted
+        if since < 1.0 / self.p.max_goal_rate_hz:
+            self.status("rejected", f"'{text[:40]}' came {since * 1e3:.0f} ms after the last goal (more than "
+                        f"{self.p.max_goal_rate_hz:g} goals/s)", error=True, event=True)
+            return
         replaced = f" (replaces '{self.goal}')" if self.goal else ""
+        self.last_accepted = time.monotonic()
         self.set_goal(text, "accepted", text + replaced)
 
     def set_goal(self, goal: str, state: str, reason: str) -> None:
         self.goal, self.state, self.started = goal, state, time.monotonic()
+        self.success_armed = False
         self.goal_pub.publish(String(data=goal))
         self.status(state, reason, repeat=True)
 
@@ -65,7 +80,9 @@ class InstructionNode(Node):
             self.status("running", self.goal)
 
     def on_success(self, msg: Bool) -> None:
-        if msg.data and self.state == "running":
+        if not msg.data:
+            self.success_armed = bool(self.goal)
+        elif self.state == "running" and self.success_armed:
             goal = self.goal
             self.set_goal("", "succeeded", goal)
 

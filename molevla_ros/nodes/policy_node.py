@@ -24,10 +24,13 @@ from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
-from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
+from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      Param, Status, chunk_to_msg, declare, msg_to_rgb, run, stamp_s)
+                                      Param, Status, chunk_qos, chunk_to_msg, declare, msg_to_rgb, now_s, run,
+                                      stamp_s)
 from molevla_ros.sim.expert import PrivilegedState
+from molevla_ros.sim.scene import JOINT_NAMES
 
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
@@ -45,7 +48,12 @@ PARAMS = [
     Param("horizon", 16, "Action steps per chunk."),
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
-    Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published."),
+    Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
+          "states stamped further than this in the past or future are refused."),
+    Param("joint_names", JOINT_NAMES, "Joints the model reads, in its proprio order; each joint state must name "
+          "them all (extra joints are ignored). Their number must match the model's proprio size."),
+    Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
+          "process within about this long; must be <= the executor's policy_liveliness_s."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
           "[''] is one robot on the node's own topics."),
@@ -55,21 +63,20 @@ PARAMS = [
 class RobotIO:
     """One robot's inputs (latest frame, joint state, goal, sim ground truth) and output publishers."""
 
-    def __init__(self, node: Node, prefix: str, privileged: bool, on_goal) -> None:
+    def __init__(self, node: "PolicyNode", prefix: str, privileged: bool, on_goal) -> None:
         t = (lambda name: f"{prefix}/{name}") if prefix else (lambda name: name)
         self.label = prefix or "robot"
-        self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), CHUNK_PUB_QOS)
+        self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), chunk_qos(node.p.liveliness_s))
         self.mask_pub = node.create_publisher(UInt8MultiArray, t(TOPIC_LAYER_MASK), 5)
         self.stats_pub = node.create_publisher(DiagnosticStatus, t(TOPIC_POLICY_STATS), 5)
         node.create_subscription(Image, t(TOPIC_IMAGE), lambda m: setattr(self, "frame", (time.monotonic(), m)),
                                  SENSOR_QOS)
-        node.create_subscription(JointState, t(TOPIC_JOINT_STATES),
-                                 lambda m: setattr(self, "joints", (time.monotonic(), m)), SENSOR_QOS)
+        node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
         if privileged:
             node.create_subscription(MarkerArray, t(TOPIC_SIM_STATE), self.on_sim_state, SENSOR_QOS)
         self.frame: tuple[float, Image] | None = None  # (monotonic receipt time, msg)
-        self.joints: tuple[float, JointState] | None = None
+        self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
         self.sim_poses: dict[str, np.ndarray] | None = None  # ground truth, scripted expert only
         self.goal = ""
         self.steps = 0
@@ -93,6 +100,12 @@ class PolicyNode(Node):
                                         cuda_graphs=self.p.cuda_graphs)
         except BackendUnavailable as e:
             self.backend_error = str(e)
+        proprio = getattr(getattr(self.backend, "policy", None), "cfg", None)
+        if proprio is not None and proprio.proprio_dim != len(self.p.joint_names):
+            self.backend_error = (f"the model reads {proprio.proprio_dim} joint positions but joint_names lists "
+                                  f"{len(self.p.joint_names)}")
+            self.backend = None
+        if self.backend_error:
             self.status("error", self.backend_error, error=True)
         privileged = self.backend is not None and self.backend.needs_privileged_state
         if privileged:
@@ -107,6 +120,15 @@ class PolicyNode(Node):
         if self.backend is not None:
             self.backend.reset()
 
+    def on_joints(self, robot: RobotIO, msg: JointState) -> None:
+        try:
+            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.p.joint_names,
+                                 self.p.joint_state_timeout_s)
+        except JointStateError as e:  # the last valid state ages out: no chunk once it is stale
+            self.status("rejected", f"policy{self.where(robot)}: {e}", error=True, event=True)
+            return
+        robot.joints = (time.monotonic(), msg, q)
+
     def where(self, robot: RobotIO) -> str:
         return f" [{robot.label}]" if len(self.robots) > 1 else ""
 
@@ -119,10 +141,8 @@ class PolicyNode(Node):
         if r.joints is None:
             return None, "no joint state yet"
         if now - r.joints[0] > self.p.joint_state_timeout_s:
-            return None, f"joint state stale ({now - r.joints[0]:.2f} s old)"
-        q = np.asarray(r.joints[1].position, float)
-        if q.size == 0 or not np.all(np.isfinite(q)):
-            return None, "joint state is empty or contains NaN/Inf"
+            return None, f"no valid joint state for {now - r.joints[0]:.2f} s"
+        q = r.joints[2]
         try:
             image = msg_to_rgb(r.frame[1])
         except ImageError as e:
@@ -131,8 +151,8 @@ class PolicyNode(Node):
         if r.sim_poses is not None and "ee" in r.sim_poses:
             objects = dict(r.sim_poses)
             ee = objects.pop("ee")
-            names = list(r.joints[1].name)
-            width = sum(q[names.index(n)] for n in FINGERS if n in names)
+            names, positions = list(r.joints[1].name), r.joints[1].position
+            width = sum(positions[names.index(n)] for n in FINGERS if n in names)
             privileged = PrivilegedState(ee, float(width), objects)
         return Observation(r.goal, q, image, privileged, stamp_s(r.frame[1].header.stamp)), ""
 

@@ -51,9 +51,12 @@ class SimNode(Node):
         self.seed = p.seed
         self.reset()
         self.create_timer(0.01, self.tick)
-        self.diagnostics = Status(self)  # /diagnostics only: the sim reports on its log, not molevla/status
+        self.diagnostics = Status(self, topic=False)  # the sim reports on its log and /diagnostics only
+        self.report()
+
+    def report(self) -> None:
         self.diagnostics.values.update(task=self.sim.task.instruction, seed=self.seed)
-        self.get_logger().info(f"simulating '{self.sim.task.instruction}' (family {p.task_family}, seed {self.seed})")
+        self.diagnostics("simulating", f"'{self.sim.task.instruction}' (family {self.p.task_family}, seed {self.seed})")
 
     def reset(self) -> None:
         self.sim.reset(sample_task(self.p.task_family, self.seed))
@@ -64,7 +67,7 @@ class SimNode(Node):
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self.seed += 1
         self.reset()
-        self.diagnostics.values.update(task=self.sim.task.instruction, seed=self.seed)
+        self.report()
         resp.success, resp.message = True, self.sim.task.instruction
         return resp
 
@@ -74,9 +77,8 @@ class SimNode(Node):
         if np.all(np.isfinite(lin)) and np.all(np.isfinite(ang)):
             self.twist = (time.monotonic(), lin, ang)
         else:
-            self.get_logger().error("ignoring a twist with NaN/Inf")
             self.twist = None
-            self.diagnostics.values["bad_twists"] = self.diagnostics.values.get("bad_twists", 0) + 1
+            self.diagnostics("rejected", "ignoring a twist with NaN/Inf", error=True, event=True)
 
     def on_gripper(self, msg: Float64) -> None:
         if np.isfinite(msg.data):
