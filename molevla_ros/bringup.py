@@ -87,6 +87,8 @@ class Bringup:
                  namespace: str = "", log_dir: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.nodes, self.overrides, self.namespace = nodes, overrides or {}, namespace
         self.log_dir, self.env = log_dir, env
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> "Bringup":

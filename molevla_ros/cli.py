@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fh = sub.add_parser("bench-false-halts", help="false halts per minute under CPU load vs time to halt after "
                         "SIGKILL, per liveliness lease")
-    fh.add_argument("--leases", default="0.1,0.125", help="comma list of DDS liveliness leases (s)")
+    fh.add_argument("--leases", default="0.1,0.2,0.5", help="comma list of DDS liveliness leases (s)")
     fh.add_argument("--minutes", type=float, default=3.0, help="loaded run per lease")
     fh.add_argument("--load", type=int, default=2, help="busy processes during the loaded run")
     fh.add_argument("--kills", type=int, default=5, help="SIGKILLs of the policy per lease (no load)")

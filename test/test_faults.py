@@ -37,7 +37,7 @@ def test_refused_inputs_cause_no_command_and_say_why(tmp_path):
 
 
 def test_no_stale_success(tmp_path):
-    """The success detector still says True after a task: the same goal sent again must not succeed from it."""
+    """After a touch succeeds the sim's check stays true: a goal about another cube must not succeed from it."""
     row = run_stale_success(domain=191, log_dir=tmp_path)
     assert row["first_goal_succeeded"] and row["second_goal_running"], row
     assert row["stale_successes"] == 0, row

@@ -5,7 +5,7 @@ from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import FrankaTableSim
-from molevla_ros.sim.tasks import COLOURS, FAMILIES, instruction_for, parse_instruction, sample_task
+from molevla_ros.sim.tasks import COLOURS, FAMILIES, Task, instruction_for, is_goal_of, parse_instruction, sample_task
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,16 @@ def test_layouts_are_seeded_and_goals_parse():
     assert parse_instruction("dance the robot") is None
     assert parse_instruction("touch the purple cube") is None
     assert parse_instruction("Push the RED block onto the blue circle.") == ("push", "red", "blue")
+
+
+def test_success_is_judged_only_for_goals_naming_the_task():
+    push = Task("push", "push the red cube to the blue target", "red", "blue")
+    assert is_goal_of("Could you shove the RED block onto the blue disc, please?", push)
+    assert not is_goal_of("push the blue cube to the red target", push)  # order matters
+    assert not is_goal_of("push the red cube", push) and not is_goal_of("push the red cube to the green target", push)
+    touch = Task("touch", "touch the red cube", "red")
+    assert is_goal_of("tap the red one", touch) and not is_goal_of("touch the green cube", touch)
+    assert not is_goal_of("", touch) and not is_goal_of("touch the red and the green cube", touch)
     for c in COLOURS:
         assert parse_instruction(instruction_for("pick_place", c)) == ("pick_place", c, None)
 

@@ -41,8 +41,11 @@ class MoLeBackend:
 
 def make_mole_backend(kind: str, model_dir, route: str = "mole", device: str = "cpu", precision: str = "fp32",
                       cuda_graphs: bool = False, threads: int = 0) -> MoLeBackend:
-    """kind: torch | onnx | tensorrt. Raises ImportError / RuntimeError with a reason when unusable."""
+    """kind: torch | onnx | tensorrt; threads: CPU intra-op threads (0: the library default). Raises ImportError /
+    RuntimeError with a reason when unusable."""
     if kind == "torch":
+        if threads:
+            torch.set_num_threads(threads)
         from molevla_ros.backends.routed import TorchGraphs
         from molevla_ros.model.io import load_model
 

@@ -22,7 +22,8 @@ def _mole(kind: str) -> Callable[..., PolicyBackend]:
         from molevla_ros.bringup import resolve_model
 
         return make_mole_backend(kind, resolve_model(kw["model_dir"]), kw.get("route", "mole"), kw.get("device", "cpu"),
-                                 kw.get("precision", "fp32"), kw.get("cuda_graphs", False))
+                                 kw.get("precision", "fp32"), kw.get("cuda_graphs", False),
+                                 kw.get("threads", 0))
     return factory
 
 

@@ -2,7 +2,8 @@
 
 For each backend and keep ratio (1.0 = full depth; below 1.0 the STAR router keeps the top-k layers):
 - step latency p50/p99: one request (batch 1), the whole policy step (preprocess, encoder, router, kept
-  layers, DDIM head, unnormalise), after warm-up;
+  layers, DDIM head, unnormalise); every keep ratio is warmed up before any is timed, then the keep ratios
+  take turns step by step (a cold first configuration once inflated its speed-up 2x);
 - throughput: requests per second for a batch of `batch` robots with their own routes;
 - compute per step from torch's FLOP counter on the same pipeline (backbone and whole step), and the
   ideal speed-up it implies; efficiency = measured speed-up / ideal (goal >= 0.8).
@@ -100,17 +101,23 @@ def count_flops(policy: RoutedPolicy, keep: float) -> tuple[float, float]:
     return float(sum(backbone)), float(total.get_total_flops())
 
 
-def time_steps(policy: RoutedPolicy, requests: list[Request], keep: float, iters: int, warmup: int = 3) -> np.ndarray:
-    mode, k = route_args(keep, policy.cfg.llm.layers)
+def time_steps(policy: RoutedPolicy, requests: list[Request], iters: int, warmup: int = 3,
+               desc: str = "timing") -> dict[float, np.ndarray]:
+    """Step times (ms) per keep ratio. Every keep is warmed up before any is timed, then the keeps take turns
+    step by step, so a cold first configuration or a drifting machine cannot favour one of them."""
     ah = policy.cfg.action_head
     noise = torch.randn(len(requests), ah.horizon, ah.action_dim, generator=torch.Generator().manual_seed(0))
-    times = []
-    for i in range(warmup + iters):
-        t0 = time.perf_counter()
-        policy.step(requests, noise, mode, k)  # returns numpy: includes the device sync
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return np.array(times) * 1e3
+    routes = {keep: route_args(keep, policy.cfg.llm.layers) for keep in KEEPS}
+    for _ in range(warmup):
+        for mode, k in routes.values():
+            policy.step(requests, noise, mode, k)
+    times: dict[float, list[float]] = {keep: [] for keep in KEEPS}
+    for _ in tqdm(range(iters), desc=desc, unit="round", leave=False):
+        for keep, (mode, k) in routes.items():
+            t0 = time.perf_counter()
+            policy.step(requests, noise, mode, k)  # returns numpy: includes the device sync
+            times[keep].append(time.perf_counter() - t0)
+    return {keep: np.array(t) * 1e3 for keep, t in times.items()}
 
 
 def random_model_dir(layers: int) -> Path:
@@ -136,10 +143,11 @@ def run(model_dir: Path, backends: list[str], iters: int = 30, batch: int = 8, o
         except (ImportError, RuntimeError, ValueError) as e:
             print(f"{b.label}: skipped ({e})")
             continue
-        one, many = make_requests(policy, 1), make_requests(policy, batch, seed=1)
-        for keep in tqdm(KEEPS, desc=b.label, unit="keep"):
-            lat = time_steps(policy, one, keep, iters)
-            thr = time_steps(policy, many, keep, max(3, iters // 4))
+        lats = time_steps(policy, make_requests(policy, 1), iters, desc=f"{b.label} batch 1")
+        thrs = time_steps(policy, make_requests(policy, batch, seed=1), max(3, iters // 4),
+                          desc=f"{b.label} batch {batch}")
+        for keep in KEEPS:
+            lat, thr = lats[keep], thrs[keep]
             rows.append({"backend": b.label, "keep": keep, "layers": route_args(keep, policy.cfg.llm.layers)[1],
                          "backbone_gflops": flops[keep][0] / 1e9, "step_gflops": flops[keep][1] / 1e9,
                          "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),

@@ -9,8 +9,8 @@ Three kinds of case:
 - refused inputs (the same nodes without a policy; this suite publishes the chunks): each bad chunk or joint
   state is sent while a goal is active, and every non-zero command in the next second counts as a command
   caused by a refused input. A valid chunk at the end must move the arm, so a dead executor cannot pass;
-- stale success: a goal sent again right after its task succeeded must not be marked succeeded by the
-  success flag the detector still holds.
+- stale success: right after a touch succeeded (the arm still rests on its cube), a goal about another cube
+  must not be marked succeeded by the first task's success.
 """
 from __future__ import annotations
 
@@ -314,13 +314,18 @@ def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list
     return rows
 
 
-def run_stale_success(domain: int, log_dir: Path | None, watch: float = 3.0) -> dict:
-    """Touch task: wait for success, send the same goal again; the detector's leftover True must not end it."""
+def run_stale_success(domain: int, log_dir: Path | None, watch: float = 5.0) -> dict:
+    """Touch task: wait for success, then send a goal about another cube of the scene; the first task's success
+    (still true: the arm rests on its cube) must not complete it."""
+    from molevla_ros.sim.tasks import COLOURS
+
     with session(PROFILES["sim"], domain, log_dir, family="touch") as (probe, _):
         probe.instruction.publish(String(data=probe.task))
         first = probe.spin_for(40, lambda: bool(probe.status_since(0, "succeeded")))
+        cube = next(c for c in COLOURS if f" {c} " in f" {probe.task} ")
+        other = next(c for c in COLOURS if c != cube)
         t0 = time.monotonic()
-        probe.instruction.publish(String(data=probe.task))
+        probe.instruction.publish(String(data=probe.task.replace(cube, other)))
         probe.spin_for(watch)
         again = probe.status_since(t0, "succeeded")
         running = probe.status_since(t0, "running")
@@ -394,7 +399,7 @@ def render(result: dict) -> str:
         lines += [f"| {r['input']} | {r['commands_moving']} | {r['status']} |" for r in result["refusals"]]
     if "stale_success" in result:
         s = result["stale_success"]
-        lines += ["", f"Stale success: goal sent again after its task succeeded -> stale successes "
+        lines += ["", f"Stale success: a goal about another cube sent right after a touch succeeded -> stale successes "
                       f"{s['stale_successes']} (first goal succeeded: {s['first_goal_succeeded']}; then: "
                       f"'{s['status_after']}')."]
     return "\n".join(lines) + "\n"

@@ -50,6 +50,8 @@ PARAMS = [
     Param("max_angular_accel", 8.0, "rad/s^2, end-effector."),
     Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes)."),
     Param("max_angular_jerk", 400.0, "rad/s^3, end-effector."),
+    Param("plausibility_margin", 3.0, "A chunk step asking for more than this times the speed limits is refused "
+          "whole (the producer is broken: wrong units or scale) and the arm halts; never clamped and run."),
     Param("workspace_min", [0.15, -0.5, 0.005], "Hand (TCP) box in the base frame, lower corner (m), from the "
           "joint states' forward kinematics; empty disables the box."),
     Param("workspace_max", [0.85, 0.5, 0.7], "Upper corner of the hand box (m)."),
@@ -61,7 +63,7 @@ PARAMS = [
     Param("joint_names", JOINT_NAMES, "Arm joints, in kinematic order, that every joint state must carry."),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
           "the arm then holds until a new goal or molevla/resume."),
-    Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
+    Param("policy_liveliness_s", 0.2, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
           "lease this long; chunk publishers must offer a lease this short (0 disables). See README 'Faults' for "
           "the measured trade-off between time to halt and false halts under CPU load."),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
@@ -86,7 +88,7 @@ class ExecutorNode(Node):
         box = len(p.workspace_min) == 3 and len(p.workspace_max) == 3
         limits = Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel, p.max_angular_accel,
                         p.max_linear_jerk, p.max_angular_jerk, tuple(p.workspace_min) if box else None,
-                        tuple(p.workspace_max) if box else None, p.workspace_approach_s)
+                        tuple(p.workspace_max) if box else None, p.workspace_approach_s, p.plausibility_margin)
         self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
         self.status = Status(self)
         self.seen: dict[str, float] = {}  # input -> monotonic time a valid one last arrived
@@ -215,7 +217,7 @@ class ExecutorNode(Node):
             if self.goal:  # reported while a goal waits, so the operator sees why nothing moves
                 self.status("halted", f"executor: {self.interface_error}", error=True)
             return
-        t = time.monotonic()
+        t, stamp = time.monotonic(), self.get_clock().now()  # one reading: commands are stamped with the tick time
         dt, self.last_tick = t - self.last_tick, t
         last_joints = self.seen.get("joint state")
         if last_joints is not None and t - last_joints > self.p.robot_lost_s:
@@ -225,7 +227,7 @@ class ExecutorNode(Node):
         if stale:
             self.core.halt(stale)
         ee = kin.forward(self.q)[:3, 3] if self.q is not None else None
-        cmd = self.core.step(now_s(self), dt, ee)
+        cmd = self.core.step(stamp.nanoseconds * 1e-9, dt, ee)
         if cmd.active:
             self.status("ok", "executing chunks")
         elif self.active:
@@ -240,7 +242,7 @@ class ExecutorNode(Node):
                 self.get_logger().info(f"dry run: twist lin {cmd.linear.round(3)} ang {cmd.angular.round(3)} "
                                        f"gripper {cmd.gripper_open}", throttle_duration_sec=1.0)
             return
-        self.robot.send(cmd)  # a zero command while halted: the robot holds position
+        self.robot.send(cmd, stamp.to_msg())  # a zero command while halted: the robot holds position
         if cmd.gripper_open is not None and cmd.gripper_open != self.gripper:
             self.gripper = cmd.gripper_open
             self.gripper_out.send(self.gripper)

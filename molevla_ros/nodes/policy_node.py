@@ -44,6 +44,8 @@ PARAMS = [
     Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines."),
     Param("cuda_graphs", False, "mole_torch on CUDA: replay captured CUDA graphs (each decoder layer, the action "
           "head) per batch size; with fp16 about 3x faster than eager on an H100 (README)."),
+    Param("threads", 1, "CPU threads for the backend's own work (torch, ONNX Runtime); 0: the library default (one "
+          "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
     Param("horizon", 16, "Action steps per chunk."),
     Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
@@ -52,7 +54,7 @@ PARAMS = [
           "states stamped further than this in the past or future are refused."),
     Param("joint_names", JOINT_NAMES, "Joints the model reads, in its proprio order; each joint state must name "
           "them all (extra joints are ignored). Their number must match the model's proprio size."),
-    Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
+    Param("liveliness_s", 0.2, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
@@ -97,7 +99,7 @@ class PolicyNode(Node):
         try:
             self.backend = make_backend(self.p.backend, horizon=self.p.horizon, model_dir=self.p.model_dir,
                                         route=self.p.route, device=self.p.device, precision=self.p.precision,
-                                        cuda_graphs=self.p.cuda_graphs)
+                                        cuda_graphs=self.p.cuda_graphs, threads=self.p.threads)
         except BackendUnavailable as e:
             self.backend_error = str(e)
         proprio = getattr(getattr(self.backend, "policy", None), "cfg", None)

@@ -57,9 +57,9 @@ class ServoInterface:
 
         node.create_subscription(ServoStatus, "servo_node/status", on_status, 10)
 
-    def send(self, cmd: Command) -> None:
+    def send(self, cmd: Command, stamp) -> None:
         msg = TwistStamped()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = self.frame_id
         if cmd.active:
             msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, cmd.linear)
@@ -73,7 +73,7 @@ class JointTrajectoryInterface:
         self.node, self.joint_positions, self.lookahead = node, joint_positions, lookahead_s
         self.pub = node.create_publisher(JointTrajectory, topic, 10)
 
-    def send(self, cmd: Command) -> None:
+    def send(self, cmd: Command, stamp) -> None:
         q = self.joint_positions()
         if q is None:
             return  # no joint state: nothing safe to send (the executor's watchdog halts)
@@ -81,7 +81,7 @@ class JointTrajectoryInterface:
         dq = kin.twist_to_joint_velocity(q, twist)
         target = np.clip(q + dq * self.lookahead, kin.Q_MIN, kin.Q_MAX)
         msg = JointTrajectory(joint_names=list(kin.JOINT_NAMES))
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.points.append(JointTrajectoryPoint(positions=target.tolist(), velocities=dq.tolist(),
                                                time_from_start=to_duration(self.lookahead)))
         self.pub.publish(msg)
@@ -100,7 +100,7 @@ class MoveItPyInterface:
         self.joint_positions, self.lookahead, self.node = joint_positions, lookahead_s, node
         self.busy = False
 
-    def send(self, cmd: Command) -> None:
+    def send(self, cmd: Command, _stamp=None) -> None:
         q = self.joint_positions()
         if not cmd.active or q is None or self.busy:
             return

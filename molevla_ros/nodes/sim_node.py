@@ -1,6 +1,10 @@
 """sim: the simulated Franka in real time. Same interface as the real stack: it renders `image_raw`,
 publishes `joint_states`, and executes MoveIt Servo twists (servo_node/delta_twist_cmds) and gripper
 commands. Also reports task success and, for the scripted expert only, ground-truth object poses.
+
+Success (molevla/task_success) is judged for the active goal (molevla/goal) only: True once the scene's success
+check turns true after the goal was set, and only if the goal names this scene's task (its colours); a goal
+about another cube, or a state left over from an earlier goal, reads False.
 """
 from __future__ import annotations
 
@@ -14,11 +18,11 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GRIPPER, TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES,
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES,
                                       TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST, Param, Status,
                                       declare, rgb_to_msg, run)
 from molevla_ros.sim.scene import FrankaTableSim, SimConfig
-from molevla_ros.sim.tasks import FAMILIES, sample_task
+from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
 
 PARAMS = [
     Param("task_family", "pick_place", f"Scene and goal family: {', '.join(FAMILIES)}."),
@@ -46,7 +50,10 @@ class SimNode(Node):
         self.task_pub = self.create_publisher(String, TOPIC_SIM_TASK, LATCHED_QOS)
         self.create_subscription(TwistStamped, TOPIC_TWIST, self.on_twist, 10)
         self.create_subscription(Float64, TOPIC_GRIPPER, self.on_gripper, 10)
+        self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_service(Trigger, "sim/reset", self.on_reset)
+        self.goal = ""
+        self.success_armed = False  # the success check read False since the goal was set (or the scene reset)
         self.twist: tuple[float, np.ndarray, np.ndarray] | None = None
         self.seed = p.seed
         self.reset()
@@ -63,6 +70,23 @@ class SimNode(Node):
         self.t0 = time.monotonic()
         self.next_frame = self.next_joints = self.next_state = 0.0
         self.task_pub.publish(String(data=self.sim.task.instruction))
+        self.success_armed = False
+
+    def on_goal(self, msg: String) -> None:
+        self.goal, self.success_armed = msg.data, False
+        if self.goal and not is_goal_of(self.goal, self.sim.task):
+            self.diagnostics("simulating", f"goal '{self.goal[:60]}' is not this scene's task "
+                             f"('{self.sim.task.instruction}'): its success is not judged (reads False)")
+        else:
+            self.report()
+
+    def goal_succeeded(self) -> bool:
+        """The scene's check for the active goal, counted only after it read False under this goal."""
+        if not self.goal or not is_goal_of(self.goal, self.sim.task):
+            return False
+        met = self.sim.success()
+        self.success_armed = self.success_armed or not met
+        return met and self.success_armed
 
     def on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self.seed += 1
@@ -107,7 +131,7 @@ class SimNode(Node):
         if wall >= self.next_state:
             self.next_state = wall + 0.1
             self.publish_state(stamp)
-            self.success_pub.publish(Bool(data=self.sim.success()))
+            self.success_pub.publish(Bool(data=self.goal_succeeded()))
         if wall >= self.next_frame:
             self.next_frame = wall + 1.0 / self.p.camera_hz
             self.image_pub.publish(rgb_to_msg(self.sim.render(), stamp, self.p.camera_frame_id))
