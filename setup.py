@@ -27,7 +27,7 @@ setup(
                        "ros-jazzy-visualization-msgs", "ros-jazzy-diagnostic-msgs"],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],  # mole_onnx backend and the ONNX graphs TensorRT builds from
         "tensorrt": ["tensorrt"],  # mole_tensorrt (NVIDIA GPU machines; not installable in this project's CI)
-        "test": ["pytest", "pytest-timeout", "transformers>=4.48"],  # transformers: Llama layer parity test
+        "test": ["pytest", "pytest-timeout", "ruff", "transformers>=4.48"],  # transformers: Llama layer parity test
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

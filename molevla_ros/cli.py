@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from molevla_ros.config_cli import add_options, from_options
 from molevla_ros.sim.tasks import FAMILIES
+from molevla_ros.train.config import TrainConfig
 
 
 def _families(text: str) -> list[str]:
@@ -71,13 +73,17 @@ def cmd_bench_loop(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from molevla_ros.train.grounding import pretrain_grounding
-    from molevla_ros.train.trainer import TrainConfig, train
+    from molevla_ros.train.trainer import train
 
-    tc = TrainConfig(data=a.data, out=a.out, stage=a.stage, init=a.init, steps=a.steps, batch=a.batch, lr=a.lr,
-                     seed=a.seed, keep_ratio=a.keep_ratio, depth_prior=a.depth_prior, gumbel_scale=a.gumbel_scale,
-                     balance_weight=a.balance_weight, route_search=a.route_search, threads=a.threads,
-                     shift=a.shift, val=a.val, val_every=a.val_every, aux_weight=a.aux_weight)
+    tc = from_options(TrainConfig, a)
     (pretrain_grounding if a.stage == "grounding" else train)(tc)
+    return 0
+
+
+def cmd_route_agreement(a: argparse.Namespace) -> int:
+    from molevla_ros.bench.route_agreement import run
+
+    run(a.models, a.data)
     return 0
 
 
@@ -207,30 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(fn=cmd_bench_loop)
 
     t = sub.add_parser("train", help="train a MoLe-VLA stage on recorded episodes (resumable)")
-    t.add_argument("--data", default="data/episodes", help="episode folder(s), comma-separated")
-    t.add_argument("--out", required=True, help="run folder; re-running resumes from its checkpoint")
-    t.add_argument("--stage", default="teacher",
-                   choices=["grounding", "teacher", "mole", "mole_nokd", "random", "first_k"],
-                   help="grounding (vision pre-training, before the teacher), teacher, or a routed student")
-    t.add_argument("--init", help="model folder to start from (students start from the teacher)")
-    t.add_argument("--steps", type=int, default=3000)
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--keep-ratio", type=float, default=None)
-    t.add_argument("--depth-prior", type=float, default=None,
-                   help="router score ramp +p (layer 0) .. -p (last layer); > 0 starts the router at early exit")
-    t.add_argument("--gumbel-scale", type=float, default=None,
-                   help="router training noise (config default 1 = paper; 0 = train on the inference route)")
-    t.add_argument("--balance-weight", type=float, default=None, help="router load-balance loss weight")
-    t.add_argument("--route-search", type=int, default=0,
-                   help="N > 0: train the router on the best of its route and N one-swap variants (ours)")
-    t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--shift", type=int, default=1, help="image augmentation: max random translation (px)")
-    t.add_argument("--val", help="held-out episode folder: open-loop action metrics during training")
-    t.add_argument("--val-every", type=int, default=1000)
-    t.add_argument("--aux-weight", type=float, default=1.0, help="training-only chunk regression from cognition")
+    add_options(t, TrainConfig, required=("out",),
+                choices={"stage": ["grounding", "teacher", "mole", "mole_nokd", "random", "first_k"]})
     t.set_defaults(fn=cmd_train)
+
+    ra = sub.add_parser("bench-route-agreement", help="how stable trained STAR routes are under training noise")
+    ra.add_argument("models", nargs="+", help="model folders")
+    ra.add_argument("--data", default="data/heldout", help="held-out episode folder")
+    ra.set_defaults(fn=cmd_route_agreement)
 
     ev = sub.add_parser("eval-policies", help="closed-loop success/FLOPs/latency of trained MoLe-VLA variants")
     ev.add_argument("--runs", default="runs", help="folder with teacher/ mole/ mole_nokd/ random/ first_k/")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install (if needed) and run the whole test suite. Extra arguments go to pytest.
+# Install (if needed), lint, and run the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check molevla_ros test scripts launch  # rules: ruff.toml
 exec .venv/bin/python -m pytest "$@"

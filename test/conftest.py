@@ -21,3 +21,39 @@ def ros(tmp_path):
         return RosTestSession(nodes, next(_domains) % 200 + 1, overrides, log_dir=tmp_path)
 
     return make
+
+
+def tiny_config(keep: float = 0.5):
+    """A MoLe-VLA small enough to build and run in milliseconds (6 decoder layers of width 32)."""
+    from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
+
+    return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32, film=True, keypoints=4),
+                      llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8),
+                      router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
+                                          temporal_ff=32),
+                      action_head=ActionHeadConfig(width=32, depth=1, heads=2, horizon=4, repeats=2),
+                      projector_dims=(64, 32), proprio_fk=True)
+
+
+@pytest.fixture
+def tiny():
+    """tiny(keep=0.5) -> the config of a tiny MoLe-VLA (see tiny_config)."""
+    return tiny_config
+
+
+@pytest.fixture
+def tiny_batch():
+    """tiny_batch(b=4, seed=0) -> (images, token ids, valid mask, proprio): random inputs for a tiny model."""
+    import torch
+
+    from molevla_ros.model.mole_vla import tokenize
+
+    texts = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube", "stop"]
+
+    def make(b: int = 4, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        imgs = torch.randint(0, 255, (b, 32, 32, 3), dtype=torch.uint8, generator=g)
+        ids, valid = tokenize((texts * b)[:b], tiny_config().llm)
+        return imgs, ids, valid, torch.randn(b, 9, generator=g)
+
+    return make

@@ -214,11 +214,10 @@ def test_torch_cuda_matches_cpu(precision, graphs, tol, chunk_tol):
             assert (np.abs(ref.chunks - out.chunks)[..., :6] / span).max() < chunk_tol
 
 
-def test_cogact_style_inputs_external_features_and_token_ids(tmp_path):
+def test_cogact_style_inputs_external_features_and_token_ids(tmp_path, tiny):
     """A CogACT-layout model (external vision features, its own tokenizer) through torch and ONNX Runtime."""
     import dataclasses
 
-    from test_model import tiny
 
     from molevla_ros.model.mole_vla import MoLeVLA
 

@@ -7,7 +7,6 @@ from molevla_ros.model.import_cogact import import_cogact
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import MoLeVLA
 
-from test_model import tiny
 
 
 def cogact_layout(model: MoLeVLA) -> dict:
@@ -28,7 +27,7 @@ def cogact_layout(model: MoLeVLA) -> dict:
     return {"model": groups}
 
 
-def test_import_maps_every_cogact_weight(tmp_path):
+def test_import_maps_every_cogact_weight(tmp_path, tiny):
     torch.manual_seed(0)
     source = MoLeVLA(tiny())
     torch.save(cogact_layout(source), tmp_path / "cogact.pt")
@@ -44,7 +43,7 @@ def test_import_maps_every_cogact_weight(tmp_path):
     assert (tmp_path / "imported" / "vision_backbone.safetensors").exists()
 
 
-def test_import_rejects_mismatched_config(tmp_path):
+def test_import_rejects_mismatched_config(tmp_path, tiny):
     torch.manual_seed(0)
     torch.save(cogact_layout(MoLeVLA(tiny())), tmp_path / "cogact.pt")
     bigger = tiny()

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
 from molevla_ros.model.io import load_model, save_model
-from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images
 from molevla_ros.model.router import top_k_mask
 from molevla_ros.train.episodes import Samples, step_in_episode
 from molevla_ros.train.grounding import pretrain_grounding
@@ -18,68 +17,52 @@ from molevla_ros.train.trainer import TrainConfig, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
 
 
-def tiny(keep: float = 0.5) -> MoLeConfig:
-    return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32, film=True, keypoints=4),
-                      llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8),
-                      router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
-                                          temporal_ff=32),
-                      action_head=ActionHeadConfig(width=32, depth=1, heads=2, horizon=4, repeats=2),
-                      projector_dims=(64, 32), proprio_fk=True)
-
-
 TEXTS = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube", "stop"]
-
-
-def batch(b: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    imgs = torch.randint(0, 255, (b, 32, 32, 3), dtype=torch.uint8, generator=g)
-    ids, valid = tokenize((TEXTS * b)[:b], tiny().llm)
-    return imgs, ids, valid, torch.randn(b, 9, generator=g)
 
 
 @pytest.mark.parametrize("keep", [0.25, 0.5, 0.75, 1.0])
 @pytest.mark.parametrize("stochastic", [False, True])
-def test_router_keeps_exactly_k(keep, stochastic):
+def test_router_keeps_exactly_k(keep, stochastic, tiny, tiny_batch):
     torch.manual_seed(0)
     m = MoLeVLA(tiny(keep))
-    out = m(*batch(8), mode="mole", soft=stochastic)
+    out = m(*tiny_batch(8), mode="mole", soft=stochastic)
     k = m.cfg.router.keep(6)
     assert out.gate.shape == (8, 6) and torch.all(out.gate.sum(1) == k)
     assert set(out.gate.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_gumbel_scale_zero_trains_on_the_inference_route():
+def test_gumbel_scale_zero_trains_on_the_inference_route(tiny, tiny_batch):
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5))
     with torch.no_grad():
-        infer = m(*batch(16), mode="mole").gate
-        noisy = m(*batch(16), mode="mole", soft=True).gate
+        infer = m(*tiny_batch(16), mode="mole").gate
+        noisy = m(*tiny_batch(16), mode="mole", soft=True).gate
         m.cfg.router.gumbel_scale = 0.0
-        clean = m(*batch(16), mode="mole", soft=True).gate
+        clean = m(*tiny_batch(16), mode="mole", soft=True).gate
     assert not torch.equal(noisy, infer) and torch.equal(clean, infer)
 
 
-def test_skipped_layers_are_not_executed():
+def test_skipped_layers_are_not_executed(tiny, tiny_batch):
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
     seen = [0] * 6
     for i, layer in enumerate(m.llm.layers):
         layer.register_forward_hook(lambda mod, inp, out, i=i: seen.__setitem__(i, seen[i] + inp[0].shape[0]))
     with torch.no_grad():
-        out = m(*batch(4), mode="mole")
+        out = m(*tiny_batch(4), mode="mole")
     per_layer = out.gate.sum(0).int().tolist()
     assert seen == per_layer, "each layer ran on exactly the samples that kept it"
     assert sum(seen) == 4 * 3, "k = 3 of 6 layers per sample"
     with torch.no_grad():
-        m(*batch(4), mode="first_k")
+        m(*tiny_batch(4), mode="first_k")
     assert seen[3:] == per_layer[3:], "early exit never touches layers k.."
 
 
-def test_batched_routes_match_one_at_a_time():
+def test_batched_routes_match_one_at_a_time(tiny, tiny_batch):
     """Mixed routes in one batch give the same cognition features as running each sample alone."""
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
-    imgs, ids, valid, prop = batch(4)
+    imgs, ids, valid, prop = tiny_batch(4)
     with torch.no_grad():
         together = m(imgs, ids, valid, prop, mode="mole")
         assert len({tuple(r) for r in together.gate.tolist()}) > 1, "the test needs differing routes"
@@ -88,11 +71,11 @@ def test_batched_routes_match_one_at_a_time():
     torch.testing.assert_close(together.cognition, alone, atol=1e-5, rtol=1e-5)
 
 
-def test_soft_gate_forward_equals_real_skipping():
+def test_soft_gate_forward_equals_real_skipping(tiny, tiny_batch):
     """The training path (all layers, straight-through gate) computes what inference computes by skipping."""
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
-    imgs, ids, valid, proprio = batch(4)
+    imgs, ids, valid, proprio = tiny_batch(4)
     x, valid, *_ = m.embed(preprocess_images(imgs, 32), ids, valid, proprio)
     gate = torch.tensor([[1, 0, 1, 0, 1, 0], [0, 1, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]]).float()
     with torch.no_grad():
@@ -112,7 +95,7 @@ def _synthetic_samples(n: int = 64) -> Samples:
     return Samples(images, rng.normal(size=(n, 9)).astype(np.float32), chunks, instr, ["touch"] * n, np.arange(n))
 
 
-def test_teacher_and_student_losses_decrease(tmp_path):
+def test_teacher_and_student_losses_decrease(tmp_path, tiny):
     data = _synthetic_samples()
     hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=120, batch=16, lr=2e-3), tiny(), data)
     d = [h["diffusion"] for h in hist if "diffusion" in h]
@@ -125,7 +108,7 @@ def test_teacher_and_student_losses_decrease(tmp_path):
     assert {"val_dir_cos", "val_dir_cos_swapped", "val_dir_cos_start"} <= set(hist[-1])  # held-out metrics at the end
 
 
-def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_starts_from(tmp_path):
+def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_starts_from(tmp_path, tiny):
     data = _synthetic_samples()
     torch.manual_seed(0)  # the stage seeds with TrainConfig.seed (0) before building the model
     before = MoLeVLA(tiny()).state_dict()
@@ -152,15 +135,15 @@ def test_open_loop_direction_metric_and_colour_swap():
     assert step_in_episode(np.array([0, 0, 3, 3, 3, 7])).tolist() == [0, 1, 0, 1, 2, 0]
 
 
-def test_depth_prior_starts_the_router_at_early_exit_and_is_saved_in_the_config(tmp_path):
+def test_depth_prior_starts_the_router_at_early_exit_and_is_saved_in_the_config(tmp_path, tiny, tiny_batch):
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
     with torch.no_grad():
-        free = m(*batch(8), mode="mole").gate
+        free = m(*tiny_batch(8), mode="mole").gate
     assert not torch.all(free[:, :3] == 1), "without a prior a fresh router does not pick layers 0..k-1"
     m.router.set_depth_prior(5.0)
     with torch.no_grad():
-        gate = m(*batch(8), mode="mole").gate
+        gate = m(*tiny_batch(8), mode="mole").gate
     assert torch.all(gate[:, :3] == 1) and torch.all(gate[:, 3:] == 0)
     save_model(m, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -168,7 +151,7 @@ def test_depth_prior_starts_the_router_at_early_exit_and_is_saved_in_the_config(
     torch.testing.assert_close(loaded.router.prior, m.router.prior)
 
 
-def test_save_load_round_trip_gives_identical_actions(tmp_path):
+def test_save_load_round_trip_gives_identical_actions(tmp_path, tiny):
     torch.manual_seed(0)
     m = MoLeVLA(tiny()).eval()
     m.action_low.fill_(-0.03)
@@ -184,7 +167,7 @@ def test_save_load_round_trip_gives_identical_actions(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers not installed")
-def test_llama_layer_matches_transformers():
+def test_llama_layer_matches_transformers(tiny):
     """Same weight names and the same numbers as transformers' LlamaDecoderLayer: Llama-2 weights map 1:1."""
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaDecoderLayer as HFLayer, LlamaRotaryEmbedding
@@ -234,10 +217,10 @@ def test_swapped_routes_differ_from_the_route_by_one_swap():
     assert torch.all((cands[:, 1:] != route[:, None]).sum(-1) == 2)  # one layer out, one in
 
 
-def test_best_routes_picks_the_lowest_loss_candidate_and_training_uses_route_search(tmp_path):
+def test_best_routes_picks_the_lowest_loss_candidate_and_training_uses_route_search(tmp_path, tiny, tiny_batch):
     torch.manual_seed(0)
     m = MoLeVLA(tiny(0.5)).eval()
-    imgs, ids, valid, q = batch(6)
+    imgs, ids, valid, q = tiny_batch(6)
     x, key_valid, *_ = m.embed(preprocess_images(imgs, 32), ids, valid, q)
     cands = swapped_routes(top_k_mask(torch.randn(6, 6), 3), 5, torch.Generator().manual_seed(1))
     planted = torch.tensor([0, 3, 5, 1, 2, 4])  # per sample, the candidate whose hidden states win

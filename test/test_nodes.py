@@ -160,7 +160,8 @@ def test_bad_inputs_give_status_and_no_chunk(ros, fault):
         _wait_status_publishers(probe, 2)
         q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
         mangle, expect = JOINT_FAULTS.get(fault, (None, None))
-        expect = expect or {"nan_joints": "NaN", "bad_encoding": "unsupported encoding", "wrong_size": "buffer has"}[fault]
+        expect = expect or {"nan_joints": "NaN", "bad_encoding": "unsupported encoding",
+                            "wrong_size": "buffer has"}[fault]
         end = time.monotonic() + 4.0
         while time.monotonic() < end:
             image = None
@@ -336,12 +337,11 @@ def test_full_loop_succeeds_in_sim(ros):
 
 
 @pytest.mark.parametrize("backend", ["mole_torch", "mole_onnx"])
-def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path, monkeypatch, backend):
+def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path, monkeypatch, backend, tiny):
     """The MoLe backends in the policy node: chunks from camera frames, the kept-layer mask on its topic."""
     import torch
     from diagnostic_msgs.msg import DiagnosticStatus
     from std_msgs.msg import UInt8MultiArray
-    from test_model import tiny
 
     from molevla_ros.model.io import save_model
     from molevla_ros.model.mole_vla import MoLeVLA
@@ -425,12 +425,11 @@ def test_unavailable_robot_interface_reports_and_never_moves(ros, params, missin
         assert not twists
 
 
-def test_one_policy_node_serves_two_robots_in_one_batch(ros, tmp_path):
+def test_one_policy_node_serves_two_robots_in_one_batch(ros, tmp_path, tiny):
     """robots: ['r1', 'r2']: per-robot topics in, per-robot chunks and layer masks out, one batch per tick."""
     import torch
     from diagnostic_msgs.msg import DiagnosticStatus
     from std_msgs.msg import UInt8MultiArray
-    from test_model import tiny
 
     from molevla_ros.model.io import save_model
     from molevla_ros.model.mole_vla import MoLeVLA

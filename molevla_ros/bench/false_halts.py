@@ -59,7 +59,8 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
                 probe.instruction.publish(String(data=probe.task))
                 goals += 1
                 sent = time.monotonic()
-                probe.spin_for(min(40.0, end - sent), lambda: bool(probe.status_since(sent, "succeeded", "failed")))
+                probe.spin_for(min(40.0, end - sent),
+                               lambda sent=sent: bool(probe.status_since(sent, "succeeded", "failed")))
                 if time.monotonic() < end:  # next layout
                     future = reset.call_async(Trigger.Request())
                     probe.spin_for(10, future.done)
@@ -100,7 +101,7 @@ def run_kills(lease: float, kills: int, domain: int, log_dir: Path, backend: str
                 probe.spin_for(0.2)
                 t_kill = time.monotonic()
                 bringup.procs["policy"].send_signal(signal.SIGKILL)
-                probe.spin_for(1.0, lambda: any(t > t_kill and _speed(m) == 0 for t, m in probe.twists))
+                probe.spin_for(1.0, lambda t_kill=t_kill: any(t > t_kill and _speed(m) == 0 for t, m in probe.twists))
                 halt = next((t for t, m in probe.twists if t > t_kill and _speed(m) == 0), None)
                 times.append(float("nan") if halt is None else (halt - t_kill) * 1e3)
                 bringup.procs["policy"].wait()

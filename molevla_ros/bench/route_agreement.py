@@ -4,11 +4,10 @@ For held-out samples: the mean gap between the k-th and (k+1)-th layer score (ho
 flipping), and, for Gumbel noise of a given scale added to the scores (as in straight-through training),
 how often the noisy top-k equals the noise-free (inference) route and how many kept layers they share.
 
-    python -m molevla_ros.bench.route_agreement MODEL_DIR [MODEL_DIR ...] [--data data/heldout]
+    molevla bench-route-agreement MODEL_DIR [MODEL_DIR ...] [--data data/heldout]
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -42,19 +41,15 @@ def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 
     return row
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+")
-    ap.add_argument("--data", default="data/heldout")
-    a = ap.parse_args()
-    rows = [route_agreement(d, a.data) for d in a.models]
-    print("| model | k-th minus (k+1)-th score | "
-          + " | ".join(f"noise {s}: same route, shared kept layers" for s in NOISE) + " | layer use |")
-    print("|---" * (3 + len(NOISE)) + "|")
+def run(models: list[str], data: str = "data/heldout") -> str:
+    """The table for each model folder (printed and returned)."""
+    rows = [route_agreement(d, data) for d in models]
+    lines = ["| model | k-th minus (k+1)-th score | "
+             + " | ".join(f"noise {s}: same route, shared kept layers" for s in NOISE) + " | layer use |",
+             "|---" * (3 + len(NOISE)) + "|"]
     for r in rows:
-        print(f"| {r['model']} | {r['gap']:.3f} | " + " | ".join(f"{r[s][0]:.2f}, {r[s][1]:.2f}" for s in NOISE)
-              + " | " + " ".join(f"{x:.2f}" for x in r["layer_use"]) + " |")
-
-
-if __name__ == "__main__":
-    main()
+        lines.append(f"| {r['model']} | {r['gap']:.3f} | " + " | ".join(f"{r[s][0]:.2f}, {r[s][1]:.2f}" for s in NOISE)
+                     + " | " + " ".join(f"{x:.2f}" for x in r["layer_use"]) + " |")
+    table = "\n".join(lines)
+    print(table)
+    return table

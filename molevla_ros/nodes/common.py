@@ -81,9 +81,10 @@ class Status:
 
     Two kinds of report: a condition (the node's state until the next condition: running, halted, ...) and an
     event (`event=True`: one refused input). Events are counted, published at most `event_burst` times per
-    `event_period_s` (the rest only counted) and leave the condition as it was. /diagnostics (diagnostic_msgs/DiagnosticArray, once per second, the
-    standard aggregator topic) carries the condition's level (ERROR after an error condition, else OK), WARN
-    for `event_period_s` x 3 after a refused input, and `values` (counters a node keeps there).
+    `event_period_s` (the rest only counted) and leave the condition as it was. /diagnostics
+    (diagnostic_msgs/DiagnosticArray, once per second, the standard aggregator topic) carries the condition's
+    level (ERROR after an error condition, else OK), WARN for `event_period_s` x 3 after a refused input, and
+    `values` (counters a node keeps there).
     `topic=False` reports on the log and /diagnostics only.
     """
 

@@ -98,11 +98,11 @@ class MoveItPyInterface:
         self.moveit = MoveItPy(node_name=f"{node.get_name()}_moveit_py")
         self.arm = self.moveit.get_planning_component(planning_group)
         self.joint_positions, self.lookahead, self.node = joint_positions, lookahead_s, node
-        self.busy = False
 
     def send(self, cmd: Command, _stamp=None) -> None:
+        """Plans and executes one short motion; blocks until it ends (the executor's tick waits meanwhile)."""
         q = self.joint_positions()
-        if not cmd.active or q is None or self.busy:
+        if not cmd.active or q is None:
             return
         from geometry_msgs.msg import PoseStamped
 
@@ -115,15 +115,11 @@ class MoveItPyInterface:
         qx, qy, qz, qw = kin.matrix_to_quaternion(rot)
         goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = (
             float(qx), float(qy), float(qz), float(qw))
-        self.busy = True
-        try:
-            self.arm.set_start_state_to_current_state()
-            self.arm.set_goal_state(pose_stamped_msg=goal, pose_link="panda_hand_tcp")
-            plan = self.arm.plan()
-            if plan:
-                self.moveit.execute(plan.trajectory, controllers=[])
-        finally:
-            self.busy = False
+        self.arm.set_start_state_to_current_state()
+        self.arm.set_goal_state(pose_stamped_msg=goal, pose_link="panda_hand_tcp")
+        plan = self.arm.plan()
+        if plan:
+            self.moveit.execute(plan.trajectory, controllers=[])
 
 
 class GripperTopic:

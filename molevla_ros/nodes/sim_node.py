@@ -18,9 +18,9 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES,
-                                      TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST, Param, Status,
-                                      declare, rgb_to_msg, run)
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW,
+                                      TOPIC_JOINT_STATES, TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST,
+                                      Param, Status, declare, rgb_to_msg, run)
 from molevla_ros.sim.scene import FrankaTableSim, SimConfig
 from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
 

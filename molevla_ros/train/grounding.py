@@ -61,7 +61,9 @@ def direction_metrics(probe: DirectionProbe, data: Samples) -> dict[str, float]:
     target, moving = travel_direction(data)
     start = torch.from_numpy(step_in_episode(data.episode) == 0) & moving
     images, proprio = torch.from_numpy(data.images), torch.from_numpy(data.proprio)
-    cos = lambda texts: (F.normalize(probe(images, texts, proprio), dim=-1) * target).sum(-1)
+    def cos(texts):
+        return (F.normalize(probe(images, texts, proprio), dim=-1) * target).sum(-1)
+
     own, swapped = cos(data.instructions), cos([swap_colours(t) for t in data.instructions])
     return {"dir_cos": own[moving].mean().item(), "dir_cos_start": own[start].mean().item(),
             "dir_cos_start_swapped": swapped[start].mean().item()}

@@ -13,7 +13,7 @@ import copy
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,36 +27,12 @@ from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA, tokenize
 from molevla_ros.train.cogkd import cogkd_loss
+from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
 from molevla_ros.train.route_search import route_loss, searched_forward
 from molevla_ros.train.validate import open_loop_metrics
 
 STAGES = {"teacher": "full", "mole": "mole", "mole_nokd": "mole", "random": "random", "first_k": "first_k"}
-
-
-@dataclass
-class TrainConfig:
-    data: str = "data/episodes"  # episode folder(s), comma-separated
-    out: str = "runs/teacher"
-    stage: str = "teacher"  # teacher | mole | mole_nokd | random | first_k
-    init: str | None = None  # model directory to start from (students start from the teacher)
-    steps: int = 3000
-    batch: int = 32
-    lr: float = 3e-4  # peak; 100 warm-up steps, then cosine decay to lr / 10 at the last step
-    seed: int = 0
-    ema: float = 0.999
-    cog_weight: float = 0.5
-    aux_weight: float = 1.0  # auxiliary chunk regression from the cognition feature (training only; 0 = off)
-    keep_ratio: float | None = None  # override the router keep ratio of the model config
-    depth_prior: float | None = None  # override the router's depth prior (RouterConfig.depth_prior)
-    gumbel_scale: float | None = None  # override RouterConfig.gumbel_scale (training-route noise)
-    balance_weight: float | None = None  # override RouterConfig.balance_weight
-    route_search: int = 0  # > 0: train the router by route search with this many variants (route_search.py)
-    save_every: int = 500
-    threads: int = 0  # torch threads (0: torch's default)
-    shift: int = 1  # image augmentation: random translation up to this many pixels (the camera is fixed)
-    val: str | None = None  # held-out episodes: open-loop metrics every val_every steps and at the end
-    val_every: int = 1000
 
 
 def set_statistics(model: MoLeVLA, data: Samples) -> None:

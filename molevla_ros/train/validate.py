@@ -72,7 +72,9 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     start_pred = _predict(model, data, starts, data.instructions, mode, batch, seed)
     model.train(was_training)
     true = data.chunks[idx]
-    norm = lambda a: model.normalize_actions(torch.as_tensor(a, dtype=torch.float32)).numpy()
+    def norm(a):
+        return model.normalize_actions(torch.as_tensor(a, dtype=torch.float32)).numpy()
+
     return {"mse": float(((norm(pred) - norm(true))[..., :6] ** 2).mean()),
             "dir_cos": _direction_cosine(pred, true), "dir_cos_swapped": _direction_cosine(swapped, true),
             "dir_cos_start": _direction_cosine(start_pred, data.chunks[starts]),

@@ -1,0 +1,35 @@
+"""Training options (`molevla train --help` lists them, generated from this dataclass)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from molevla_ros.config_cli import option
+
+
+@dataclass
+class TrainConfig:
+    data: str = option("data/episodes", "episode folder(s), comma-separated")
+    out: str = option("runs/teacher", "run folder; re-running resumes from its checkpoint")
+    stage: str = option("teacher", "grounding (vision pre-training, before the teacher), teacher, or a routed "
+                        "student: mole, mole_nokd (no CogKD), random, first_k (early exit)")
+    init: str | None = option(None, "model folder to start from (students start from the teacher)")
+    steps: int = option(3000, "optimiser steps")
+    batch: int = option(32, "samples per step")
+    lr: float = option(3e-4, "peak learning rate; 100 warm-up steps, then cosine decay to lr / 10 at the last step")
+    seed: int = option(0, "seed for initialisation, sampling and augmentation")
+    ema: float = option(0.999, "CogKD: the distillation teacher is an EMA of the student's decoder layers with "
+                        "this decay")
+    cog_weight: float = option(0.5, "CogKD: weight of the cognition-feature distillation loss (routed students)")
+    aux_weight: float = option(1.0, "training-only chunk regression from the cognition feature (0 = off)")
+    keep_ratio: float | None = option(None, "override the router keep ratio of the model config")
+    depth_prior: float | None = option(None, "router score ramp +p (layer 0) .. -p (last layer); > 0 starts the "
+                                       "router at early exit (RouterConfig.depth_prior)")
+    gumbel_scale: float | None = option(None, "router training noise (config default 1 = paper; 0 = train on the "
+                                        "inference route)")
+    balance_weight: float | None = option(None, "router load-balance loss weight (RouterConfig.balance_weight)")
+    route_search: int = option(0, "N > 0: train the router on the best of its route and N one-swap variants")
+    save_every: int = option(500, "checkpoint every this many steps")
+    threads: int = option(0, "torch threads (0: torch's default)")
+    shift: int = option(1, "image augmentation: random translation up to this many pixels (the camera is fixed)")
+    val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
+    val_every: int = option(1000, "steps between held-out evaluations")
