@@ -27,7 +27,10 @@ setup(
                        "ros-jazzy-visualization-msgs", "ros-jazzy-diagnostic-msgs"],
         "onnx": ["onnx", "onnxruntime", "onnxscript"],  # mole_onnx backend and the ONNX graphs TensorRT builds from
         "tensorrt": ["tensorrt"],  # mole_tensorrt (NVIDIA GPU machines; not installable in this project's CI)
-        "test": ["pytest", "pytest-timeout", "ruff", "transformers>=4.48"],  # transformers: Llama layer parity test
+        # Imported CogACT checkpoints: timm builds the DINOv2 + SigLIP towers (pinned: their parameter names must
+        # match the checkpoint's), transformers loads the Llama-2 tokenizer (and checks the Llama layers in tests).
+        "cogact": ["timm==1.0.31", "transformers>=4.48,<6", "tokenizers>=0.20"],
+        "test": ["pytest", "pytest-timeout", "ruff"],
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

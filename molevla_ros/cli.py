@@ -95,13 +95,15 @@ def cmd_eval_policies(a: argparse.Namespace) -> int:
 
 
 def cmd_import_cogact(a: argparse.Namespace) -> int:
-    from molevla_ros.model.config import MoLeConfig, cogact_base
     from molevla_ros.model.import_cogact import import_cogact
 
-    cfg = MoLeConfig.load(Path(a.config)) if a.config else cogact_base()
-    report = import_cogact(Path(a.checkpoint), cfg, Path(a.out))
-    print(f"mapped {len(report['mapped'])} tensors, kept {len(report['vision'])} vision-backbone tensors, "
-          f"dropped {len(report['dropped'])}; new (to train): {len(report['initialised'])} -> {a.out}")
+    vision_heads = tuple(int(h) for h in a.vision_heads.split(",")) if a.vision_heads else None
+    report = import_cogact(Path(a.checkpoint), Path(a.tokenizer), Path(a.out), a.unnorm_key, a.action_dt, a.use_ema,
+                           a.llm_heads, vision_heads, a.max_text)
+    cfg = report["config"]
+    print(f"mapped {len(report['mapped'])} tensors, dropped {len(report['dropped'])}, new (MoLe parts, to train): "
+          f"{len(report['initialised'])}; Llama {cfg.llm.layers} x {cfg.llm.hidden}, DiT {cfg.action_head.depth} x "
+          f"{cfg.action_head.width}, statistics '{report['unnorm_key']}', action_dt {cfg.action_dt:.4g} s -> {a.out}")
     return 0
 
 
@@ -231,10 +233,19 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--out", default="results/eval_policies")
     ev.set_defaults(fn=cmd_eval_policies)
 
-    im = sub.add_parser("import-cogact", help="convert a CogACT checkpoint (.pt) into a molevla model folder")
-    im.add_argument("checkpoint")
+    im = sub.add_parser("import-cogact", help="convert a released CogACT checkpoint into a model folder the policy "
+                        "node runs (backend:=mole_torch model_dir:=OUT)")
+    im.add_argument("checkpoint", help="CogACT run folder (config.json, dataset_statistics.json, checkpoints/*.pt) "
+                    "or the .pt inside it")
+    im.add_argument("--tokenizer", required=True, help="local Llama-2 tokenizer folder (transformers format, e.g. a "
+                    "copy of meta-llama/Llama-2-7b-hf's tokenizer files)")
     im.add_argument("--out", required=True)
-    im.add_argument("--config", help="config.json describing the checkpoint (default: CogACT-Base sizes)")
+    im.add_argument("--unnorm-key", help="dataset whose action statistics unnormalise (needed when there are several)")
+    im.add_argument("--action-dt", type=float, help="seconds between actions (default: the dataset's known rate)")
+    im.add_argument("--use-ema", action="store_true", help="use the EMA action-model weights when present")
+    im.add_argument("--llm-heads", type=int, help="Llama attention heads (default: hidden / 128, as Llama-2)")
+    im.add_argument("--vision-heads", help="DINOv2,SigLIP heads (default: width / 64, width / 72, as released)")
+    im.add_argument("--max-text", type=int, default=64, help="prompt tokens the model accepts (after BOS)")
     im.set_defaults(fn=cmd_import_cogact)
 
     bb = sub.add_parser("bench-backends", help="policy step latency/throughput per backend, full vs MoLe keep ratios")

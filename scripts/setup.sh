@@ -7,10 +7,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-# torch first, pinned: an unpinned "torch" may pull a multi-GB CUDA build. Override with TORCH_SPEC.
-if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-  .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
+# torch and torchvision first, as a pinned pair. timm (CogACT's vision towers) needs torchvision, and PyPI's
+# torchvision only loads with PyPI's torch build (it bundles CUDA libraries, ~4 GB, and runs on CPU too), so
+# "===" picks that build over a local CPU-only wheel of the same version. Override with TORCH_SPEC.
+if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q ${TORCH_SPEC:-"torch===2.13.0" "torchvision==0.28.0"} 2>&1 \
+    | grep -v "^WARNING: Location" || true
 fi
-.venv/bin/python -m pip install -q -e '.[ros-wheels,onnx,test]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import rclpy, pybullet, onnxruntime, molevla_ros" 2>&1 | grep -v "pybullet build time" || true
-.venv/bin/python -c "import rclpy, pybullet, onnxruntime, molevla_ros" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }
+.venv/bin/python -m pip install -q -e '.[ros-wheels,onnx,cogact,test]' 2>&1 | grep -v "^WARNING: Location" || true
+CHECK="import rclpy, pybullet, onnxruntime, timm, transformers, molevla_ros"
+.venv/bin/python -c "$CHECK" 2>&1 | grep -v "pybullet build time" || true
+.venv/bin/python -c "$CHECK" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }

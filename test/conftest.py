@@ -46,14 +46,35 @@ def tiny_batch():
     """tiny_batch(b=4, seed=0) -> (images, token ids, valid mask, proprio): random inputs for a tiny model."""
     import torch
 
-    from molevla_ros.model.mole_vla import tokenize
+    from molevla_ros.model.text import words
 
     texts = ["touch the red cube", "push the blue cube to the green target", "pick up the yellow cube", "stop"]
 
     def make(b: int = 4, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         imgs = torch.randint(0, 255, (b, 32, 32, 3), dtype=torch.uint8, generator=g)
-        ids, valid = tokenize((texts * b)[:b], tiny_config().llm)
+        ids, valid = words((texts * b)[:b], tiny_config().llm)
         return imgs, ids, valid, torch.randn(b, 9, generator=g)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cogact(tmp_path_factory):
+    """A synthetic CogACT release at reduced size (public key layout), its tokenizer, and the imported model
+    folder: a namespace with release, tokenizer, model (paths) and report (the importer's)."""
+    from types import SimpleNamespace
+
+    from molevla_ros.bench.synthetic_cogact import write_release, write_tokenizer
+    from molevla_ros.model.import_cogact import import_cogact
+
+    root = tmp_path_factory.mktemp("cogact")
+    tokenizer = write_tokenizer(root / "tokenizer_src")
+    from transformers import AutoTokenizer
+
+    release = write_release(root / "release", vocab=len(AutoTokenizer.from_pretrained(str(tokenizer))))
+    report = import_cogact(release, tokenizer, root / "model", **COGACT_HEADS)
+    return SimpleNamespace(release=release, tokenizer=tokenizer, model=root / "model", report=report)
+
+
+COGACT_HEADS = {"llm_heads": 4, "vision_heads": (4, 4)}  # of the synthetic release (not visible in shapes)

@@ -59,14 +59,18 @@ def ort_policy() -> RoutedPolicy:
 
 
 def test_torch_pipeline_equals_the_reference_model():
-    """The serving pipeline computes exactly what MoLeVLA.act computes (same route, same noise)."""
+    """The serving pipeline computes exactly what the training-time model computes: MoLeVLA.forward (routed
+    backbone) and the action head's DDIM sampler, with the same route and noise."""
     model = load_model(SHIPPED)
     reqs, z = requests(3), noise(3)
-    ref, ref_mask = model.act(np.stack([r.image for r in reqs]), [r.instruction for r in reqs],
-                              np.stack([r.proprio for r in reqs]), "mole", noise=z)
+    ids, valid = model.tokenize([r.instruction for r in reqs])
+    with torch.no_grad():
+        fwd = model(torch.from_numpy(np.stack([r.image for r in reqs])), ids, valid,
+                    torch.from_numpy(np.stack([r.proprio for r in reqs])), mode="mole")
+        ref = model.to_robot_units(model.head.sample(fwd.cognition, noise=z))
     out = torch_policy().step(reqs, z)
     np.testing.assert_allclose(out.chunks, ref, atol=1e-5)
-    np.testing.assert_array_equal(out.masks, ref_mask)
+    np.testing.assert_array_equal(out.masks, fwd.gate.numpy().astype(np.uint8))
 
 
 @pytest.mark.parametrize("mode", ["mole", "full"])
@@ -95,8 +99,8 @@ class CountingGraphs:
         self.calls.append((k, hidden.shape[0]))
         return self.inner.layer(k, hidden, key_valid)
 
-    def finish(self, h):
-        return self.inner.finish(h)
+    def finish(self, h, key_valid):
+        return self.inner.finish(h, key_valid)
 
     def eps(self, *a):
         return self.inner.eps(*a)
@@ -214,30 +218,17 @@ def test_torch_cuda_matches_cpu(precision, graphs, tol, chunk_tol):
             assert (np.abs(ref.chunks - out.chunks)[..., :6] / span).max() < chunk_tol
 
 
-def test_cogact_style_inputs_external_features_and_token_ids(tmp_path, tiny):
-    """A CogACT-layout model (external vision features, its own tokenizer) through torch and ONNX Runtime."""
-    import dataclasses
-
-
-    from molevla_ros.model.mole_vla import MoLeVLA
-
-    cfg = tiny()
-    cfg = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, kind="dinov2_siglip", feature_dim=24),
-                              llm=dataclasses.replace(cfg.llm, tokenizer="llama2"), projector_dims=(48, 32))
-    torch.manual_seed(0)
-    save_model(MoLeVLA(cfg).eval(), tmp_path / "m")
-    rng = np.random.default_rng(0)
-    reqs = [Request("ignored", rng.normal(size=9).astype(np.float32),
-                    vision_features=rng.normal(size=(cfg.vision.n_tokens, 24)).astype(np.float32),
-                    token_ids=np.array([5, 9, 13, 0, 0, 0, 0, 0])) for _ in range(2)]
-    z = torch.randn(2, cfg.action_head.horizon, 7)
-    a = make_mole_backend("torch", tmp_path / "m").policy.step(reqs, z)
-    b = make_mole_backend("onnx", tmp_path / "m").policy.step(reqs, z)
-    np.testing.assert_array_equal(a.masks, b.masks)
+def test_imported_cogact_runs_the_same_on_torch_and_onnx(cogact):
+    """An imported CogACT (DINOv2 + SigLIP towers, its own tokenizer, EOS cognition) through torch and ONNX
+    Runtime: same routes, same cognition features and chunks; a batch equals its requests one at a time."""
+    reqs, z = requests(3), noise(3)
+    a = make_mole_backend("torch", cogact.model).policy.step(reqs, z, "full")
+    b = make_mole_backend("onnx", cogact.model).policy.step(reqs, z, "full")
     assert np.abs(a.cognition - b.cognition).max() < ORT_TOL
-    text_only = Request("text only", reqs[0].proprio, vision_features=reqs[0].vision_features)
-    with pytest.raises(ValueError, match="not bundled"):
-        make_mole_backend("torch", tmp_path / "m").policy.step([text_only], z[:1])
+    assert np.abs(a.chunks - b.chunks).max() < CHUNK_TOL
+    one = make_mole_backend("torch", cogact.model).policy
+    alone = [one.step([r], z[i:i + 1], "full") for i, r in enumerate(reqs)]
+    np.testing.assert_allclose(a.cognition, np.concatenate([x.cognition for x in alone]), atol=1e-5)
 
 
 def test_fp16_graph_set_for_tensorrt_runs_and_matches():
@@ -247,5 +238,5 @@ def test_fp16_graph_set_for_tensorrt_runs_and_matches():
     folder = ensure_onnx(SHIPPED, "fp16")
     reqs, z = requests(3), noise(3)
     ref = torch_policy().step(reqs, z, "full")
-    half = _from_manifest(folder, OrtGraphs(folder)).step(reqs, z, "full")
+    half = _from_manifest(folder, OrtGraphs(folder), SHIPPED).step(reqs, z, "full")
     assert np.abs(ref.cognition - half.cognition).max() < 5e-2 * max(1.0, np.abs(ref.cognition).max())

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molevla_ros.control.chunk_executor import ACTION_NAMES, ChunkExecutor, Limits, check_timing, order_by_names
+from molevla_ros.control.chunk_executor import ACTION_NAMES, ChunkExecutor, Limits, chunk_period, order_by_names
 
 
 def chunk(vx_step=0.02, n=16, grip=1.0):
@@ -95,8 +95,36 @@ def test_chunk_columns_mapped_by_name_and_timing_checked():
     assert problem is None and np.array_equal(ordered, a)
     for bad in (names[:3], names + ["extra"], ["gripper"] * 7, [n.upper() for n in names]):
         assert order_by_names(bad, a[:, :len(bad)] if len(bad) <= 7 else np.zeros((16, len(bad))))[1]
-    assert check_timing([0.0, 0.1, 0.2], 0.1) is None
-    assert "expected 0.2000" in check_timing([0.0, 0.05, 0.1], 0.1)
+    assert chunk_period([0.0, 0.1, 0.2], 0.1, (0.01, 1.0)) == (pytest.approx(0.1), None)
+    assert chunk_period([0.0, 0.2, 0.4], 0.1, (0.01, 1.0)) == (pytest.approx(0.2), None)  # the chunk's own period
+    assert chunk_period([0.0], 0.1, (0.01, 1.0)) == (0.1, None)  # one point: the executor's default
+    assert "uneven" in chunk_period([0.0, 0.1, 0.25], 0.1, (0.01, 1.0))[1]
+    assert "outside" in chunk_period([0.0, 5.0, 10.0], 0.1, (0.01, 1.0))[1]
+    assert "outside" in chunk_period([0.0, 0.0, 0.0], 0.1, (0.01, 1.0))[1]
+
+
+def test_chunk_runs_at_its_own_period():
+    """A model trained at 5 Hz (CogACT on Bridge: dt 0.2 s) sends 0.2 s steps: same speed, twice as long."""
+    free = Limits(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
+    for dt in (0.1, 0.2):
+        ex = ChunkExecutor(limits=free, chunk_timeout=10.0)
+        a = chunk(vx_step=0.02 * dt / 0.1, n=4)
+        assert ex.add_chunk(0.0, a, now=0.0, times=[i * dt for i in range(4)]) is None
+        assert ex.step(0.05, 0.02).linear[0] == pytest.approx(0.2)
+        assert ex.step(4 * dt - 0.01, 0.02).active and not ex.step(4 * dt + 0.01, 0.02).active
+
+
+def test_adaptive_ensemble_weights_agreeing_predictions_more():
+    """CogACT's adaptive ensemble: weights exp(alpha * cos(prediction, newest)), normalised."""
+    free = Limits(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
+    ex = ChunkExecutor(limits=free, blend="adaptive", adaptive_alpha=2.0, chunk_timeout=10.0)
+    old, new = chunk(vx_step=-0.01), chunk(vx_step=0.01)
+    old[:, 6] = new[:, 6] = 0.0
+    ex.add_chunk(0.0, old, now=0.0)
+    ex.add_chunk(0.0, new, now=0.0)
+    w_old, w_new = np.exp(2.0 * -1.0), np.exp(2.0 * 1.0)  # cosine -1 and 1 to the newest
+    expected = (w_new * 0.1 - w_old * 0.1) / (w_old + w_new)
+    assert ex.step(0.05, 0.02).linear[0] == pytest.approx(expected, rel=1e-3)  # CogACT adds 1e-7 to the norms
 
 
 def test_stale_and_future_chunks_rejected():

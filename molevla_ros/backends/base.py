@@ -30,6 +30,8 @@ class PolicyOutput:
 class PolicyBackend(Protocol):
     name: str
     needs_privileged_state: bool  # True only for the scripted expert (simulator ground truth)
+    action_dt: float  # s between the actions of its chunks (a model's comes from its folder)
+    note: str  # shown on the policy's status ("" = nothing to say)
 
     def reset(self) -> None: ...
 

@@ -14,9 +14,11 @@ class MoLeBackend:
 
     def __init__(self, name: str, policy: RoutedPolicy, route: str = "mole", seed: int = 0) -> None:
         self.name, self.policy, self.route, self.seed = name, policy, route, seed
+        self.note = ""  # shown on the policy's status (e.g. why it runs another route than asked)
+        self.action_dt = policy.cfg.action_dt
         self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
         cfg = policy.cfg
-        self._layer_gflops = layer_flops(cfg.llm, 3 + cfg.vision.n_tokens + cfg.llm.max_text) / 1e9
+        self._layer_gflops = layer_flops(cfg.llm, cfg.sequence_length) / 1e9
 
     def reset(self) -> None:
         self.gen.manual_seed(self.seed)
@@ -56,21 +58,26 @@ def make_mole_backend(kind: str, model_dir, route: str = "mole", device: str = "
         from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
 
         folder = ensure_onnx(model_dir, "fp32")
-        policy = _from_manifest(folder, OrtGraphs(folder, threads))
+        policy = _from_manifest(folder, OrtGraphs(folder, threads), model_dir)
     elif kind == "tensorrt":
         from molevla_ros.backends.onnx_graphs import ensure_onnx
         from molevla_ros.backends.tensorrt_graphs import TensorRTGraphs
 
         folder = ensure_onnx(model_dir, precision)
-        policy = _from_manifest(folder, TensorRTGraphs(folder, device=device))
+        policy = _from_manifest(folder, TensorRTGraphs(folder, device=device), model_dir)
     else:
         raise ValueError(f"unknown MoLe backend kind {kind!r}")
-    return MoLeBackend(f"mole_{kind}", policy, route)
+    backend = MoLeBackend(f"mole_{kind}", policy, route)
+    if route == "mole" and not policy.cfg.router_trained:  # e.g. a freshly imported CogACT: no router yet
+        backend.route = "full"
+        backend.note = "router not trained yet (imported checkpoint): running full depth"
+    return backend
 
 
-def _from_manifest(folder, graphs) -> RoutedPolicy:
+def _from_manifest(folder, graphs, model_dir) -> RoutedPolicy:
     from molevla_ros.backends.onnx_graphs import load_manifest
+    from molevla_ros.model.text import text_encoder
 
     man, cfg = load_manifest(folder)
     return RoutedPolicy(cfg, np.asarray(man["action_low"]), np.asarray(man["action_high"]), np.asarray(man["uncond"]),
-                        graphs)
+                        graphs, text_encoder(cfg.llm, model_dir))

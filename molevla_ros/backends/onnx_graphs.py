@@ -7,7 +7,7 @@ time: the serving loop chains only the layers the router kept. The same files fe
     manifest.json   model hash, config, sequence length, graph names, the CFG null condition, stats
     encode.onnx     (vision_in, text_ids, text_valid, proprio) -> (embeddings, key_valid, router_scores)
     layer_00.onnx   (hidden, key_valid) -> hidden          ... one per decoder layer
-    finish.onnx     hidden -> cognition
+    finish.onnx     (hidden, key_valid) -> cognition (final norm at the last valid position)
     eps.onnx        (noisy, t, cond) -> eps                 (one DiT denoising step)
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ from molevla_ros.backends.routed import model_sha256
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.io import load_model
 from molevla_ros.model.llama import attention_mask, rotary
-from molevla_ros.model.mole_vla import PAD, MoLeVLA
+from molevla_ros.model.mole_vla import MoLeVLA, cognition_at
 
 OPSET = 18
-FORMAT = 1  # bump when the graph set or their signatures change
+FORMAT = 2  # bump when the graph set or their signatures change
 
 
 class _Encode(nn.Module):
@@ -59,8 +59,8 @@ class _Finish(nn.Module):
         super().__init__()
         self.norm = m.llm.norm
 
-    def forward(self, hidden):
-        return self.norm(hidden)[:, -1]
+    def forward(self, hidden, key_valid):
+        return cognition_at(self.norm(hidden), key_valid)
 
 
 class _Eps(nn.Module):
@@ -74,13 +74,11 @@ class _Eps(nn.Module):
 
 def example_inputs(model: MoLeVLA, batch: int = 2, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
     cfg = model.cfg
-    if cfg.vision.kind == "patch_cnn":
-        vision_in = torch.randn(batch, 3, cfg.vision.image_size, cfg.vision.image_size)
-    else:
-        vision_in = torch.randn(batch, cfg.vision.n_tokens, cfg.vision.feature_dim)
+    vision_in = torch.rand(batch, 3, cfg.vision.image_size, cfg.vision.image_size)  # preprocess_images() output
     ids = torch.randint(2, cfg.llm.vocab, (batch, cfg.llm.max_text))
-    ids[:, cfg.llm.max_text // 2:] = PAD
-    valid = ids != PAD
+    valid = torch.ones_like(ids, dtype=torch.bool)
+    valid[:, cfg.llm.max_text // 2:] = False
+    ids[~valid] = 0
     return vision_in.to(dtype), ids, valid, torch.randn(batch, cfg.proprio_dim).to(dtype)
 
 
@@ -117,7 +115,8 @@ def _export_model(model: MoLeVLA, out: Path, sha: str, dtype: str, progress: boo
     for k in range(cfg.llm.layers):
         jobs.append((f"layer_{k:02d}", _Layer(model, k, t, tdt), (torch.randn(b, t, d).to(tdt), valid),
                      ["hidden", "key_valid"], ["hidden_out"]))
-    jobs.append(("finish", _Finish(model), (torch.randn(b, t, d).to(tdt),), ["hidden"], ["cognition"]))
+    jobs.append(("finish", _Finish(model), (torch.randn(b, t, d).to(tdt), valid), ["hidden", "key_valid"],
+                 ["cognition"]))
     jobs.append(("eps", _Eps(model), (torch.randn(b, ah.horizon, ah.action_dim).to(tdt),
                                       torch.randint(0, ah.train_steps, (b,)), torch.randn(b, d).to(tdt)),
                  ["noisy", "t", "cond"], ["eps"]))
@@ -178,8 +177,9 @@ class OrtGraphs:
         self.layer_names = man["layers"]
 
     def _run(self, name: str, **inputs: torch.Tensor) -> list[torch.Tensor]:
+        used = {i.name for i in self.sessions[name].get_inputs()}  # the exporter drops unused inputs
         feed = {k: np.ascontiguousarray((v.to(self.dtype) if v.is_floating_point() else v).numpy())
-                for k, v in inputs.items()}
+                for k, v in inputs.items() if k in used}
         return [torch.from_numpy(o) for o in self.sessions[name].run(None, feed)]
 
     def encode(self, vision_in, text_ids, text_valid, proprio):
@@ -190,8 +190,8 @@ class OrtGraphs:
     def layer(self, k, hidden, key_valid):
         return self._run(self.layer_names[k], hidden=hidden, key_valid=key_valid)[0]
 
-    def finish(self, hidden):
-        return self._run("finish", hidden=hidden)[0]
+    def finish(self, hidden, key_valid):
+        return self._run("finish", hidden=hidden, key_valid=key_valid)[0]
 
     def eps(self, noisy, t, cond):
         return self._run("eps", noisy=noisy, t=t, cond=cond)[0]

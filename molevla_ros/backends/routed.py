@@ -23,7 +23,8 @@ import torch
 from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
-from molevla_ros.model.mole_vla import PAD, MoLeVLA, fixed_gate, preprocess_images, to_robot_units, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA, cognition_at, fixed_gate, preprocess_images, to_robot_units
+from molevla_ros.model.text import TextEncoder, text_encoder
 from molevla_ros.model.router import top_k_mask
 
 
@@ -39,8 +40,8 @@ class Graphs(Protocol):
 
     def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor: ...
 
-    def finish(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Final norm, cognition token: [B, T, D] -> [B, D]."""
+    def finish(self, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        """Final norm at the cognition position (last valid): [B, T, D] -> [B, D]."""
 
     def eps(self, noisy: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
 
@@ -50,15 +51,13 @@ class Request:
     """One robot's observation for one control step."""
 
     instruction: str
-    proprio: np.ndarray  # [proprio_dim] (zero-padded / truncated to the model's size)
-    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB, for the bundled patch encoder
-    vision_features: np.ndarray | None = None  # [tokens, feature_dim], for external encoders (CogACT scale)
-    token_ids: np.ndarray | None = None  # [max_text] ids (0 = pad) from the checkpoint's own tokenizer
+    proprio: np.ndarray  # [proprio_dim] joint positions in the model's state order
+    image: np.ndarray  # (H, W, 3) uint8 RGB
 
 
 @dataclass
 class StepResult:
-    chunks: np.ndarray  # [B, H, 7] robot units, gripper 1 open / 0 closed
+    chunks: np.ndarray  # [B, H, A] robot units (cfg.actions), gripper 1 open / 0 closed
     masks: np.ndarray  # [B, L] uint8, 1 = layer ran
     cognition: np.ndarray  # [B, D]
     ms: float  # wall time of the whole step
@@ -80,8 +79,8 @@ def model_sha256(model_dir: Path) -> str:
 
 class RoutedPolicy:
     def __init__(self, cfg: MoLeConfig, action_low: np.ndarray, action_high: np.ndarray, uncond: np.ndarray,
-                 graphs: Graphs) -> None:
-        self.cfg, self.graphs = cfg, graphs
+                 graphs: Graphs, text: TextEncoder) -> None:
+        self.cfg, self.graphs, self.text = cfg, graphs, text
         self.low = torch.as_tensor(np.asarray(action_low, np.float32))
         self.high = torch.as_tensor(np.asarray(action_high, np.float32))
         self.uncond = torch.as_tensor(np.asarray(uncond, np.float32)).reshape(1, -1)
@@ -89,29 +88,23 @@ class RoutedPolicy:
 
     @classmethod
     def from_model(cls, model: MoLeVLA, graphs: Graphs) -> "RoutedPolicy":
+        text = model.text if model.text is not None else text_encoder(model.cfg.llm)
         return cls(model.cfg, model.action_low.cpu().numpy(), model.action_high.cpu().numpy(),
-                   model.head.uncond.detach().float().cpu().numpy(), graphs)
+                   model.head.uncond.detach().float().cpu().numpy(), graphs, text)
 
     def inputs(self, requests: list[Request]) -> tuple[torch.Tensor, ...]:
         g, cfg = self.graphs, self.cfg
-        if all(r.token_ids is not None for r in requests):  # e.g. Llama-2 SentencePiece for imported models
-            ids = torch.as_tensor(np.stack([r.token_ids for r in requests]), dtype=torch.long)
-            valid = ids != PAD
-        else:
-            ids, valid = tokenize([r.instruction for r in requests], cfg.llm)
+        ids, valid = self.text([r.instruction for r in requests])
         q = np.zeros((len(requests), cfg.proprio_dim), np.float32)
         for i, r in enumerate(requests):
-            p = np.asarray(r.proprio, np.float32).ravel()[: cfg.proprio_dim]
-            q[i, : len(p)] = p
-        if cfg.vision.kind == "patch_cnn":
-            if any(r.image is None for r in requests):
-                raise ValueError("this model needs a camera image in every request")
-            images = torch.as_tensor(np.stack([r.image for r in requests]), device=g.device)
-            vision_in = preprocess_images(images, cfg.vision.image_size)
-        else:
-            if any(r.vision_features is None for r in requests):
-                raise ValueError(f"vision kind {cfg.vision.kind!r} needs vision_features in every request")
-            vision_in = torch.as_tensor(np.stack([r.vision_features for r in requests]), device=g.device)
+            p = np.asarray(r.proprio, np.float32).ravel()
+            if cfg.proprio_token and len(p) != cfg.proprio_dim:  # models without a proprio input ignore it
+                raise ValueError(f"the model reads {cfg.proprio_dim} joint positions, got {len(p)}")
+            q[i, : min(len(p), cfg.proprio_dim)] = p[: cfg.proprio_dim]
+        if any(r.image is None or np.ndim(r.image) != 3 or np.shape(r.image)[2] != 3 for r in requests):
+            raise ValueError("every request needs an (H, W, 3) uint8 RGB image")
+        images = torch.as_tensor(np.stack([r.image for r in requests]), device=g.device)
+        vision_in = preprocess_images(images, cfg.vision)
         return (vision_in.to(g.dtype), ids.to(g.device), valid.to(g.device),
                 torch.as_tensor(q, device=g.device).to(g.dtype))
 
@@ -133,10 +126,10 @@ class RoutedPolicy:
         else:
             gate = fixed_gate(mode, b, n, k, generator).to(g.device)
         h = run_routed(x, gate, lambda i, hs, idx: g.layer(i, hs, key_valid[idx]))
-        cog = g.finish(h)
+        cog = g.finish(h, key_valid)
         norm = ddim_sample(g.eps, noise.to(g.device, g.dtype), cog, self.uncond.to(g.device, g.dtype), self.alphas,
                            self.cfg.action_head)
-        chunks = to_robot_units(norm, self.low, self.high)
+        chunks = to_robot_units(norm, self.low, self.high, self.cfg.actions)
         return StepResult(chunks, gate.cpu().numpy().astype(np.uint8), cog.float().cpu().numpy(),
                           (time.perf_counter() - t0) * 1e3)
 
@@ -194,8 +187,8 @@ class TorchGraphs:
     def layer(self, k: int, hidden: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
         return self._replay(("layer", k), partial(self._layer, k), hidden, key_valid)
 
-    def finish(self, hidden):
-        return self.model.llm.norm(hidden)[:, -1]
+    def finish(self, hidden, key_valid):
+        return cognition_at(self.model.llm.norm(hidden), key_valid)
 
     def eps(self, noisy, t, cond):
         return self._replay(("eps",), self.model.head.eps, noisy, t, cond)

@@ -1,14 +1,15 @@
 """The scripted expert as a policy backend. It reads simulator ground truth: it is not a learned policy."""
 from __future__ import annotations
 
-from molevla_ros.backends.base import PolicyOutput
+from molevla_ros.backends.base import Observation, PolicyOutput
 from molevla_ros.sim.expert import ScriptedExpert
-from molevla_ros.backends.base import Observation
 
 
 class ScriptedExpertBackend:
     name = "scripted_expert"
     needs_privileged_state = True
+    action_dt = ScriptedExpert.action_dt
+    note = "scripted expert reading simulator ground truth: not a learned policy"
 
     def __init__(self, horizon: int = 16) -> None:
         self.expert = ScriptedExpert(horizon)

@@ -124,7 +124,10 @@ class TensorRTGraphs:
     def _run(self, name: str, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         trt, engine, ctx = self.trt, self.engines[name], self.contexts[name]
         keep = []
+        names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
         for n, t in inputs.items():  # engine I/O types can differ from the previous graph's output (fp16 vs fp32)
+            if n not in names:  # an input the graph does not use (the exporter drops it), e.g. CogACT's proprio
+                continue
             t = t.to(self.device, _torch_dtype(trt, engine.get_tensor_dtype(n))).contiguous()
             keep.append(t)
             ctx.set_input_shape(n, tuple(t.shape))
@@ -149,8 +152,8 @@ class TensorRTGraphs:
     def layer(self, k, hidden, key_valid):
         return self._run(self.layer_names[k], hidden=hidden, key_valid=key_valid)["hidden_out"]
 
-    def finish(self, hidden):
-        return self._run("finish", hidden=hidden)["cognition"]
+    def finish(self, hidden, key_valid):
+        return self._run("finish", hidden=hidden, key_valid=key_valid)["cognition"]
 
     def eps(self, noisy, t, cond):
         return self._run("eps", noisy=noisy, t=t, cond=cond)["eps"]

@@ -3,8 +3,8 @@
 Variants (each a trained model folder + a routing mode): full depth, MoLe (STAR + CogKD), MoLe without
 CogKD, random layer skipping and early exit at the same keep ratio. Columns: success rate per task
 family, backbone FLOPs per step (kept layers x analytic per-layer FLOPs) and measured policy latency
-(one `act` call, batch 1, this machine). Routing telemetry (which layers are kept, per family and over
-an episode) is saved as a plot.
+(one policy step on the node's serving path, batch 1, this machine). Routing telemetry (which layers are
+kept, per family and over an episode) is saved as a plot.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import torch
 from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
+from molevla_ros.backends.mole import MoLeBackend
+from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
 from molevla_ros.model.io import load_model
@@ -48,7 +50,8 @@ def default_variants(runs: Path) -> list[Variant]:
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
-    gen = torch.Generator().manual_seed(seed)
+    # The policy node's own inference path (RoutedPolicy on the model's modules), seeded per variant
+    backend = MoLeBackend(f"mole_torch ({v.route})", RoutedPolicy.from_model(model, TorchGraphs(model)), v.route, seed)
     sim = FrankaTableSim()
     per_layer = layer_flops(model.cfg.llm, model.sequence_length())
     latencies, kept, masks = [], [], {f: [] for f in families}
@@ -58,14 +61,13 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     def policy(obs: Observation, family: str, record: list) -> np.ndarray:
         img = resize(obs.image, CAMERA_SIZE, CAMERA_SIZE)
         t0 = time.perf_counter()
-        chunk, mask = model.act(img[None], [obs.instruction], obs.joint_positions[None].astype(np.float32), v.route,
-                                gen)
+        out = backend.act(Observation(obs.instruction, obs.joint_positions.astype(np.float32), img))
         latencies.append(time.perf_counter() - t0)
-        m = np.ones(model.cfg.llm.layers, np.uint8) if mask is None else mask[0]
+        m = np.asarray(out.layer_mask, np.uint8)
         kept.append(int(m.sum()))
         masks[family].append(m)
         record.append(m)
-        return chunk[0]
+        return out.chunk
 
     backbone_ms = _backbone_latency(model, v.route)
     try:
@@ -74,7 +76,8 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
             for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}", unit="ep", leave=False):
                 record: list[np.ndarray] = []
                 r = run_episode(sim, sample_task(family, s), lambda o, f=family, rec=record: policy(o, f, rec),
-                                ChunkExecutor(), max_seconds=MAX_SECONDS[family], with_images=True)
+                                ChunkExecutor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
+                                with_images=True)
                 results.append(r.success)
                 if s == seed:
                     episode_masks[family] = record
@@ -95,9 +98,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
 
 def _backbone_latency(model, route: str, repeats: int = 60) -> float:
     """p50 ms of the backbone alone (embeddings + routed LLM layers), batch 1, on a fixed input."""
-    from molevla_ros.model.mole_vla import tokenize
-
-    ids, valid = tokenize(["pick up the red cube and put it in the tray"], model.cfg.llm)
+    ids, valid = model.tokenize(["pick up the red cube and put it in the tray"])
     img = torch.zeros(1, CAMERA_SIZE, CAMERA_SIZE, 3, dtype=torch.uint8)
     q = torch.zeros(1, model.cfg.proprio_dim)
     times = []

@@ -54,11 +54,11 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
             if not probe.spin_for(60, lambda: bool(probe.task) and probe.instruction.get_subscription_count() > 0):
                 raise RuntimeError("nodes did not come up")
             probe.spin_for(1.0)
-            t0, end, goals = time.monotonic(), time.monotonic() + minutes * 60, 0
+            t0, end, goals = probe.now(), time.monotonic() + minutes * 60, 0
             while time.monotonic() < end:
                 probe.instruction.publish(String(data=probe.task))
                 goals += 1
-                sent = time.monotonic()
+                sent = probe.now()
                 probe.spin_for(min(40.0, end - sent),
                                lambda sent=sent: bool(probe.status_since(sent, "succeeded", "failed")))
                 if time.monotonic() < end:  # next layout
@@ -73,7 +73,7 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
                     causes[c] = causes.get(c, 0) + 1
             successes = sum(s.startswith("succeeded") for t, s in probe.statuses if t >= t0)
             stale = sum("refused chunk is stale" in s for t, s in probe.statuses if t >= t0)
-            return {"minutes": (time.monotonic() - t0) / 60, "goals": goals, "successes": successes,
+            return {"minutes": (probe.now() - t0) / 60, "goals": goals, "successes": successes,
                     "moving_commands": moving, "false_halts": sum(causes.values()), "causes": causes,
                     "stale_chunks_refused": stale}
         finally:
@@ -99,7 +99,7 @@ def run_kills(lease: float, kills: int, domain: int, log_dir: Path, backend: str
                 if not probe.spin_for(60, probe.moving):
                     raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
                 probe.spin_for(0.2)
-                t_kill = time.monotonic()
+                t_kill = probe.now()
                 bringup.procs["policy"].send_signal(signal.SIGKILL)
                 probe.spin_for(1.0, lambda t_kill=t_kill: any(t > t_kill and _speed(m) == 0 for t, m in probe.twists))
                 halt = next((t for t, m in probe.twists if t > t_kill and _speed(m) == 0), None)

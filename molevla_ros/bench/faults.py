@@ -3,7 +3,7 @@ bring-up on its own ROS domain; with `load` two busy processes saturate both cor
 
 Three kinds of case:
 - faults while the arm moves (sim, camera, instruction, policy = scripted expert, executor): time to halt
-  (fault injected -> first zero command the executor publishes), whether the arm stays halted, commands
+  (fault injected -> stamp of the first zero command the executor publishes), whether the arm stays halted, commands
   outside the limits (speed, and acceleration between consecutive commands other than a halt to zero) over
   the whole run, and node processes that crashed;
 - refused inputs (the same nodes without a policy; this suite publishes the chunks): each bad chunk or joint
@@ -19,7 +19,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +68,20 @@ class Probe(Node):
         self.twists: list[tuple[float, TwistStamped]] = []
         self.statuses: list[tuple[float, str]] = []
         self.task = ""
-        self.create_subscription(TwistStamped, TOPIC_TWIST, lambda m: self.twists.append((time.monotonic(), m)), 100)
-        self.create_subscription(String, TOPIC_STATUS, lambda m: self.statuses.append((time.monotonic(), m.data)),
+        # A command is timed by its own stamp (the executor's tick), so a probe that reads late cannot shift it.
+        self.create_subscription(TwistStamped, TOPIC_TWIST,
+                                 lambda m: self.twists.append((stamp_s(m.header.stamp), m)), 100)
+        self.create_subscription(String, TOPIC_STATUS, lambda m: self.statuses.append((self.now(), m.data)),
                                  RELIABLE_QOS)
         self.create_subscription(String, TOPIC_SIM_TASK, lambda m: setattr(self, "task", m.data), LATCHED_QOS)
         self.instruction = self.create_publisher(String, TOPIC_INSTRUCTION, RELIABLE_QOS)
         self.chunks = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
         self.joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
         self.estop = self.create_publisher(Bool, TOPIC_ESTOP, LATCHED_QOS)
+
+    def now(self) -> float:
+        """Seconds on the ROS clock, the clock the executor stamps its commands with; every time here uses it."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def spin_for(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
         return spin_until(self, seconds, until)
@@ -110,17 +115,16 @@ class Probe(Node):
                 rclpy.spin_once(self, timeout_sec=0.0)
         self.spin_for(0.5)
         self.flood_kept_moving = self.moving()
-        self.stop_sent = time.monotonic()
+        self.stop_sent = self.now()
         self.instruction.publish(String(data="stop"))
 
     def bad_joint_states(self, bringup: Bringup, kind: str, seconds: float = 2.5) -> None:
         """Stop the simulator (no valid joint state any more) and publish bad joint states at 100 Hz instead:
         none of them may keep the executor's joint-state watchdog alive."""
         bringup.procs["sim"].send_signal(signal.SIGSTOP)
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.joints.publish(bad_joint_state(self, kind))
-            rclpy.spin_once(self, timeout_sec=0.01)
+        timer = self.create_timer(0.01, lambda: self.joints.publish(bad_joint_state(self, kind)))
+        self.spin_for(seconds)
+        self.destroy_timer(timer)
         bringup.procs["sim"].send_signal(signal.SIGCONT)
 
     def estop_and_release(self) -> None:
@@ -150,9 +154,8 @@ def bad_chunk(probe: Probe, kind: str) -> JointTrajectory:
             pt.positions = pt.positions[:3]
     elif kind == "unknown names":
         msg.joint_names = [f"j{i}" for i in range(7)]
-    elif kind == "other period":  # made for a 20 Hz controller
-        for i, pt in enumerate(msg.points):
-            pt.time_from_start.sec, pt.time_from_start.nanosec = 0, i * 50_000_000
+    elif kind == "uneven times":  # the steps' time_from_start are not i * dt
+        msg.points[5].time_from_start.nanosec += 30_000_000
     elif kind == "huge":
         msg.points = msg.points * 1000
     elif kind == "empty":
@@ -195,7 +198,7 @@ FAULTS = [
     Fault("Inf chunk", lambda pr, b: pr.bad_chunk("inf"), False),
     Fault("chunk with dy = 1e9 m per step", lambda pr, b: pr.bad_chunk("absurd"), False),
     Fault("chunk named with 3 of the 7 actions", lambda pr, b: pr.bad_chunk("three names"), False),
-    Fault("chunk made for a 0.05 s period", lambda pr, b: pr.bad_chunk("other period"), False),
+    Fault("chunk with uneven time_from_start", lambda pr, b: pr.bad_chunk("uneven times"), False),
     Fault("clock jump: chunk stamped 5 s ahead", lambda pr, b: pr.bad_chunk("future"), False),
     Fault("sim stopped, joint states without the arm's joints", lambda pr, b: pr.bad_joint_states(b, "fingers only"),
           True, f"joint_state_timeout_s {LIMITS['joint_state_timeout_s']} s; robot_lost_s {LIMITS['robot_lost_s']} s "
@@ -211,7 +214,7 @@ FAULTS = [
 ]
 
 # Refused inputs: sent with a goal active and no policy running; none may cause a command.
-REFUSED_CHUNKS = ["nan", "inf", "absurd", "too fast", "gripper 1e6", "three names", "unknown names", "other period",
+REFUSED_CHUNKS = ["nan", "inf", "absurd", "too fast", "gripper 1e6", "three names", "unknown names", "uneven times",
                   "huge", "empty", "old", "future"]
 REFUSED_JOINT_STATES = ["wrong length", "unknown names", "fingers only", "NaN", "stamped 1e6 s ahead", "stamped 1970",
                         "unstamped"]
@@ -269,7 +272,7 @@ def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2
         if not probe.spin_for(20, lambda: probe.moving()):
             raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
         probe.spin_for(0.3)
-        t_fault = time.monotonic()
+        t_fault = probe.now()
         fault.inject(probe, bringup)
         t_fault = getattr(probe, "stop_sent", t_fault)  # a flood is timed from the stop word that follows it
         probe.spin_for(settle)
@@ -303,7 +306,7 @@ def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list
                   for k in REFUSED_JOINT_STATES]
         cases += [("chunk", "valid (control: must move)", lambda: probe.chunks.publish(bad_chunk(probe, "valid")))]
         for what, kind, send in cases:
-            t0 = time.monotonic()
+            t0 = probe.now()
             send()
             probe.spin_for(window)
             moved = sum(_speed(m) > 0 for t, m in probe.twists if t >= t0)
@@ -324,7 +327,7 @@ def run_stale_success(domain: int, log_dir: Path | None, watch: float = 5.0) -> 
         first = probe.spin_for(40, lambda: bool(probe.status_since(0, "succeeded")))
         cube = next(c for c in COLOURS if f" {c} " in f" {probe.task} ")
         other = next(c for c in COLOURS if c != cube)
-        t0 = time.monotonic()
+        t0 = probe.now()
         probe.instruction.publish(String(data=probe.task.replace(cube, other)))
         probe.spin_for(watch)
         again = probe.status_since(t0, "succeeded")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from molevla_ros.model.io import load_model
-from molevla_ros.model.mole_vla import preprocess_images, tokenize
+from molevla_ros.model.mole_vla import preprocess_images
 from molevla_ros.model.router import gumbel_noise, top_k_mask
 from molevla_ros.train.episodes import load_samples
 
@@ -23,11 +23,11 @@ NOISE = (1.0, 0.5, 0.25, 0.1)
 def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 20, seed: int = 0) -> dict:
     gen = torch.Generator().manual_seed(seed)
     m = load_model(Path(model_dir)).eval()
-    val = load_samples(data, m.cfg.vision.image_size)
+    val = load_samples(data, m.cfg.vision)
     idx = torch.randperm(len(val), generator=gen)[:samples]
-    ids, valid = tokenize([val.instructions[i] for i in idx], m.cfg.llm)
+    ids, valid = m.tokenize([val.instructions[i] for i in idx])
     with torch.no_grad():
-        _, _, scores = m.encode(preprocess_images(torch.from_numpy(val.images[idx]), m.cfg.vision.image_size),
+        _, _, scores = m.encode(preprocess_images(torch.from_numpy(val.images[idx]), m.cfg.vision),
                                 ids, valid, torch.from_numpy(val.proprio[idx]))
     k = m.cfg.router.keep(m.cfg.llm.layers)
     route = top_k_mask(scores, k)

@@ -1,9 +1,11 @@
 """Action chunks -> smooth, limited end-effector velocity commands. Pure numpy, no ROS.
 
 A chunk is ``N x 7`` actions (delta xyz [m], delta rpy [rad] per action step, gripper 1 = open) that
-start at the chunk's observation stamp: row ``i`` is meant for ``stamp + i * action_dt``. Indexing by
-the stamp compensates policy and transport latency. Overlapping chunks are blended, the result is
-turned into a velocity, rate-limited (acceleration) and clamped (speed). No covering chunk, or no new
+start at the chunk's observation stamp: row ``i`` is meant for ``stamp + i * dt``, where ``dt`` is the
+chunk's own period (its points' time_from_start; the model's action_dt). Indexing by the stamp compensates
+policy and transport latency. Overlapping chunks are blended (``average``: newer weigh more; ``latest``;
+``adaptive``: CogACT's adaptive ensemble, weights exp(alpha * cosine similarity to the newest prediction)),
+the result is turned into a velocity, rate-limited (acceleration) and clamped (speed). No covering chunk, or no new
 chunk for ``chunk_timeout`` seconds, means an immediate zero command: the executor never extrapolates.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 ACTION_DIM = 7
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+BLENDS = ("average", "latest", "adaptive")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Limits:
     # Chunks asking for more than this multiple of the speed limits in any step are refused, not clamped.
     plausibility_margin: float = 3.0
     max_chunk_steps: int = 256  # longer chunks are refused
+    action_dt_range: tuple[float, float] = (0.01, 1.0)  # chunk periods outside this are refused (s)
 
 
 @dataclass
@@ -81,34 +85,42 @@ def order_by_names(names: list[str], actions: np.ndarray) -> tuple[np.ndarray, s
     return actions[:, [list(names).index(n) for n in ACTION_NAMES]], None
 
 
-def check_timing(times: list[float], action_dt: float, tolerance: float = 1e-3) -> str | None:
-    """Why the points' time_from_start (s) do not follow `i * action_dt`, or None."""
-    expected = np.arange(len(times)) * action_dt
+def chunk_period(times: list[float], default: float, dt_range: tuple[float, float],
+                 tolerance: float = 1e-3) -> tuple[float, str | None]:
+    """The chunk's period from its points' time_from_start (s), which must be i * dt, or (default, None) for
+    a single point; (dt, why it must be refused) when the times are uneven or dt is out of range."""
+    if len(times) < 2:
+        return default, None
+    dt = float(times[1] - times[0])
+    if not dt_range[0] <= dt <= dt_range[1]:
+        return dt, f"chunk period {dt:.4g} s is outside [{dt_range[0]}, {dt_range[1]}] s"
+    expected = np.arange(len(times)) * dt
     err = np.abs(np.asarray(times, float) - expected)
-    if len(times) and float(err.max()) > tolerance:
+    if float(err.max()) > tolerance:
         i = int(np.argmax(err))
-        return (f"chunk point {i} is at {times[i]:.4f} s, expected {expected[i]:.4f} s "
-                f"(the executor's action_dt is {action_dt} s)")
-    return None
+        return dt, f"chunk point {i} is at {times[i]:.4f} s, expected {expected[i]:.4f} s (uneven time_from_start)"
+    return dt, None
 
 
 class ChunkExecutor:
     def __init__(self, action_dt: float = 0.1, limits: Limits | None = None, blend: str = "average",
                  blend_decay: float = 0.5, max_chunk_age: float = 0.5, chunk_timeout: float = 0.5,
-                 max_chunks: int = 4) -> None:
-        if blend not in ("average", "latest"):
-            raise ValueError(f"blend must be 'average' or 'latest', not {blend!r}")
+                 max_chunks: int = 4, adaptive_alpha: float = 0.1) -> None:
+        """action_dt: the period of chunks that do not declare one (a single point, or no times given)."""
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, not {blend!r}")
         self.action_dt = action_dt
         self.limits = limits or Limits()
         self.blend = blend
         self.blend_decay = blend_decay
+        self.adaptive_alpha = adaptive_alpha
         self.max_chunk_age = max_chunk_age
         self.chunk_timeout = chunk_timeout
         self.max_chunks = max_chunks
         self._last_chunk: float | None = None  # when the newest chunk was accepted
         self._halt_reason = "no action chunk yet"
         self._halt_pending = False
-        self._chunks: list[tuple[float, np.ndarray]] = []
+        self._chunks: list[tuple[float, np.ndarray, float]] = []  # (stamp, actions, period)
         self._lin = np.zeros(3)
         self._ang = np.zeros(3)
         self._lin_acc = np.zeros(3)
@@ -116,12 +128,10 @@ class ChunkExecutor:
 
     def add_chunk(self, stamp: float, actions: np.ndarray, now: float, times: list[float] | None = None) -> str | None:
         """Queue a chunk; returns the reason it was rejected, or None. `times`: each action's offset from the
-        stamp as the producer declared it (s); it must be i * action_dt: a chunk made for another control
-        period is refused, not run at the wrong speed."""
+        stamp as the producer declared it (s), i * dt: the chunk runs at its own period dt."""
         actions = np.asarray(actions, dtype=float)
-        problem = validate_chunk(actions, self.action_dt, self.limits)
-        if problem is None and times is not None:
-            problem = check_timing(times, self.action_dt)
+        dt, problem = chunk_period(times if times is not None else [], self.action_dt, self.limits.action_dt_range)
+        problem = problem or validate_chunk(actions, dt, self.limits)
         if problem:
             return problem
         age = now - stamp
@@ -129,7 +139,7 @@ class ChunkExecutor:
             return f"chunk is stale ({age:.3f} s old > {self.max_chunk_age} s)"
         if age < -self.max_chunk_age:
             return f"chunk stamp is {-age:.3f} s in the future (clock jump?)"
-        self._chunks.append((stamp, actions))
+        self._chunks.append((stamp, actions, dt))
         self._last_chunk = now
         self._chunks = self._chunks[-self.max_chunks:]
         return None
@@ -148,17 +158,28 @@ class ChunkExecutor:
         for v in (self._lin, self._ang, self._lin_acc, self._ang_acc):
             v[:] = 0.0
 
-    def _rows_at(self, now: float) -> list[np.ndarray]:
-        """The row of every queued chunk that covers ``now``, newest first; expired chunks are dropped."""
+    def _rows_at(self, now: float) -> list[tuple[np.ndarray, float]]:
+        """(row, period) of every queued chunk that covers ``now``, newest first; expired chunks are dropped."""
         rows, keep = [], []
-        for stamp, actions in self._chunks:
-            i = int(np.floor((now - stamp) / self.action_dt))
+        for stamp, actions, dt in self._chunks:
+            i = int(np.floor((now - stamp) / dt))
             if i < len(actions):
-                keep.append((stamp, actions))
+                keep.append((stamp, actions, dt))
                 if i >= 0:
-                    rows.append(actions[i])
+                    rows.append((actions[i], dt))
         self._chunks = keep
         return rows[::-1]
+
+    def _weights(self, rows: np.ndarray) -> np.ndarray:
+        """Blend weights of the covering rows (newest first)."""
+        if self.blend == "latest":
+            return np.eye(len(rows))[0]
+        if self.blend == "adaptive":  # CogACT: similarity of each prediction to the newest one
+            cos = rows @ rows[0] / (np.linalg.norm(rows, axis=1) * np.linalg.norm(rows[0]) + 1e-7)
+            w = np.exp(self.adaptive_alpha * cos)
+        else:
+            w = self.blend_decay ** np.arange(len(rows))
+        return w / w.sum()
 
     def step(self, now: float, dt: float, ee_pos: np.ndarray | None = None) -> Command:
         """The command for time ``now``, ``dt`` seconds after the previous one; ``ee_pos`` (base frame, m)
@@ -174,18 +195,18 @@ class ChunkExecutor:
         if not rows:
             self.halt("the last action chunk ran out")
             return Command(reason=self._halt_reason)
-        if self.blend == "latest":
-            action = rows[0]
-        else:
-            w = self.blend_decay ** np.arange(len(rows))
-            action = (w[:, None] * np.stack(rows)).sum(0) / w.sum()
+        raw = np.stack([r for r, _ in rows])
+        w = self._weights(raw)
+        per_second = raw.copy()
+        per_second[:, :6] /= np.array([p for _, p in rows])[:, None]  # each chunk's deltas at its own period
+        action = (w[:, None] * per_second).sum(0)
         lim = self.limits
-        want = action[:3] / self.action_dt
+        want = action[:3]
         if ee_pos is not None and lim.workspace_min is not None and lim.workspace_max is not None:
             want = workspace_clamp(want, np.asarray(ee_pos, float), lim)
         self._lin, self._lin_acc = limit_motion(want, self._lin, self._lin_acc, dt,
                                                 lim.max_linear_speed, lim.max_linear_accel, lim.max_linear_jerk)
-        self._ang, self._ang_acc = limit_motion(action[3:6] / self.action_dt, self._ang, self._ang_acc, dt,
+        self._ang, self._ang_acc = limit_motion(action[3:6], self._ang, self._ang_acc, dt,
                                                 lim.max_angular_speed, lim.max_angular_accel, lim.max_angular_jerk)
         return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking")
 

@@ -154,6 +154,19 @@ class DiffusionActionHead(nn.Module):
         return ddim_sample(self.eps, noise, cond, self.uncond, self.alphas_cumprod, self.cfg)
 
 
+def ddim_timesteps(train_steps: int, steps: int, schedule: str) -> list[int]:
+    """Descending DDIM timesteps. "linspace": evenly from train_steps - 1 to 0. "stride": the stride that gives
+    exactly `steps` timesteps 0, s, 2s, ... (CogACT's "ddim<steps>" respacing: 100 -> 90, 80, ..., 0)."""
+    if schedule == "linspace":
+        return torch.linspace(train_steps - 1, 0, steps).round().long().tolist()
+    if schedule == "stride":
+        stride = next((s for s in range(1, train_steps) if len(range(0, train_steps, s)) == steps), None)
+        if stride is None:
+            raise ValueError(f"no stride gives {steps} DDIM steps out of {train_steps}")
+        return list(range(0, train_steps, stride))[::-1]
+    raise ValueError(f"unknown ddim_schedule {schedule!r} (linspace, stride)")
+
+
 @torch.no_grad()
 def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
                 cond: torch.Tensor, uncond: torch.Tensor, alphas_cumprod: torch.Tensor,
@@ -161,7 +174,7 @@ def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
     """The DDIM loop around any epsilon predictor eps(noisy [2B, H, A], t [2B], cond [2B, D]) (the torch head,
     an ONNX Runtime session or a TensorRT engine). Conditional and unconditional passes share one batch."""
     b, x = cond.shape[0], noise
-    ts = torch.linspace(cfg.train_steps - 1, 0, cfg.infer_steps).round().long().tolist()
+    ts = ddim_timesteps(cfg.train_steps, cfg.infer_steps, cfg.ddim_schedule)
     both = torch.cat([cond, uncond.to(cond.dtype).expand_as(cond)], 0)
     alphas = alphas_cumprod.to(torch.float32).cpu()
     for i, t in enumerate(ts):
@@ -170,6 +183,8 @@ def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
         e = e_u + cfg.cfg_scale * (e_c - e_u)
         a = float(alphas[t])
         a_prev = float(alphas[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-        x0 = ((x - math.sqrt(1 - a) * e) / math.sqrt(a)).clamp(-1, 1)
+        x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
+        if cfg.clip_denoised:
+            x0 = x0.clamp(-1, 1)
         x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * e
     return x.clamp(-1, 1)

@@ -19,6 +19,13 @@ class VisionConfig:
     feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
     film: bool = False  # patch_cnn only: instruction-conditioned features (FiLM, as in RT-1's image tokenizer)
     keypoints: int = 0  # patch_cnn only: spatial-softmax keypoints (x, y per map) in one extra vision token
+    resize: str = "bilinear"  # image resize to image_size x image_size (antialiased): bilinear or bicubic
+    # dinov2_siglip only: the two timm towers (Prismatic's "dinosiglip-vit-so-224px") and keyword overrides
+    # passed to timm.create_model (depth, embed_dim, ... : reduced towers for tests; {} = the real sizes)
+    dino_model: str = "vit_large_patch14_reg4_dinov2"
+    siglip_model: str = "vit_so400m_patch14_siglip_224"
+    dino_kwargs: dict = field(default_factory=dict)
+    siglip_kwargs: dict = field(default_factory=dict)
 
     @property
     def n_tokens(self) -> int:
@@ -33,8 +40,11 @@ class LLMConfig:
     kv_heads: int = 4
     intermediate: int = 256
     vocab: int = 512  # PAD, BOS + 510 hashed word buckets (the "words" tokenizer)
-    tokenizer: str = "words"  # CogACT uses the Llama-2 SentencePiece tokenizer (not shippable here)
-    max_text: int = 16
+    # "words": hashed words (the small simulator model); "cogact": the model folder's own tokenizer/ (Llama-2,
+    # loaded with transformers) and CogACT's prompt, the cognition feature read at its final EOS token
+    tokenizer: str = "words"
+    max_text: int = 16  # text positions (right-padded): instruction words, or CogACT's whole prompt after BOS
+    bos_id: int = 1
     rope_theta: float = 10000.0
     rms_eps: float = 1e-5
 
@@ -72,6 +82,22 @@ class ActionHeadConfig:
     cfg_scale: float = 1.5
     cond_dropout: float = 0.1
     repeats: int = 4  # noise samples per example in training (8 in the paper)
+    # DDIM timesteps: "linspace" (train_steps-1 .. 0, evenly) or "stride" (CogACT's respacing: 90, 80, .., 0)
+    ddim_schedule: str = "linspace"
+    clip_denoised: bool = True  # clamp each step's x0 estimate to [-1, 1] (CogACT: False, clipped at the end)
+
+
+@dataclass
+class ActionSpec:
+    """How the head's normalised output becomes robot actions (the model's side of the policy contract)."""
+
+    names: tuple[str, ...] = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+    frame: str = "base"  # deltas are expressed in the robot base frame
+    gripper_index: int = 6
+    gripper_threshold: float = 0.5  # gripper open (1) where the value >= threshold, else closed (0)
+    # "robot": threshold the unnormalised value (the small model); "normalized": threshold the head's [-1, 1]
+    # output before unnormalising, and leave the gripper unscaled (CogACT / OpenVLA statistics, mask False)
+    gripper_threshold_on: str = "robot"
 
 
 @dataclass
@@ -83,7 +109,19 @@ class MoLeConfig:
     projector_dims: tuple[int, ...] = (512, 128)  # hidden sizes after vision features; last = llm.hidden
     proprio_dim: int = 9  # 7 arm joints + 2 fingers
     proprio_fk: bool = False  # add the Panda fingertip position (forward kinematics of joints 1-7)
-    action_dt: float = 0.1
+    action_dt: float = 0.1  # seconds between consecutive actions (the training data's control period)
+    actions: ActionSpec = field(default_factory=ActionSpec)
+    router_trained: bool = True  # False for an imported CogACT: its backends run full depth until MoLe fine-tuning
+
+    @property
+    def proprio_token(self) -> bool:
+        """The small model reads the joint state as one token; CogACT has no proprio input."""
+        return self.llm.tokenizer == "words"
+
+    @property
+    def sequence_length(self) -> int:
+        """Backbone positions: BOS, vision tokens, text (+ proprio and cognition tokens for the small model)."""
+        return (3 if self.proprio_token else 1) + self.vision.n_tokens + self.llm.max_text
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -96,7 +134,10 @@ class MoLeConfig:
     def from_dict(cls, d: dict) -> "MoLeConfig":
         return cls(vision=VisionConfig(**d["vision"]), llm=LLMConfig(**d["llm"]), router=RouterConfig(**d["router"]),
                    action_head=ActionHeadConfig(**d["action_head"]), projector_dims=tuple(d["projector_dims"]),
-                   proprio_dim=d["proprio_dim"], proprio_fk=d.get("proprio_fk", False), action_dt=d["action_dt"])
+                   proprio_dim=d["proprio_dim"], proprio_fk=d.get("proprio_fk", False), action_dt=d["action_dt"],
+                   actions=ActionSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in d.get("actions", {}).items()}),
+                   router_trained=d.get("router_trained", True))
 
 
 def small() -> MoLeConfig:
@@ -107,10 +148,12 @@ def small() -> MoLeConfig:
 def cogact_base(layers: int = 32) -> MoLeConfig:
     """CogACT-Base sizes (METHOD.md). `layers` < 32 keeps the layer size but fits smaller memory."""
     return MoLeConfig(
-        vision=VisionConfig(kind="dinov2_siglip", image_size=224, patch_size=14, feature_dim=2176),
-        llm=LLMConfig(hidden=4096, layers=layers, heads=32, kv_heads=32, intermediate=11008, vocab=32000,
-                      tokenizer="llama2", max_text=32),
-        router=RouterConfig(proj_dim=1024, spatial_hidden=512, temporal_heads=8, temporal_ff=2048),
-        action_head=ActionHeadConfig(width=768, depth=12, heads=12, repeats=8),
+        vision=VisionConfig(kind="dinov2_siglip", image_size=224, patch_size=14, feature_dim=2176, resize="bicubic"),
+        llm=LLMConfig(hidden=4096, layers=layers, heads=32, kv_heads=32, intermediate=11008, vocab=32064,
+                      tokenizer="cogact", max_text=64),
+        router=RouterConfig(proj_dim=1024, spatial_hidden=512, temporal_heads=8, temporal_ff=2048, use_proprio=False),
+        action_head=ActionHeadConfig(width=768, depth=12, heads=12, repeats=8, ddim_schedule="stride",
+                                     clip_denoised=False),
         projector_dims=(8704, 4096, 4096),
+        actions=ActionSpec(gripper_threshold_on="normalized"), router_trained=False,
     )

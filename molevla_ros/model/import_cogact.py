@@ -1,86 +1,201 @@
-"""Import a CogACT-style checkpoint (`torch.load(f)["model"]` with sub-dicts projector, llm_backbone,
-vision_backbone, action_model) into a molevla model folder.
+"""Import a released CogACT checkpoint into a molevla model folder that the policy node runs.
 
-Mapping (by name, shapes checked):
-  projector.fc{1,2,3}.*                 -> projector.{0,2,4}.*            (fused GELU MLP)
-  llm_backbone.llm.model.embed_tokens   -> llm.embed_tokens               (Llama-2, 1:1)
-  llm_backbone.llm.model.layers.N.*     -> llm.layers.N.*
-  llm_backbone.llm.model.norm           -> llm.norm                       (lm_head is dropped: unused)
-  action_model.net.{x,t,z}_embedder.*   -> head.{x,t,z}_embedder.*        (DiT, 1:1)
-  action_model.net.positional_embedding -> head.positional_embedding
-  action_model.net.blocks.N.*           -> head.blocks.N.*
-  action_model.net.final_layer.linear.* -> head.final_layer.linear.*
-  vision_backbone.*                     -> vision_backbone.safetensors (DINOv2 + SigLIP: kept as is for the
-                                           external encoder that produces vision_features)
-New in MoLe-VLA and left at initialisation, to be trained by MoLe fine-tuning: router.*, cognition_token,
-proprio_in.*. No real CogACT weights can be downloaded here; tests use a synthetic checkpoint with the
-same key layout.
+Input, as CogACT publishes it (github.com/microsoft/CogACT, `vla/load.py`): a run folder with
+`config.json`, `dataset_statistics.json` and `checkpoints/<name>.pt` (or the .pt itself inside such a
+folder), where `torch.load(pt)["model"]` holds one state dict per part. The Llama-2 tokenizer is not in
+the release (CogACT fetches meta-llama/Llama-2-7b-hf): pass a local transformers tokenizer folder.
+
+Mapping (by name; every size is read from the tensors, so CogACT-Small/Base/Large all import):
+  vision_backbone.{dino,siglip}_featurizer.*  -> vision.{dino,siglip}_featurizer.*   (timm ViTs, frozen)
+  projector.projector.{0,2,4}.*               -> projector.{0,2,4}.*                 (fused GELU MLP)
+  llm_backbone.llm.model.embed_tokens / layers.N / norm -> llm.*                       (Llama-2; lm_head dropped)
+  action_model.net.{x,t,z}_embedder / positional_embedding / blocks.N / final_layer.linear -> head.*  (DiT)
+  ema_diffusion.net.*                         -> head.* instead, with use_ema
+  dataset_statistics[unnorm_key].action q01 / q99 / mask -> action range (mask False: left unscaled)
+New in MoLe-VLA and freshly initialised (trained by MoLe fine-tuning): router.*, proprio_in.*,
+cognition_token. Until then the folder says router_trained=false and its backends run full depth.
 """
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from molevla_ros.model.config import MoLeConfig
+from molevla_ros.model.config import (ActionHeadConfig, ActionSpec, LLMConfig, MoLeConfig, RouterConfig,
+                                      VisionConfig)
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA
+from molevla_ros.model.text import TOKENIZER_DIR, CogACTTokenizer
 
 RULES = [
-    (r"^projector\.fc(\d+)\.(.*)$", lambda m: f"projector.{2 * (int(m[1]) - 1)}.{m[2]}"),
-    (r"^llm_backbone\.llm\.model\.(embed_tokens|norm)\.(.*)$", lambda m: f"llm.{m[1]}.{m[2]}"),
-    (r"^llm_backbone\.llm\.model\.layers\.(.*)$", lambda m: f"llm.layers.{m[1]}"),
-    (r"^action_model\.net\.((?:x|t|z)_embedder\..*|positional_embedding|blocks\..*|final_layer\.linear\..*)$",
-     lambda m: f"head.{m[1]}"),
+    (r"^vision_backbone\.((?:dino|siglip)_featurizer\..*)$", r"vision.\1"),
+    (r"^projector\.projector\.(\d+\..*)$", r"projector.\1"),
+    (r"^llm_backbone\.llm\.model\.((?:embed_tokens|norm|layers)\..*)$", r"llm.\1"),
+    (r"^(?:action_model|ema_diffusion)\.net\.((?:x|t|z)_embedder\..*|positional_embedding|blocks\..*"
+     r"|final_layer\.linear\..*)$", r"head.\1"),
 ]
-DROPPED = (r"^llm_backbone\.llm\.lm_head\.", r"^action_model\.net\.history_embedder\.")
+DROPPED = (r"^llm_backbone\.llm\.lm_head\.", r"\.rotary_emb\.inv_freq$", r"^(?:action_model|ema_diffusion)\.net\."
+           r"history_embedder\.")
+# Control periods of Open X-Embodiment datasets CogACT was trained on (their published control rates).
+KNOWN_ACTION_DT = {"bridge_orig": 0.2, "bridge_dataset": 0.2, "fractal20220817_data": 1 / 3, "droid": 1 / 15}
+REAL_TOWERS = {"vit_large_patch14_reg4_dinov2": (1024, 24, 16, 4.0), "vit_so400m_patch14_siglip_224": (1152, 27, 16,
+                                                                                                        3.7362)}
+HEAD_DIMS = {"dino": 64, "siglip": 72, "llm": 128, "dit": 64}  # of the released architectures
+
+
+def find_checkpoint(source: Path) -> tuple[Path, Path]:
+    """(run folder, .pt) from either of them, as CogACT's load_vla expects the layout."""
+    source = Path(source)
+    if source.is_file():
+        return source.parents[1] if source.parent.name == "checkpoints" else source.parent, source
+    pts = sorted((source / "checkpoints").glob("*.pt"))
+    if len(pts) != 1:
+        raise FileNotFoundError(f"expected one checkpoints/*.pt in {source}, found {len(pts)}")
+    return source, pts[0]
 
 
 def flatten(model_dict: dict) -> dict[str, torch.Tensor]:
-    """{"projector": {"fc1.weight": t}} -> {"projector.fc1.weight": t}."""
+    """{"projector": {"projector.0.weight": t}} -> {"projector.projector.0.weight": t}."""
     return {f"{group}.{k}": v for group, sub in model_dict.items() for k, v in sub.items()}
 
 
 def map_key(key: str) -> str | None:
     for pattern, target in RULES:
-        m = re.match(pattern, key)
-        if m:
-            return target(m)
+        if re.match(pattern, key):
+            return re.sub(pattern, target, key)
     return None
 
 
-def import_cogact(checkpoint: Path, cfg: MoLeConfig, out: Path) -> dict[str, list[str]]:
-    """Write `out` (config.json, model.safetensors, vision_backbone.safetensors); return what was mapped."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    flat = flatten(state["model"] if "model" in state else state)
-    model = MoLeVLA(cfg)
+def _count(flat: dict, prefix: str) -> int:
+    return len({k[len(prefix):].split(".")[0] for k in flat if k.startswith(prefix)})
+
+
+def _tower(flat: dict, name: str, model: str, heads: int | None, kind: str) -> dict:
+    """timm overrides for a tower whose sizes differ from the released one ({} when they match)."""
+    p = f"vision_backbone.{name}_featurizer."
+    if p + "patch_embed.proj.weight" not in flat:
+        raise ValueError(f"checkpoint has no {p}* weights: not a DINOv2 + SigLIP CogACT checkpoint")
+    width = flat[p + "patch_embed.proj.weight"].shape[0]
+    depth = _count(flat, p + "blocks.")
+    ratio = (flat[p + "blocks.0.mlp.fc1.weight"].shape[0] + 0.5) / width  # timm: int(width * ratio)
+    heads = heads or max(1, width // HEAD_DIMS[kind])
+    real = REAL_TOWERS[model]
+    if (width, depth, heads) == real[:3] and abs(ratio - real[3]) < 1e-3:
+        return {}
+    return {"embed_dim": width, "depth": depth, "num_heads": heads, "mlp_ratio": ratio}
+
+
+def config_from_checkpoint(flat: dict, llm_heads: int | None = None, vision_heads: tuple[int, int] | None = None,
+                           max_text: int = 64) -> MoLeConfig:
+    """Every size read from the tensors; head counts (not visible in shapes) from the released head sizes."""
+    base = MoLeConfig()
+    dino_kw = _tower(flat, "dino", base.vision.dino_model, vision_heads and vision_heads[0], "dino")
+    siglip_kw = _tower(flat, "siglip", base.vision.siglip_model, vision_heads and vision_heads[1], "siglip")
+    dino_w = flat["vision_backbone.dino_featurizer.patch_embed.proj.weight"].shape[0]
+    siglip_w = flat["vision_backbone.siglip_featurizer.patch_embed.proj.weight"].shape[0]
+    vision = VisionConfig(kind="dinov2_siglip", image_size=224, patch_size=14, feature_dim=dino_w + siglip_w,
+                          resize="bicubic", dino_kwargs=dino_kw, siglip_kwargs=siglip_kw)
+    vocab, hidden = flat["llm_backbone.llm.model.embed_tokens.weight"].shape
+    heads = llm_heads or hidden // HEAD_DIMS["llm"]
+    if not heads or hidden % heads:
+        raise ValueError(f"Llama hidden size {hidden}: pass llm_heads (the attention heads are not visible in shapes)")
+    kv = flat["llm_backbone.llm.model.layers.0.self_attn.k_proj.weight"].shape[0] // (hidden // heads)
+    llm = LLMConfig(hidden=hidden, layers=_count(flat, "llm_backbone.llm.model.layers."), heads=heads, kv_heads=kv,
+                    intermediate=flat["llm_backbone.llm.model.layers.0.mlp.gate_proj.weight"].shape[0], vocab=vocab,
+                    tokenizer="cogact", max_text=max_text)
+    proj = tuple(flat[f"projector.projector.{i}.weight"].shape[0] for i in (0, 2, 4))
+    x_w = flat["action_model.net.x_embedder.linear.weight"]
+    width, action_dim = x_w.shape
+    head = ActionHeadConfig(width=width, depth=_count(flat, "action_model.net.blocks."),
+                            heads=max(1, width // HEAD_DIMS["dit"]),
+                            horizon=flat["action_model.net.positional_embedding"].shape[0] - 1, action_dim=action_dim,
+                            train_steps=100, infer_steps=10, cfg_scale=1.5, repeats=8, ddim_schedule="stride",
+                            clip_denoised=False)
+    proj_dim = min(1024, hidden)
+    router = RouterConfig(proj_dim=proj_dim, spatial_hidden=min(512, hidden), temporal_heads=8 if proj_dim % 8 == 0
+                          else 1, temporal_ff=2 * proj_dim, use_proprio=False)
+    return MoLeConfig(vision=vision, llm=llm, router=router, action_head=head, projector_dims=proj,
+                      actions=ActionSpec(gripper_threshold_on="normalized"), router_trained=False)
+
+
+def action_statistics(stats: dict, unnorm_key: str | None) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """(key, low, high) from dataset_statistics.json; dimensions whose mask is False stay unscaled."""
+    if unnorm_key is None:
+        if len(stats) != 1:
+            raise ValueError(f"the checkpoint has statistics for {len(stats)} datasets: pick one with unnorm_key "
+                             f"({', '.join(sorted(stats))})")
+        unnorm_key = next(iter(stats))
+    if unnorm_key not in stats:
+        raise ValueError(f"unnorm_key {unnorm_key!r} not in dataset_statistics.json ({', '.join(sorted(stats))})")
+    a = stats[unnorm_key]["action"]
+    low, high = torch.tensor(a["q01"], dtype=torch.float32), torch.tensor(a["q99"], dtype=torch.float32)
+    mask = torch.tensor(a.get("mask", [True] * len(low)), dtype=torch.bool)
+    return unnorm_key, torch.where(mask, low, -1.0), torch.where(mask, high, 1.0)
+
+
+def import_cogact(source: Path, tokenizer: Path, out: Path, unnorm_key: str | None = None,
+                  action_dt: float | None = None, use_ema: bool = False, llm_heads: int | None = None,
+                  vision_heads: tuple[int, int] | None = None, max_text: int = 64) -> dict:
+    """Write `out` (config.json, model.safetensors, stats.json, tokenizer/); return what was mapped."""
+    run_dir, pt = find_checkpoint(source)
+    stats_file = run_dir / "dataset_statistics.json"
+    if not stats_file.is_file():
+        raise FileNotFoundError(f"no dataset_statistics.json in {run_dir} (the release ships it next to "
+                                "checkpoints/)")
+    state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
+    parts = state["model"] if "model" in state else state
+    if use_ema and "ema_diffusion" not in parts:
+        raise ValueError("use_ema: the checkpoint has no ema_diffusion weights")
+    parts = {k: v for k, v in parts.items() if k != ("action_model" if use_ema else "ema_diffusion")}
+    flat = flatten(parts)
+    if use_ema:  # read the head's sizes under the usual name
+        flat.update({k.replace("ema_diffusion.", "action_model.", 1): v for k, v in flat.items()
+                     if k.startswith("ema_diffusion.")})
+    cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text)
+    key, low, high = action_statistics(json.loads(stats_file.read_text()), unnorm_key)
+    dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
+    if dt is None:
+        raise ValueError(f"the control period of dataset {key!r} is not known here: pass action_dt (seconds)")
+    cfg = replace(cfg, action_dt=dt)
+    tok = CogACTTokenizer(Path(tokenizer), cfg.llm)  # refuses a folder that is not a Llama tokenizer
+    cfg = replace(cfg, llm=replace(cfg.llm, bos_id=tok.tok.bos_token_id))
+
+    with torch.device("meta"):  # no memory for weights that the checkpoint provides
+        model = MoLeVLA(cfg)
     target = model.state_dict()
-    mapped, vision, dropped, unknown = {}, {}, [], []
-    for key, value in flat.items():
-        if key.startswith("vision_backbone."):
-            vision[key.removeprefix("vision_backbone.")] = value
+    mapped, dropped, unknown = {}, [], []
+    for k, v in flat.items():
+        if k.startswith("ema_diffusion." if not use_ema else "action_model."):
             continue
-        if any(re.match(p, key) for p in DROPPED):
-            dropped.append(key)
+        if any(re.search(p, k) for p in DROPPED):
+            dropped.append(k)
             continue
-        new = map_key(key)
+        new = map_key(k)
         if new is None or new not in target:
-            unknown.append(key)
+            unknown.append(k)
             continue
         if new == "head.z_embedder.uncondition":
-            value = value.reshape(target[new].shape)
-        if value.shape != target[new].shape:
-            raise ValueError(f"{key} {tuple(value.shape)} does not fit {new} {tuple(target[new].shape)}: "
-                             "the config does not match the checkpoint")
-        mapped[new] = value.to(target[new].dtype)
+            v = v.reshape(target[new].shape)
+        if v.shape != target[new].shape:
+            raise ValueError(f"{k} {tuple(v.shape)} does not fit {new} {tuple(target[new].shape)}")
+        mapped[new] = v.to(torch.float32)
     if unknown:
         more = " ..." if len(unknown) > 8 else ""
         raise ValueError(f"checkpoint keys with no place in the model: {unknown[:8]}{more}")
-    model.load_state_dict(mapped, strict=False)
-    save_model(model, out, {"imported_from": str(checkpoint)})
-    if vision:
-        save_file({k: v.contiguous() for k, v in vision.items()}, str(out / "vision_backbone.safetensors"))
-    fresh = [k for k in target if k not in mapped and not k.startswith(("action_", "proprio."))]
-    return {"mapped": sorted(mapped), "initialised": fresh, "vision": sorted(vision), "dropped": dropped}
+    missing = [k for k in target if k not in mapped and not k.startswith(("router.", "proprio", "cognition_token",
+                                                                          "action_"))]
+    if missing:
+        raise ValueError(f"the checkpoint lacks {len(missing)} weights the model needs: {missing[:8]}")
+    model.load_state_dict(mapped, strict=False, assign=True)
+    with torch.device("cpu"):
+        model.init_mole_parts()
+    model.action_low.copy_(low)
+    model.action_high.copy_(high)
+    save_model(model, out, {"imported_from": str(pt), "unnorm_key": key, "use_ema": use_ema})
+    shutil.copytree(tokenizer, out / TOKENIZER_DIR, dirs_exist_ok=True)
+    fresh = [k for k in target if k not in mapped]
+    return {"mapped": sorted(mapped), "initialised": fresh, "dropped": dropped, "config": cfg, "unnorm_key": key}

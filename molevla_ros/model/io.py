@@ -1,4 +1,5 @@
-"""Model directories: config.json + model.safetensors (weights and normalisation buffers) + stats.json."""
+"""Model directories: config.json (the model's spec: MoLeConfig, including its action layout and action_dt) +
+model.safetensors (weights and normalisation buffers) + stats.json; imported CogACT models add tokenizer/."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.mole_vla import MoLeVLA
+from molevla_ros.model.text import text_encoder
 
 
 def save_model(model: MoLeVLA, out: Path, info: dict | None = None) -> None:
@@ -29,5 +31,7 @@ def load_model(path: Path, device: str = "cpu") -> MoLeVLA:
         if old in state:
             state[f"proprio.{old}"] = state.pop(old)
     model.load_state_dict(state)
+    if model.cfg.llm.tokenizer != "words":
+        model.text = text_encoder(model.cfg.llm, path)
     return model.to(device).eval()
 

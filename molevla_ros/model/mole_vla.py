@@ -1,13 +1,13 @@
 """MoLe-VLA: vision encoder + projector -> Llama decoder gated by the STAR router -> cognition feature ->
 diffusion action head. Pure PyTorch, no ROS.
 
-Sequence per sample: [BOS, vision tokens, proprio token, instruction tokens (padded), cognition token].
-The cognition token's final hidden state conditions the action head.
+Sequence per sample, small model ("words" tokenizer): [BOS, vision tokens, proprio token, instruction tokens
+(padded), learned cognition token]. Imported CogACT ("cogact"): [BOS, vision tokens, prompt tokens ending
+with "▁" EOS, padding]. The final hidden state at the last valid position (the cognition token / EOS) is the
+cognition feature that conditions the action head.
 """
 from __future__ import annotations
 
-import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,30 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from molevla_ros.model.action_head import DiffusionActionHead
-from molevla_ros.model.config import LLMConfig, MoLeConfig, VisionConfig
+from molevla_ros.model.config import ActionSpec, LLMConfig, MoLeConfig, VisionConfig
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.proprio import ProprioFeatures
 from molevla_ros.model.router import Route, STARRouter, top_k_mask
+from molevla_ros.model.text import TextEncoder, text_encoder
 
-PAD, BOS = 0, 1  # token ids; words hash into 2 .. vocab - 1
 ROUTE_MODES = ("full", "mole", "random", "first_k")
-
-
-def tokenize(texts: list[str], cfg: LLMConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids [B, max_text] (PAD-filled) and their validity mask.
-
-    "words": each lower-case word hashes (CRC-32) into one of vocab - 2 buckets: any sentence is
-    accepted, no vocabulary file is needed, and sequences stay short for CPU inference.
-    """
-    if cfg.tokenizer != "words":
-        raise ValueError(f"tokenizer {cfg.tokenizer!r} is not bundled (only 'words'); "
-                         "imported checkpoints need their own tokenizer")
-    ids = torch.full((len(texts), cfg.max_text), PAD, dtype=torch.long)
-    for i, t in enumerate(texts):
-        words = re.findall(r"[\w'-]+", t.lower())[: cfg.max_text]
-        for j, w in enumerate(words):
-            ids[i, j] = 2 + zlib.crc32(w.encode()) % (cfg.vocab - 2)
-    return ids, ids != PAD
 
 
 class PatchCNN(nn.Module):
@@ -98,19 +81,39 @@ def instruction_summary(token_embeddings: torch.Tensor, valid: torch.Tensor) -> 
     return (token_embeddings * w).sum(1) / w.sum(1).clamp(min=1)
 
 
-def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> normalised float [B, 3, size, size] (the patch encoder's input)."""
+def preprocess_images(images: torch.Tensor, cfg: VisionConfig) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, S, S]: the one image preprocessing of training and serving.
+
+    Resized (antialiased, cfg.resize) to cfg.image_size; the patch encoder's input is then centred
+    ((x - 0.5) / 0.25), the DINOv2 + SigLIP towers take [0, 1] and normalise each in its own way."""
     x = images.permute(0, 3, 1, 2).float() / 255.0
+    size = cfg.image_size
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return (x - 0.5) / 0.25
+        x = F.interpolate(x, size=(size, size), mode=cfg.resize, antialias=True, align_corners=False).clamp(0, 1)
+    return (x - 0.5) / 0.25 if cfg.kind == "patch_cnn" else x
 
 
-def to_robot_units(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> np.ndarray:
-    """Normalised [-1, 1] action chunks -> robot units (numpy), gripper thresholded to 1 open / 0 closed."""
-    chunk = ((a.float().cpu() + 1) / 2 * (high.float().cpu() - low.float().cpu()) + low.float().cpu()).numpy()
-    chunk[..., 6] = (chunk[..., 6] >= 0.5).astype(chunk.dtype)
+def to_robot_units(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor, spec: ActionSpec) -> np.ndarray:
+    """Normalised [-1, 1] action chunks -> robot units (numpy), gripper binarised to 1 open / 0 closed
+    (thresholded before or after unnormalising, as spec.gripper_threshold_on says)."""
+    a = a.float().cpu().clamp(-1, 1)
+    lo, hi = low.float().cpu(), high.float().cpu()
+    chunk = ((a + 1) / 2 * (hi - lo) + lo).numpy()
+    g = spec.gripper_index
+    value = a[..., g].numpy() if spec.gripper_threshold_on == "normalized" else chunk[..., g]
+    chunk[..., g] = (value >= spec.gripper_threshold).astype(chunk.dtype)
     return chunk
+
+
+def last_valid(valid: torch.Tensor) -> torch.Tensor:
+    """Index of the last True per row of [B, T] (the cognition position)."""
+    pos = torch.arange(valid.shape[1], device=valid.device)
+    return (valid.long() * (pos + 1)).argmax(1)
+
+
+def cognition_at(hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """[B, T, D] -> [B, D] at each row's last valid position."""
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_valid(valid)]
 
 
 def fixed_gate(mode: str, b: int, n: int, k: int, generator: torch.Generator | None = None,
@@ -137,7 +140,7 @@ def layer_flops(cfg: LLMConfig, tokens: int) -> float:
 @dataclass
 class Forward:
     hidden: torch.Tensor  # final-norm hidden states [B, T, D]
-    cognition: torch.Tensor  # [B, D]
+    cognition: torch.Tensor  # [B, D] at the last valid position
     route: Route | None
     gate: torch.Tensor | None  # [B, L] hard 0/1 actually used (None = all layers)
     key_valid: torch.Tensor
@@ -148,9 +151,16 @@ class MoLeVLA(nn.Module):
     def __init__(self, cfg: MoLeConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        # "dinov2_siglip" (CogACT): the frozen DINOv2 + SigLIP encoders are not part of this package; their
-        # per-patch features [B, 256, 2176] are passed in as vision_features.
-        self.vision = PatchCNN(cfg.vision, cfg.llm.hidden) if cfg.vision.kind == "patch_cnn" else None
+        if cfg.vision.kind == "patch_cnn":
+            self.vision: nn.Module = PatchCNN(cfg.vision, cfg.llm.hidden)
+        elif cfg.vision.kind == "dinov2_siglip":  # CogACT's frozen towers (timm)
+            from molevla_ros.model.dinosiglip import DinoSigLIP
+
+            self.vision = DinoSigLIP(cfg.vision)
+        else:
+            raise ValueError(f"unknown vision kind {cfg.vision.kind!r} (patch_cnn, dinov2_siglip)")
+        # Instruction -> ids; a "cogact" tokenizer lives in the model folder (set by load_model).
+        self.text: TextEncoder | None = text_encoder(cfg.llm) if cfg.llm.tokenizer == "words" else None
         dims = (cfg.vision.feature_dim, *cfg.projector_dims)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -158,14 +168,19 @@ class MoLeVLA(nn.Module):
         self.projector = nn.Sequential(*layers[:-1])
         if dims[-1] != cfg.llm.hidden:
             raise ValueError("projector_dims must end at llm.hidden")
+        self.llm = LlamaStack(cfg.llm)
+        self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
+        self.init_mole_parts()
+
+    def init_mole_parts(self) -> None:
+        """(Re)create what MoLe-VLA adds to a CogACT-style model, freshly initialised: the STAR router, the
+        proprio input, the learned cognition token, and the action range (set from the training data and
+        saved with the weights; proprio statistics live in self.proprio)."""
+        cfg = self.cfg
         self.proprio = ProprioFeatures(cfg.proprio_dim, cfg.proprio_fk)
         self.proprio_in = nn.Linear(self.proprio.dim, cfg.llm.hidden)
         self.cognition_token = nn.Parameter(torch.randn(cfg.llm.hidden) * 0.02)
-        self.llm = LlamaStack(cfg.llm)
         self.router = STARRouter(cfg.llm.hidden, cfg.llm.layers, cfg.router, self.proprio.dim)
-        self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
-        # Action range (set from the training data, saved with the weights; proprio statistics live in
-        # self.proprio).
         a = cfg.action_head.action_dim
         self.register_buffer("action_low", -torch.ones(a))
         self.register_buffer("action_high", torch.ones(a))
@@ -176,36 +191,43 @@ class MoLeVLA(nn.Module):
         return (2 * (a - self.action_low) / span - 1).clamp(-1, 1)
 
     def to_robot_units(self, a: torch.Tensor) -> np.ndarray:
-        return to_robot_units(a, self.action_low, self.action_high)
+        return to_robot_units(a, self.action_low, self.action_high, self.cfg.actions)
+
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.text is None:
+            raise ValueError("this model's tokenizer lives in its folder: load it with load_model(folder)")
+        return self.text(texts)
 
     # ---- forward ------------------------------------------------------------------------------
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
               proprio: torch.Tensor, vision_features: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
         """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features.
-        pixels: preprocess_images() output (patch_cnn); vision_features: encoder features (dinov2_siglip)."""
+        pixels: preprocess_images() output; vision_features: precomputed encoder features (skip the encoder)."""
         b, dev = text_ids.shape[0], text_ids.device
         txt = self.llm.embed_tokens(text_ids)
         if vision_features is None:
-            if self.vision is None:
-                raise ValueError(f"vision kind {self.cfg.vision.kind!r} needs vision_features from its encoder")
-            vision_features = self.vision(pixels, instruction_summary(txt, text_valid))
+            film = self.cfg.vision.kind == "patch_cnn"
+            vision_features = self.vision(pixels, instruction_summary(txt, text_valid)) if film else self.vision(pixels)
         vis = self.projector(vision_features)
         prop = self.proprio(proprio)
-        bos = self.llm.embed_tokens.weight[BOS].expand(b, 1, -1)
-        cog = self.cognition_token.expand(b, 1, -1)
-        x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)
+        bos = self.llm.embed_tokens.weight[self.cfg.llm.bos_id].expand(b, 1, -1)
         nv = vis.shape[1]
         ones = torch.ones(b, 1, dtype=torch.bool, device=dev)
+        if not self.cfg.proprio_token:  # CogACT: [BOS, vision, prompt ... EOS, padding]
+            x = torch.cat([bos, vis, txt], 1)
+            valid = torch.cat([ones, ones.expand(b, nv), text_valid], 1)
+            return x, valid, slice(1, 1 + nv), slice(1 + nv, 1 + nv + text_ids.shape[1]), prop
+        cog = self.cognition_token.expand(b, 1, -1)
+        x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)
         valid = torch.cat([ones, ones.expand(b, nv), ones, text_valid, ones], 1)
         return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop
 
     def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
                proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Serving entry (torch, ONNX, TensorRT graphs): (embeddings, key validity, STAR router scores).
-        vision_in: preprocessed pixels (patch_cnn) or external encoder features."""
-        pixels, feats = (vision_in, None) if self.vision is not None else (None, vision_in)
-        x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, feats)
+        vision_in: preprocess_images() output."""
+        x, valid, vis, txt, prop = self.embed(vision_in, text_ids, text_valid, proprio)
         return x, valid, self.router.scores(x, vis, txt, text_valid, prop)
 
     def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
@@ -213,7 +235,7 @@ class MoLeVLA(nn.Module):
                 generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
         first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate."""
-        pixels = None if images is None else preprocess_images(images, self.cfg.vision.image_size)
+        pixels = None if images is None else preprocess_images(images, self.cfg.vision)
         x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, vision_features)
         b, n = x.shape[0], self.cfg.llm.layers
         k = self.cfg.router.keep(n)
@@ -227,21 +249,7 @@ class MoLeVLA(nn.Module):
             raise ValueError(f"mode must be one of {ROUTE_MODES}")
         hidden = self.llm(x, valid, gate, soft=soft and route is not None)
         hard = None if gate is None else (gate.detach() > 0.5).float()
-        return Forward(hidden, hidden[:, -1], route, hard, valid, x)
-
-    @torch.no_grad()
-    def act(self, images: np.ndarray, instructions: list[str], proprio: np.ndarray, mode: str = "mole",
-            generator: torch.Generator | None = None, noise: torch.Tensor | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Action chunks [B, H, 7] in robot units (gripper 1 open / 0 closed) and the layer masks [B, L].
-        noise: initial DDIM noise [B, H, 7] (drawn from generator if None)."""
-        dev = self.action_low.device
-        ids, valid = tokenize(instructions, self.cfg.llm)
-        out = self(torch.as_tensor(images, device=dev), ids.to(dev), valid.to(dev),
-                   torch.as_tensor(proprio, dtype=torch.float32, device=dev), mode=mode, generator=generator)
-        chunk = self.to_robot_units(self.head.sample(out.cognition, generator, noise))
-        mask = None if out.gate is None else out.gate.cpu().numpy().astype(np.uint8)
-        return chunk, mask
+        return Forward(hidden, cognition_at(hidden, valid), route, hard, valid, x)
 
     def sequence_length(self) -> int:
-        return 3 + self.cfg.vision.n_tokens + self.cfg.llm.max_text
+        return self.cfg.sequence_length

@@ -28,7 +28,7 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def chunk_qos(liveliness_s: float = 0.2) -> QoSProfile:
+def chunk_qos(liveliness_s: float = 0.1) -> QoSProfile:
     """Action-chunk QoS. With a lease (> 0) on both sides the executor learns within about that time that
     the policy process died (DDS liveliness), long before its chunks would run out. A subscriber asking
     for a lease only matches publishers that offer one at least as short: publish chunks with CHUNK_PUB_QOS.
@@ -39,7 +39,7 @@ def chunk_qos(liveliness_s: float = 0.2) -> QoSProfile:
                       liveliness_lease_duration=RclpyDuration(seconds=liveliness_s))
 
 
-CHUNK_PUB_QOS = chunk_qos(0.2)
+CHUNK_PUB_QOS = chunk_qos(0.1)
 
 # Default topic names: all relative, so namespaces and remapping apply.
 TOPIC_IMAGE_RAW = "image_raw"

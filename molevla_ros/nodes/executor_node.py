@@ -39,9 +39,12 @@ from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTop
 
 PARAMS = [
     Param("rate_hz", 50.0, "Command rate to the robot interface."),
-    Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk (must match the policy)."),
-    Param("blend", "average", "Overlapping chunks: 'average' (newest weighted most) or 'latest'."),
-    Param("blend_decay", 0.5, "Weight of each older overlapping chunk relative to the next newer one."),
+    Param("action_dt", 0.1, "Period (s) of a chunk that does not declare one (a single point); chunks declare "
+          "their model's period through time_from_start and run at it (refused outside 0.01-1 s or uneven)."),
+    Param("blend", "average", "Overlapping chunks: 'average' (newest weighted most), 'latest', or 'adaptive' "
+          "(CogACT's adaptive ensemble: weights exp(adaptive_alpha * cosine similarity to the newest))."),
+    Param("blend_decay", 0.5, "average: weight of each older overlapping chunk relative to the next newer one."),
+    Param("adaptive_alpha", 0.1, "adaptive: CogACT's alpha (0 = plain mean of the overlapping predictions)."),
     Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation)."),
     Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm."),
     Param("max_linear_speed", 0.3, "m/s, end-effector."),
@@ -63,7 +66,7 @@ PARAMS = [
     Param("joint_names", JOINT_NAMES, "Arm joints, in kinematic order, that every joint state must carry."),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
           "the arm then holds until a new goal or molevla/resume."),
-    Param("policy_liveliness_s", 0.2, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
+    Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
           "lease this long; chunk publishers must offer a lease this short (0 disables). See README 'Faults' for "
           "the measured trade-off between time to halt and false halts under CPU load."),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
@@ -89,7 +92,8 @@ class ExecutorNode(Node):
         limits = Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel, p.max_angular_accel,
                         p.max_linear_jerk, p.max_angular_jerk, tuple(p.workspace_min) if box else None,
                         tuple(p.workspace_max) if box else None, p.workspace_approach_s, p.plausibility_margin)
-        self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s)
+        self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s,
+                                  adaptive_alpha=p.adaptive_alpha)
         self.status = Status(self)
         self.seen: dict[str, float] = {}  # input -> monotonic time a valid one last arrived
         self.q: np.ndarray | None = None  # latest arm joint positions (joint_names order)

@@ -38,8 +38,11 @@ PARAMS = [
     Param("backend", "mole_torch",
           "Policy backend: mole_torch (PyTorch), mole_onnx (ONNX Runtime, CPU), mole_tensorrt (TensorRT, GPU), or "
           "scripted_expert (reads simulator ground truth; sim only, not a learned policy)."),
-    Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/."),
-    Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit)."),
+    Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/ "
+          "(an imported CogACT: molevla import-cogact). Its config.json carries the action period, horizon, "
+          "action layout and image preprocessing."),
+    Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit). A model "
+          "whose router is not trained yet (fresh import) runs full depth and says so on its status."),
     Param("device", "cpu", "Device for mole_torch / mole_tensorrt (cpu, cuda, cuda:1, ...)."),
     Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines."),
     Param("cuda_graphs", False, "mole_torch on CUDA: replay captured CUDA graphs (each decoder layer, the action "
@@ -47,14 +50,14 @@ PARAMS = [
     Param("threads", 1, "CPU threads for the backend's own work (torch, ONNX Runtime); 0: the library default (one "
           "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
-    Param("horizon", 16, "Action steps per chunk."),
-    Param("action_dt", 0.1, "Seconds between consecutive actions of a chunk."),
+    Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder)."),
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
           "states stamped further than this in the past or future are refused."),
     Param("joint_names", JOINT_NAMES, "Joints the model reads, in its proprio order; each joint state must name "
-          "them all (extra joints are ignored). Their number must match the model's proprio size."),
-    Param("liveliness_s", 0.2, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
+          "them all (extra joints are ignored). Their number must match the model's proprio size (models without "
+          "a proprio input, e.g. CogACT, still need them: the executor's box and the stamps come from them)."),
+    Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
@@ -102,17 +105,16 @@ class PolicyNode(Node):
                                         cuda_graphs=self.p.cuda_graphs, threads=self.p.threads)
         except BackendUnavailable as e:
             self.backend_error = str(e)
-        proprio = getattr(getattr(self.backend, "policy", None), "cfg", None)
-        if proprio is not None and proprio.proprio_dim != len(self.p.joint_names):
-            self.backend_error = (f"the model reads {proprio.proprio_dim} joint positions but joint_names lists "
+        cfg = getattr(getattr(self.backend, "policy", None), "cfg", None)
+        if cfg is not None and cfg.proprio_token and cfg.proprio_dim != len(self.p.joint_names):
+            self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but joint_names lists "
                                   f"{len(self.p.joint_names)}")
             self.backend = None
         if self.backend_error:
             self.status("error", self.backend_error, error=True)
         privileged = self.backend is not None and self.backend.needs_privileged_state
-        if privileged:
-            self.get_logger().warn(f"backend '{self.backend.name}' is a scripted expert reading simulator ground "
-                                   "truth; it is not a learned policy")
+        if self.backend is not None and self.backend.note:
+            self.get_logger().warn(f"backend '{self.backend.name}': {self.backend.note}")
         prefixes = [r.strip("/") for r in self.p.robots] or [""]
         self.robots = [RobotIO(self, r, privileged, self.on_goal) for r in prefixes]
         self.create_timer(1.0 / self.p.control_hz, self.tick)
@@ -190,7 +192,7 @@ class PolicyNode(Node):
             self.publish(r, obs, out, latency, frame_wait, len(ready))
 
     def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
-        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, r.frame[1].header.frame_id, self.p.action_dt)
+        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, r.frame[1].header.frame_id, self.backend.action_dt)
         r.chunk_pub.publish(msg)
         if out.layer_mask is not None:
             mask = UInt8MultiArray(data=np.asarray(out.layer_mask, np.uint8).tobytes())
@@ -211,7 +213,8 @@ class PolicyNode(Node):
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         self.status.values.update(backend=self.backend.name, latency_ms=round(latency * 1e3, 3),
                                   **{f"steps{self.where(x)}": x.steps for x in self.robots})
-        self.status("ok", f"policy running ({self.backend.name})")  # printed once per change
+        note = f"; {self.backend.note}" if self.backend.note else ""
+        self.status("ok", f"policy running ({self.backend.name}{note})")  # printed once per change
 
 
 def main(args: list[str] | None = None) -> None:

@@ -33,7 +33,6 @@ from molevla_ros.sim.scene import JOINT_NAMES, FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
 
 IMAGE_SIZE = 224
-ACTION_DT = 0.1
 
 
 Driver = Callable[[Observation], np.ndarray]
@@ -70,9 +69,10 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
         js = JointState(name=JOINT_NAMES, position=obs.joint_positions.tolist())
         js.header.stamp = stamp
         writer.write("/" + TOPIC_JOINT_STATES, js, ns)
-        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", ACTION_DT), ns)
+        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", expert.action_dt), ns)
 
-    result = run_episode(sim, task, act, ChunkExecutor(), control_hz=control_hz, with_images=True, on_step=on_step)
+    result = run_episode(sim, task, act, ChunkExecutor(expert.action_dt), control_hz=control_hz, with_images=True,
+                         on_step=on_step)
     end_ns = int((t_base + result.seconds) * 1e9)
     writer.write("/" + TOPIC_SUCCESS, Bool(data=result.success), end_ns)
     writer.close({"success": str(result.success).lower(), "seconds": f"{result.seconds:.2f}",

@@ -22,7 +22,7 @@ def evaluate_expert(families: list[str], episodes: int, seed: int = 1000,
     try:
         for family in families:
             results = [run_episode(sim, sample_task(family, s), lambda o: expert.act(o.instruction, o.privileged),
-                                   ChunkExecutor())
+                                   ChunkExecutor(expert.action_dt))
                        for s in tqdm(range(seed, seed + episodes), desc=family, unit="ep")]
             ok = [r for r in results if r.success]
             rows[family] = {"episodes": episodes, "success_rate": len(ok) / episodes,

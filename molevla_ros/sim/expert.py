@@ -26,6 +26,7 @@ class PrivilegedState:
 
 
 class ScriptedExpert:
+    action_dt = 0.1  # s between the actions of its chunks: the simulator's training data and its models use it
     def __init__(self, horizon: int = 16) -> None:
         self.horizon = horizon
 

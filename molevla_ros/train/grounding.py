@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
-from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
 from molevla_ros.train.trainer import TrainConfig, _augment, set_statistics
 from molevla_ros.train.validate import horizontal_travel, swap_colours
@@ -45,9 +45,9 @@ class DirectionProbe(nn.Module):
 
     def forward(self, images: torch.Tensor, instructions: list[str], proprio: torch.Tensor) -> torch.Tensor:
         m = self.model
-        ids, valid = tokenize(instructions, m.cfg.llm)
+        ids, valid = m.tokenize(instructions)
         summary = instruction_summary(m.llm.embed_tokens(ids), valid)
-        tokens = m.vision(preprocess_images(images, m.cfg.vision.image_size), summary)
+        tokens = m.vision(preprocess_images(images, m.cfg.vision), summary)
         return self.head(torch.cat([tokens[:, -1], summary, m.proprio(proprio)], -1))
 
     def parameters_to_train(self) -> list[nn.Parameter]:

@@ -62,7 +62,7 @@ def searched_forward(model: MoLeVLA, images: torch.Tensor, ids: torch.Tensor, te
     The layers run (with gradients) on the best candidate, which is also the mask of the returned Route;
     its logits carry the router's gradient through route_loss. Candidates are scored by the student's loss:
     diffusion + aux_weight * aux regression + cog_weight * CogKD."""
-    pixels = preprocess_images(images, model.cfg.vision.image_size)
+    pixels = preprocess_images(images, model.cfg.vision)
     x, valid, vis, txt, prop = model.embed(pixels, ids, text_valid, proprio)
     logits = model.router.scores(x, vis, txt, text_valid, prop)
     k = model.cfg.router.keep(model.cfg.llm.layers)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
-from molevla_ros.model.mole_vla import MoLeVLA, tokenize
+from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -125,7 +125,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start, history = state["step"], state["history"]
-    ids_all, valid_all = tokenize(data.instructions, model.cfg.llm)
+    ids_all, valid_all = model.tokenize(data.instructions)
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()

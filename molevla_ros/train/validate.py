@@ -12,6 +12,7 @@ import re
 import numpy as np
 import torch
 
+from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.sim.tasks import COLOURS
 from molevla_ros.train.episodes import Samples, step_in_episode
@@ -29,14 +30,17 @@ def swap_colours(text: str) -> str:
 @torch.no_grad()
 def _predict(model: MoLeVLA, data: Samples, idx: np.ndarray, instructions: list[str], mode: str, batch: int,
              seed: int) -> np.ndarray:
+    """Chunks from the serving pipeline the policy node runs (RoutedPolicy on the model's own modules)."""
+    was_training = model.training
+    policy = RoutedPolicy.from_model(model, TorchGraphs(model))  # puts the model in eval mode
     gen = torch.Generator().manual_seed(seed)
     preds = []
     for s in range(0, len(idx), batch):
         i = idx[s:s + batch]
         noise = torch.randn(len(i), model.cfg.action_head.horizon, model.cfg.action_head.action_dim, generator=gen)
-        chunk, _ = model.act(data.images[i], [instructions[j] for j in i], data.proprio[i], mode=mode,
-                             generator=gen, noise=noise)
-        preds.append(chunk)
+        requests = [Request(instructions[j], data.proprio[j], data.images[j]) for j in i]
+        preds.append(policy.step(requests, noise, mode, generator=gen).chunks)
+    model.train(was_training)
     return np.concatenate(preds)
 
 

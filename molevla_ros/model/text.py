@@ -1,0 +1,92 @@
+"""Instruction -> token ids. Two tokenizers, chosen by LLMConfig.tokenizer:
+
+- "words" (the small simulator model): each lower-case word hashes (CRC-32) into one of vocab - 2 buckets;
+  any sentence is accepted, no vocabulary file is needed, sequences stay short for CPU inference.
+- "cogact" (imported CogACT checkpoints): the checkpoint's Llama-2 tokenizer, loaded with transformers from
+  the model folder's `tokenizer/`, and CogACT's prompt: "In: What action should the robot take to
+  {instruction, lower-cased}?\\nOut:" tokenized with BOS, then the empty-piece token "▁" (29871 in Llama-2)
+  and EOS (2), whose final hidden state is the cognition feature. The vision tokens go between BOS and the
+  prompt (Prismatic's layout), so the ids returned here start after BOS (LLMConfig.bos_id).
+
+Both return right-padded ids [B, max_text] and a validity mask, so batches have one static shape.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from molevla_ros.model.config import LLMConfig
+
+PAD, BOS = 0, 1  # "words" ids; words hash into 2 .. vocab - 1
+TOKENIZER_DIR = "tokenizer"  # inside a model folder, for tokenizer "cogact"
+
+
+class TextEncoder(Protocol):
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids [B, max_text] (long) and validity [B, max_text] (bool)."""
+
+
+def words(texts: list[str], cfg: LLMConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((len(texts), cfg.max_text), PAD, dtype=torch.long)
+    for i, t in enumerate(texts):
+        for j, w in enumerate(re.findall(r"[\w'-]+", t.lower())[: cfg.max_text]):
+            ids[i, j] = 2 + zlib.crc32(w.encode()) % (cfg.vocab - 2)
+    return ids, ids != PAD
+
+
+def cogact_prompt(instruction: str) -> str:
+    """The text CogACT's predict_action tokenizes (Prismatic's PurePromptBuilder, one human turn, stripped)."""
+    return f"In: What action should the robot take to {instruction.lower()}?\nOut:"
+
+
+class CogACTTokenizer:
+    """The checkpoint's own tokenizer and CogACT's prompt (see the module docstring)."""
+
+    def __init__(self, folder: Path, cfg: LLMConfig) -> None:
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as e:
+            raise ImportError(f"CogACT models need transformers ({e}); pip install 'molevla_ros[cogact]'") from e
+        if not (Path(folder) / "tokenizer_config.json").is_file():
+            raise FileNotFoundError(f"no tokenizer at {folder} (expected a transformers tokenizer folder: "
+                                    "tokenizer_config.json, tokenizer.json or tokenizer.model)")
+        self.tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.space = self.tok.convert_tokens_to_ids("▁")
+        if self.space is None or self.space == self.tok.unk_token_id or self.tok.eos_token_id is None:
+            raise ValueError(f"tokenizer at {folder} lacks the '▁' piece or an EOS token: not a Llama tokenizer")
+        self.max_text = cfg.max_text
+
+        if self.tok.bos_token_id != cfg.bos_id:
+            raise ValueError(f"tokenizer BOS id {self.tok.bos_token_id} is not the model's {cfg.bos_id}")
+
+    def ids(self, instruction: str) -> list[int]:
+        """The prompt's ids after BOS (the model puts the vision tokens between BOS and these)."""
+        ids = list(self.tok(cogact_prompt(instruction)).input_ids)
+        if ids[:1] == [self.tok.bos_token_id]:
+            ids = ids[1:]
+        return ids + [self.space, self.tok.eos_token_id]
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.zeros((len(texts), self.max_text), dtype=torch.long)
+        valid = torch.zeros((len(texts), self.max_text), dtype=torch.bool)
+        for i, t in enumerate(texts):
+            row = self.ids(t)
+            if len(row) > self.max_text:
+                raise ValueError(f"instruction is {len(row)} tokens with the prompt (> {self.max_text}): shorten it")
+            ids[i, : len(row)] = torch.tensor(row)
+            valid[i, : len(row)] = True
+        return ids, valid
+
+
+def text_encoder(cfg: LLMConfig, model_dir: Path | None = None) -> TextEncoder:
+    if cfg.tokenizer == "words":
+        return lambda texts: words(texts, cfg)
+    if cfg.tokenizer == "cogact":
+        if model_dir is None:
+            raise ValueError("tokenizer 'cogact' reads the model folder's tokenizer/: pass model_dir")
+        return CogACTTokenizer(Path(model_dir) / TOKENIZER_DIR, cfg)
+    raise ValueError(f"unknown tokenizer {cfg.tokenizer!r} (words, cogact)")
