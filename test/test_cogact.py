@@ -178,3 +178,27 @@ def test_ema_weights_are_used_on_request(tmp_path, cogact):
     key = "net.final_layer.linear.weight"
     for name, part in (("ema", "ema_diffusion"), ("plain", "action_model")):
         torch.testing.assert_close(load_model(tmp_path / name).head.final_layer.linear.weight, state[part][key])
+
+
+def test_mole_fine_tuning_of_an_imported_model_trains_its_router(tmp_path, cogact):
+    """MoLe fine-tuning (STAR router + CogKD) starting from an imported CogACT (reduced sizes, a few steps):
+    the frozen towers stay as imported, the router learns, and the backends then route with it."""
+    from molevla_ros.backends.mole import make_mole_backend
+    from molevla_ros.train.episodes import Samples
+    from molevla_ros.train.trainer import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    n = 8
+    data = Samples(rng.integers(0, 255, (n, 224, 224, 3), dtype=np.uint8), rng.normal(size=(n, 9)).astype(np.float32),
+                   rng.uniform(-0.02, 0.02, (n, 16, 7)).astype(np.float32), ["open the drawer"] * n, ["touch"] * n,
+                   np.arange(n) // 4)
+    before = load_model(cogact.model)
+    train(TrainConfig(init=str(cogact.model), out=str(tmp_path / "mole"), stage="mole", steps=3, batch=4,
+                      save_every=100), data=data)
+    after = load_model(tmp_path / "mole")
+    assert after.cfg.router_trained
+    torch.testing.assert_close(after.vision.siglip_featurizer.blocks[0].attn.qkv.weight,
+                               before.vision.siglip_featurizer.blocks[0].attn.qkv.weight)
+    assert not torch.equal(after.router.state_dict()["alpha.weight"], before.router.state_dict()["alpha.weight"])
+    backend = make_mole_backend("torch", tmp_path / "mole")
+    assert backend.route == "mole" and not backend.note

@@ -7,10 +7,13 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
+from molevla_ros.model.config import VisionConfig
 from molevla_ros.record.collect import collect, record_episode
 from molevla_ros.train.episodes import load_samples, read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
+
+VISION = VisionConfig(image_size=32)  # episodes read at a tiny model's input size
 
 
 def test_msg_definition_includes_nested_types():
@@ -23,7 +26,7 @@ def test_collect_records_goal_variants_and_resumes(tmp_path: Path):
     collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["touch_00004.mcap", "touch_00004_g1.mcap"]
-    infos = [read_episode(tmp_path / n, 32)[0] for n in names]
+    infos = [read_episode(tmp_path / n, VISION)[0] for n in names]
     assert [i["goal"] for i in infos] == ["0", "1"] and infos[0]["instruction"] != infos[1]["instruction"]
     stamp = (tmp_path / names[0]).stat().st_mtime_ns
     collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)  # nothing left to record: files untouched
@@ -50,13 +53,13 @@ def test_dagger_episode_records_expert_labels_at_the_driver_states(tmp_path: Pat
     finally:
         sim.close()
     assert seen and all(o.privileged is None and o.image.shape == (224, 224, 3) for o in seen)  # what a node sees
-    info, rows = read_episode(tmp_path / "dagger" / "touch_00001.mcap", 32)
+    info, rows = read_episode(tmp_path / "dagger" / "touch_00001.mcap", VISION)
     assert info["policy"].startswith("dagger: frozen") and info["success"] == "false" and len(rows) == len(seen)
     q0 = rows[0][1]
     assert all(np.allclose(q[:7], q0[:7], atol=1e-2) for _, q, _ in rows)  # the arm did not move
     assert all(np.abs(c[:, :3]).sum() > 0.01 for _, _, c in rows)  # but the labels do
-    both = load_samples(f"{tmp_path / 'dagger'},{tmp_path / 'expert'}", 32)
-    assert len(set(both.episode.tolist())) == 2 and len(both) == len(rows) + len(read_episode(expert_run, 32)[1])
+    both = load_samples(f"{tmp_path / 'dagger'},{tmp_path / 'expert'}", VISION)
+    assert len(set(both.episode.tolist())) == 2 and len(both) == len(rows) + len(read_episode(expert_run, VISION)[1])
 
 
 def test_recorded_episode_reads_back(tmp_path: Path):

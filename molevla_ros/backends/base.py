@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-
-from molevla_ros.sim.expert import PrivilegedState
 
 
 @dataclass
@@ -16,7 +14,8 @@ class Observation:
     instruction: str
     joint_positions: np.ndarray
     image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
-    privileged: PrivilegedState | None = None  # simulator ground truth, for the scripted expert only
+    # Simulator ground truth (sim.expert.PrivilegedState) for the scripted expert only; opaque to this layer.
+    privileged: Any = None
     stamp: float = 0.0
 
 

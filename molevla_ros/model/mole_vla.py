@@ -81,15 +81,21 @@ def instruction_summary(token_embeddings: torch.Tensor, valid: torch.Tensor) -> 
     return (token_embeddings * w).sum(1) / w.sum(1).clamp(min=1)
 
 
-def preprocess_images(images: torch.Tensor, cfg: VisionConfig) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float [B, 3, S, S]: the one image preprocessing of training and serving.
-
-    Resized (antialiased, cfg.resize) to cfg.image_size; the patch encoder's input is then centred
-    ((x - 0.5) / 0.25), the DINOv2 + SigLIP towers take [0, 1] and normalise each in its own way."""
+def resize_images(images: torch.Tensor, cfg: VisionConfig) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> RGB in [0, 1], [B, 3, S, S]: resized (antialiased, cfg.resize) to cfg.image_size.
+    Training data are stored through it (episodes.load_samples) and served through it (preprocess_images)."""
     x = images.permute(0, 3, 1, 2).float() / 255.0
     size = cfg.image_size
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode=cfg.resize, antialias=True, align_corners=False).clamp(0, 1)
+    return x
+
+
+def preprocess_images(images: torch.Tensor, cfg: VisionConfig) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> the vision encoder's input [B, 3, S, S]: the one image preprocessing of training
+    and serving. The patch encoder's input is centred ((x - 0.5) / 0.25); the DINOv2 + SigLIP towers take
+    [0, 1] and normalise each in its own way."""
+    x = resize_images(images, cfg)
     return (x - 0.5) / 0.25 if cfg.kind == "patch_cnn" else x
 
 

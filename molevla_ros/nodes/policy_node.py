@@ -18,7 +18,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import MultiArrayDimension, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
@@ -26,13 +25,9 @@ from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
-                                      TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      Param, Status, chunk_qos, chunk_to_msg, declare, msg_to_rgb, now_s, run,
-                                      stamp_s)
-from molevla_ros.sim.expert import PrivilegedState
+                                      TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, Param, Status,
+                                      chunk_qos, chunk_to_msg, declare, msg_to_rgb, now_s, run, stamp_s)
 from molevla_ros.sim.scene import JOINT_NAMES
-
-FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 PARAMS = [
     Param("backend", "mole_torch",
@@ -78,18 +73,16 @@ class RobotIO:
                                  SENSOR_QOS)
         node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
-        if privileged:
-            node.create_subscription(MarkerArray, t(TOPIC_SIM_STATE), self.on_sim_state, SENSOR_QOS)
+        self.truth = None
+        if privileged:  # the scripted expert only: simulator ground truth through the sim-side adapter
+            from molevla_ros.sim.ground_truth import SimGroundTruth
+
+            self.truth = SimGroundTruth(node, prefix)
         self.frame: tuple[float, Image] | None = None  # (monotonic receipt time, msg)
         self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
-        self.sim_poses: dict[str, np.ndarray] | None = None  # ground truth, scripted expert only
         self.goal = ""
         self.steps = 0
         self.last_step: float | None = None
-
-    def on_sim_state(self, msg: MarkerArray) -> None:
-        self.sim_poses = {m.ns: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
-                          for m in msg.markers}
 
 
 class PolicyNode(Node):
@@ -151,13 +144,7 @@ class PolicyNode(Node):
             image = msg_to_rgb(r.frame[1])
         except ImageError as e:
             return None, f"camera frame: {e}"
-        privileged = None
-        if r.sim_poses is not None and "ee" in r.sim_poses:
-            objects = dict(r.sim_poses)
-            ee = objects.pop("ee")
-            names, positions = list(r.joints[1].name), r.joints[1].position
-            width = sum(positions[names.index(n)] for n in FINGERS if n in names)
-            privileged = PrivilegedState(ee, float(width), objects)
+        privileged = r.truth.state(r.joints[1]) if r.truth is not None else None
         return Observation(r.goal, q, image, privileged, stamp_s(r.frame[1].header.stamp)), ""
 
     def tick(self) -> None:

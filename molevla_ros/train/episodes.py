@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 from mcap.reader import make_reader
-from PIL import Image as PILImage
+import torch
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, JointState
 from tqdm import tqdm
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.inputs.images import decode
+from molevla_ros.model.config import VisionConfig
+from molevla_ros.model.mole_vla import resize_images
 
 
 @dataclass
@@ -34,8 +36,10 @@ def step_in_episode(episode: np.ndarray) -> np.ndarray:
     return np.arange(len(episode)) - np.repeat(starts, np.diff(np.r_[starts, len(episode)]))
 
 
-def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """(metadata, [(image, proprio, chunk) per control step]) of one recorded episode."""
+def read_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray]]]:
+    """(metadata, [(image, proprio, chunk) per control step]) of one recorded episode; images resized to the
+    model's input size the way serving resizes them."""
     steps: dict[int, dict] = {}
     with open(path, "rb") as f:
         reader = make_reader(f)
@@ -46,8 +50,9 @@ def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tupl
             if channel.topic == "/molevla/image":
                 m = deserialize_message(message.data, Image)
                 rgb = decode(m.encoding, m.height, m.width, m.step, m.data)
-                if rgb.shape[0] != image_size:
-                    rgb = np.asarray(PILImage.fromarray(rgb).resize((image_size, image_size), PILImage.BILINEAR))
+                if rgb.shape[:2] != (vision.image_size, vision.image_size):
+                    x = resize_images(torch.from_numpy(np.ascontiguousarray(rgb))[None], vision)[0]
+                    rgb = (x.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
                 step["image"] = rgb
             elif channel.topic == "/joint_states":
                 step["proprio"] = np.asarray(deserialize_message(message.data, JointState).position, np.float32)
@@ -59,7 +64,7 @@ def read_episode(path: Path, image_size: int) -> tuple[dict[str, str], list[tupl
     return info, rows
 
 
-def load_samples(folders: Path | str, image_size: int, only_successful: bool = True) -> Samples:
+def load_samples(folders: Path | str, vision: VisionConfig, only_successful: bool = True) -> Samples:
     """Every control step of the episodes in ``folders`` (one folder, or several comma-separated). With
     ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger)
     are kept whatever their outcome: their labels are the expert's, and their failures are the point."""
@@ -69,7 +74,7 @@ def load_samples(folders: Path | str, image_size: int, only_successful: bool = T
         raise FileNotFoundError(f"no .mcap episodes in {folders} (record some with `molevla collect`)")
     images, proprio, chunks, instr, fams, ep = [], [], [], [], [], []
     for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
-        info, rows = read_episode(f, image_size)
+        info, rows = read_episode(f, vision)
         expert_driven = info.get("policy", "scripted_expert") == "scripted_expert"
         if only_successful and expert_driven and info.get("success") != "true":
             continue

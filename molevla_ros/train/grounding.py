@@ -76,9 +76,9 @@ def pretrain_grounding(tc: TrainConfig, model_cfg: MoLeConfig | None = None, dat
     if tc.threads:
         torch.set_num_threads(tc.threads)
     model = MoLeVLA(model_cfg or small())
-    data = data or load_samples(tc.data, model.cfg.vision.image_size)
+    data = data or load_samples(tc.data, model.cfg.vision)
     if val is None and tc.val:
-        val = load_samples(tc.val, model.cfg.vision.image_size)
+        val = load_samples(tc.val, model.cfg.vision)
     set_statistics(model, data)
     probe = DirectionProbe(model).train()
     opt = torch.optim.AdamW(probe.parameters_to_train(), lr=tc.lr)

@@ -13,6 +13,7 @@ import copy
 import json
 import math
 import random
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA
+from molevla_ros.model.text import TOKENIZER_DIR
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -94,9 +96,9 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         model.cfg.router.gumbel_scale = tc.gumbel_scale
     if tc.balance_weight is not None:
         model.cfg.router.balance_weight = tc.balance_weight
-    data = data or load_samples(tc.data, model.cfg.vision.image_size)
+    data = data or load_samples(tc.data, model.cfg.vision)
     if val is None and tc.val:
-        val = load_samples(tc.val, model.cfg.vision.image_size)
+        val = load_samples(tc.val, model.cfg.vision)
     if not tc.init:
         set_statistics(model, data)
     model.train()
@@ -176,9 +178,13 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state()}, ckpt)
     model.eval()
+    if mode == "mole":
+        model.cfg.router_trained = True  # e.g. an imported CogACT after MoLe fine-tuning: its backends now route
     final_val = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if val is not None else None
     save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
                             "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
+    if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
+        shutil.copytree(Path(tc.init) / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
     (out / "history.json").write_text(json.dumps(history))
     ckpt.unlink(missing_ok=True)
     return history
