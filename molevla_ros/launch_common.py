@@ -20,6 +20,9 @@ ARGUMENTS = {
     "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
     "backend": ("mole_torch", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
                 "(simulation only)."),
+    "model_dir": ("mole_small", "Policy model folder (absolute, or a name under the package's models/), e.g. one "
+                  "written by molevla import-cogact."),
+    "blend": ("average", "Executor chunk blending: average, latest or adaptive (CogACT's adaptive ensemble)."),
     "device": ("cpu", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
     "precision": ("fp32", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
     "task_family": ("pick_place", "Simulated scene: touch, push or pick_place."),
@@ -34,8 +37,9 @@ def describe(profile: str) -> LaunchDescription:
                                           "on a real robot).")}
     arg = {k: LaunchConfiguration(k) for k in arguments}
     overrides = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
-                 "policy": {"backend": arg["backend"], "device": arg["device"], "precision": arg["precision"]},
-                 "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool)}}
+                 "policy": {"backend": arg["backend"], "model_dir": arg["model_dir"], "device": arg["device"],
+                            "precision": arg["precision"]},
+                 "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool), "blend": arg["blend"]}}
     nodes = [
         Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
              parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],

@@ -54,18 +54,8 @@ def make_requests(policy: RoutedPolicy, n: int, seed: int = 0) -> list[Request]:
     cfg = policy.cfg
     texts = ["touch the red cube", "push the blue cube to the green target",
              "pick up the yellow cube and put it in the tray"]
-    out = []
-    for i in range(n):
-        r = Request(texts[i % 3], rng.normal(0, 0.3, cfg.proprio_dim).astype(np.float32))
-        if cfg.llm.tokenizer != "words":  # random ids stand in for the checkpoint's tokenizer
-            r.token_ids = np.zeros(cfg.llm.max_text, np.int64)
-            r.token_ids[:12] = rng.integers(2, cfg.llm.vocab, 12)
-        if cfg.vision.kind == "patch_cnn":
-            r.image = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
-        else:  # external encoder (CogACT: DINOv2 + SigLIP patch features)
-            r.vision_features = rng.normal(0, 1, (cfg.vision.n_tokens, cfg.vision.feature_dim)).astype(np.float32)
-        out.append(r)
-    return out
+    return [Request(texts[i % 3], rng.normal(0, 0.3, cfg.proprio_dim).astype(np.float32),
+                    rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for i in range(n)]
 
 
 def route_args(keep: float, layers: int) -> tuple[str, int]:
@@ -121,10 +111,15 @@ def time_steps(policy: RoutedPolicy, requests: list[Request], iters: int, warmup
 
 
 def random_model_dir(layers: int) -> Path:
-    """A CogACT-scale model (random weights, Llama-2-7B-sized layers) saved to a temporary folder."""
+    """A CogACT-scale model (random weights: DINOv2 + SigLIP towers, Llama-2-7B-sized layers, DiT-B) and a small
+    synthetic Llama-style tokenizer (the prompt's length matters here, not its words), in a temporary folder."""
+    from molevla_ros.bench.synthetic_cogact import write_tokenizer
+    from molevla_ros.model.text import TOKENIZER_DIR
+
     out = Path(tempfile.mkdtemp(prefix="molevla_cogact_"))
     torch.manual_seed(0)
     save_model(MoLeVLA(cogact_base(layers)).eval(), out)
+    write_tokenizer(out / TOKENIZER_DIR)
     return out
 
 
