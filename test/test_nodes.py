@@ -15,7 +15,7 @@ from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.bench.fake_robot import fake_robot_msgs
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg,
-                                      stamp_s, to_stamp)
+                                      stamp_s, to_duration, to_stamp)
 
 GOAL = "touch the red cube"
 EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
@@ -406,13 +406,40 @@ def test_unavailable_backend_reports_and_never_moves(ros, tmp_path):
         assert not chunks
 
 
-def test_joint_trajectory_interface_commands_ik_of_the_twist(ros):
-    """interface joint_trajectory: a real subscriber on the controller topic gets 7-joint trajectories whose
-    forward kinematics move the hand the way the chunk asks."""
+def jtc_rejects(msg: JointTrajectory, controller_joints: list[str]) -> str | None:
+    """Why ros2_controllers' (Jazzy) joint_trajectory_controller would reject `msg` with its default parameters,
+    or None: every name a controller joint, each once (a partial set is allowed only with
+    allow_partial_joints_goal, default false); at least one point; each point's positions one per joint and
+    finite, velocities empty or one per joint; time_from_start increasing and > 0 for a single point; the
+    last point without non-zero velocity (allow_nonzero_velocity_at_trajectory_end, default false)."""
+    names = list(msg.joint_names)
+    if len(set(names)) != len(names) or sorted(names) != sorted(controller_joints):
+        return f"joint names {names} are not the controller's {controller_joints}"
+    if not msg.points:
+        return "no points"
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    if any(b <= a for a, b in zip(times, times[1:])) or (len(times) == 1 and times[0] <= 0):
+        return f"time_from_start not increasing / not positive: {times}"
+    for p in msg.points:
+        if len(p.positions) != len(names) or not np.all(np.isfinite(p.positions)):
+            return "positions size or values"
+        if len(p.velocities) not in (0, len(names)):
+            return "velocities size"
+    if any(v != 0.0 for v in msg.points[-1].velocities):
+        return "non-zero velocity at the trajectory end"
+    return None
+
+
+@pytest.mark.parametrize("arm", ["panda", "fr3"])
+def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, arm):
+    """interface joint_trajectory: a subscriber on the controller topic gets trajectories that the Jazzy
+    controller accepts with its defaults, named with the executor's joint_names (Panda or FR3), whose forward
+    kinematics move the hand the way the chunk asks."""
     from molevla_ros.control import panda_kinematics as kin
 
-    q = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8, 0.04, 0.04]
-    overrides = {"executor": {"interface": "joint_trajectory", "camera_timeout_s": 0.0}}
+    names = [f"{arm}_joint{i}" for i in range(1, 8)]
+    q = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
+    overrides = {"executor": {"interface": "joint_trajectory", "camera_timeout_s": 0.0, "joint_names": names}}
     with ros(["executor"], overrides) as probe:
         trajs = probe.listen(JointTrajectory, "fr3_arm_controller/joint_trajectory", 50)
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
@@ -422,15 +449,33 @@ def test_joint_trajectory_interface_commands_ik_of_the_twist(ros):
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, chunk_pub)
         for _ in range(20):
-            joints_pub.publish(fake_robot_msgs(probe.get_clock().now().to_msg(), q)[0])
+            js = JointState(name=names + [f"{arm}_finger_joint1"], position=q + [0.04])
+            js.header.stamp = probe.get_clock().now().to_msg()
+            joints_pub.publish(js)
             chunk_pub.publish(_chunk(probe))  # +x at 0.2 m/s
             probe.spin_for(0.05)
         assert trajs and not twists, "commands go to the controller topic only"
+        assert all(jtc_rejects(t, names) is None for t in trajs), jtc_rejects(trajs[-1], names)
         last = trajs[-1]
-        assert last.joint_names == kin.JOINT_NAMES and len(last.points) == 1
+        assert last.joint_names == names and len(last.points) == 1
         target = np.array(last.points[0].positions)
-        move = kin.forward(target)[:3, 3] - kin.forward(np.array(q[:7]))[:3, 3]
+        move = kin.forward(target)[:3, 3] - kin.forward(np.array(q))[:3, 3]
         assert move[0] > 0.01 and abs(move[1]) < 0.2 * move[0] and abs(move[2]) < 0.2 * move[0], move
+
+
+def test_jtc_acceptance_rules_catch_what_the_controller_rejects():
+    """The stand-in controller's rules must reject what Jazzy's controller rejects (so the test above can fail)."""
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    names = [f"fr3_joint{i}" for i in range(1, 8)]
+    ok = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=[0.0] * 7,
+                                                                         time_from_start=to_duration(0.1))])
+    assert jtc_rejects(ok, names) is None
+    moving_end = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
+        positions=[0.0] * 7, velocities=[0.1] * 7, time_from_start=to_duration(0.1))])
+    assert "velocity" in jtc_rejects(moving_end, names)
+    assert "names" in jtc_rejects(JointTrajectory(joint_names=[f"panda_joint{i}" for i in range(1, 8)],
+                                                  points=ok.points), names)
 
 
 @pytest.mark.parametrize("params,missing", [({"interface": "moveit_py"}, "moveit_py"),

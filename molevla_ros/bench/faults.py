@@ -154,6 +154,8 @@ def bad_chunk(probe: Probe, kind: str) -> JointTrajectory:
             pt.positions = pt.positions[:3]
     elif kind == "unknown names":
         msg.joint_names = [f"j{i}" for i in range(7)]
+    elif kind == "camera frame":  # deltas expressed in another frame than the executor's base
+        msg.header.frame_id = "scene_camera"
     elif kind == "uneven times":  # the steps' time_from_start are not i * dt
         msg.points[5].time_from_start.nanosec += 30_000_000
     elif kind == "huge":
@@ -215,7 +217,7 @@ FAULTS = [
 
 # Refused inputs: sent with a goal active and no policy running; none may cause a command.
 REFUSED_CHUNKS = ["nan", "inf", "absurd", "too fast", "gripper 1e6", "three names", "unknown names", "uneven times",
-                  "huge", "empty", "old", "future"]
+                  "camera frame", "huge", "empty", "old", "future"]
 REFUSED_JOINT_STATES = ["wrong length", "unknown names", "fingers only", "NaN", "stamped 1e6 s ahead", "stamped 1970",
                         "unstamped"]
 

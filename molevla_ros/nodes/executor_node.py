@@ -59,11 +59,14 @@ PARAMS = [
           "joint states' forward kinematics; empty disables the box."),
     Param("workspace_max", [0.85, 0.5, 0.7], "Upper corner of the hand box (m)."),
     Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this."),
-    Param("frame_id", "panda_link0", "Frame of the published twists (the robot base)."),
+    Param("frame_id", "panda_link0", "The robot base frame (fr3_link0 on an FR3): frame of the published twists "
+          "and of moveit_py goals; chunks' deltas are expressed in it."),
+    Param("tcp_frame", "panda_hand_tcp", "interface moveit_py: the link whose pose is commanded (fr3_hand_tcp)."),
     Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables)."),
     Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "
           "joint states stamped further than this in the past or future are refused."),
-    Param("joint_names", JOINT_NAMES, "Arm joints, in kinematic order, that every joint state must carry."),
+    Param("joint_names", JOINT_NAMES, "The 7 arm joints in kinematic order (fr3_joint1..7 on an FR3), that every "
+          "joint state must carry; joint_trajectory commands name them."),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
           "the arm then holds until a new goal or molevla/resume."),
     Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
@@ -118,13 +121,17 @@ class ExecutorNode(Node):
     def make_interfaces(self):
         p = self.p
         try:
+            if len(p.joint_names) != len(JOINT_NAMES) or len(set(p.joint_names)) != len(JOINT_NAMES):
+                raise InterfaceUnavailable(f"joint_names must list the {len(JOINT_NAMES)} arm joints once each, in "
+                                           f"kinematic order (got {list(p.joint_names)})")
             if p.interface == "servo":
                 robot = ServoInterface(self, p.twist_topic, p.frame_id, self.fault)
             elif p.interface == "joint_trajectory":
                 robot = JointTrajectoryInterface(self, p.joint_trajectory_topic, lambda: self.q,
-                                                 p.trajectory_lookahead_s)
+                                                 p.trajectory_lookahead_s, p.joint_names)
             elif p.interface == "moveit_py":
-                robot = MoveItPyInterface(self, p.planning_group, lambda: self.q, p.trajectory_lookahead_s)
+                robot = MoveItPyInterface(self, p.planning_group, lambda: self.q, p.trajectory_lookahead_s,
+                                          p.frame_id, p.tcp_frame)
             else:
                 raise InterfaceUnavailable(f"unknown interface {p.interface!r} (servo, joint_trajectory, moveit_py)")
             if p.gripper_interface == "topic":
@@ -152,12 +159,14 @@ class ExecutorNode(Node):
             self.status("rejected", f"executor: {e}", error=True, event=True)
             return
         self.seen["joint state"] = time.monotonic()
-        self.q = q if len(q) == len(JOINT_NAMES) else None  # the box needs the 7 Panda/FR3 arm joints
+        self.q = q  # the 7 arm joints (checked at start-up): the box and IK use the Panda/FR3 kinematics
 
     def on_chunk(self, msg: JointTrajectory) -> None:
         if self.estop or self.hold or not self.goal:
             return
         actions, times, problem = msg_to_chunk(msg)
+        if problem is None and msg.header.frame_id != self.p.frame_id:
+            problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{self.p.frame_id}'"
         if problem is None:
             problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
         if problem:

@@ -46,6 +46,8 @@ PARAMS = [
           "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README)."),
     Param("control_hz", 5.0, "Policy steps (chunks) per second."),
     Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder)."),
+    Param("base_frame", "panda_link0", "Frame the chunks' deltas are expressed in (the robot base; fr3_link0 on an "
+          "FR3): the chunk's header.frame_id, which the executor checks against its own frame_id."),
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
           "states stamped further than this in the past or future are refused."),
@@ -179,7 +181,7 @@ class PolicyNode(Node):
             self.publish(r, obs, out, latency, frame_wait, len(ready))
 
     def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
-        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, r.frame[1].header.frame_id, self.backend.action_dt)
+        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, self.p.base_frame, self.backend.action_dt)
         r.chunk_pub.publish(msg)
         if out.layer_mask is not None:
             mask = UInt8MultiArray(data=np.asarray(out.layer_mask, np.uint8).tobytes())

@@ -4,7 +4,10 @@
   Where moveit_msgs is importable, Servo is switched to twist mode once and `servo_node/status` is watched:
   a halting status code (singularity / collision / joint bound) stops the executor.
 - joint_trajectory: trajectory_msgs/JointTrajectory for a joint trajectory controller, from damped
-  least-squares IK of the twist at the latest joint state (Panda/FR3 kinematics).
+  least-squares IK of the twist at the latest joint state (Panda/FR3 kinematics), named with the
+  executor's joint_names. One position-only point `lookahead_s` ahead: ros2_controllers' (Jazzy)
+  joint_trajectory_controller accepts it with its default parameters (no velocity at the trajectory end,
+  allow_nonzero_velocity_at_trajectory_end false; time_from_start > 0; every controller joint named once).
 - moveit_py: plan + execute to the pose the twist reaches after `lookahead_s` (slow, planned moves);
   needs MoveIt's Python API (`moveit.planning.MoveItPy`).
 Gripper: std_msgs/Float64 (1 open, 0 closed) on a topic, or the franka_gripper Move/Grasp actions where
@@ -69,8 +72,9 @@ class ServoInterface:
 
 class JointTrajectoryInterface:
     def __init__(self, node: Node, topic: str, joint_positions: Callable[[], np.ndarray | None],
-                 lookahead_s: float) -> None:
+                 lookahead_s: float, joint_names: list[str]) -> None:
         self.node, self.joint_positions, self.lookahead = node, joint_positions, lookahead_s
+        self.joint_names = list(joint_names)
         self.pub = node.create_publisher(JointTrajectory, topic, 10)
 
     def send(self, cmd: Command, stamp) -> None:
@@ -80,16 +84,15 @@ class JointTrajectoryInterface:
         twist = np.concatenate([cmd.linear, cmd.angular]) if cmd.active else np.zeros(6)
         dq = kin.twist_to_joint_velocity(q, twist)
         target = np.clip(q + dq * self.lookahead, kin.Q_MIN, kin.Q_MAX)
-        msg = JointTrajectory(joint_names=list(kin.JOINT_NAMES))
+        msg = JointTrajectory(joint_names=self.joint_names)
         msg.header.stamp = stamp
-        msg.points.append(JointTrajectoryPoint(positions=target.tolist(), velocities=dq.tolist(),
-                                               time_from_start=to_duration(self.lookahead)))
+        msg.points.append(JointTrajectoryPoint(positions=target.tolist(), time_from_start=to_duration(self.lookahead)))
         self.pub.publish(msg)
 
 
 class MoveItPyInterface:
     def __init__(self, node: Node, planning_group: str, joint_positions: Callable[[], np.ndarray | None],
-                 lookahead_s: float) -> None:
+                 lookahead_s: float, base_frame: str, tcp_frame: str) -> None:
         try:
             from moveit.planning import MoveItPy
         except ImportError as e:
@@ -98,6 +101,7 @@ class MoveItPyInterface:
         self.moveit = MoveItPy(node_name=f"{node.get_name()}_moveit_py")
         self.arm = self.moveit.get_planning_component(planning_group)
         self.joint_positions, self.lookahead, self.node = joint_positions, lookahead_s, node
+        self.base_frame, self.tcp_frame = base_frame, tcp_frame
 
     def send(self, cmd: Command, _stamp=None) -> None:
         """Plans and executes one short motion; blocks until it ends (the executor's tick waits meanwhile)."""
@@ -110,13 +114,13 @@ class MoveItPyInterface:
         pos = pose[:3, 3] + cmd.linear * self.lookahead
         rot = kin.rotvec_to_matrix(cmd.angular * self.lookahead) @ pose[:3, :3]
         goal = PoseStamped()
-        goal.header.frame_id = "panda_link0"
+        goal.header.frame_id = self.base_frame
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, pos)
         qx, qy, qz, qw = kin.matrix_to_quaternion(rot)
         goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = (
             float(qx), float(qy), float(qz), float(qw))
         self.arm.set_start_state_to_current_state()
-        self.arm.set_goal_state(pose_stamped_msg=goal, pose_link="panda_hand_tcp")
+        self.arm.set_goal_state(pose_stamped_msg=goal, pose_link=self.tcp_frame)
         plan = self.arm.plan()
         if plan:
             self.moveit.execute(plan.trajectory, controllers=[])
