@@ -24,9 +24,17 @@ PROFILES = {
     "sim": ["sim", "camera", "instruction", "policy", "executor"],  # everything, on the simulated Franka
     "robot": ["camera", "instruction", "policy", "executor"],  # a real camera and MoveIt Servo supply the rest
 }
-# Per-profile parameter defaults on top of config/*.yaml: on a real robot the executor starts in dry run
-# (commands are logged, nothing is sent) until the operator passes dry_run false.
-PROFILE_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {"sim": {}, "robot": {"executor": {"dry_run": True}}}
+# Per-profile parameter defaults on top of config/*.yaml (the YAML holds the simulated Panda's names). On a
+# real robot: franka_ros2's FR3 names and frames, and the executor starts in dry run (commands are logged,
+# nothing is sent) until the operator passes dry_run false.
+FR3_ARM = [f"fr3_joint{i}" for i in range(1, 8)]
+PROFILE_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+    "sim": {},
+    "robot": {"executor": {"dry_run": True, "joint_names": FR3_ARM, "frame_id": "fr3_link0",
+                           "tcp_frame": "fr3_hand_tcp"},
+              "policy": {"joint_names": FR3_ARM + ["fr3_finger_joint1", "fr3_finger_joint2"],
+                         "base_frame": "fr3_link0"}},
+}
 
 
 def config_dir() -> Path:

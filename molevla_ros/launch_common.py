@@ -36,10 +36,11 @@ def describe(profile: str) -> LaunchDescription:
     arguments = {**ARGUMENTS, "dry_run": (dry_run, "Executor logs commands instead of sending them (default true "
                                           "on a real robot).")}
     arg = {k: LaunchConfiguration(k) for k in arguments}
-    overrides = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
-                 "policy": {"backend": arg["backend"], "model_dir": arg["model_dir"], "device": arg["device"],
-                            "precision": arg["precision"]},
-                 "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool), "blend": arg["blend"]}}
+    given = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
+             "policy": {"backend": arg["backend"], "model_dir": arg["model_dir"], "device": arg["device"],
+                        "precision": arg["precision"]},
+             "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool), "blend": arg["blend"]}}
+    overrides = {n: {**PROFILE_DEFAULTS[profile].get(n, {}), **given.get(n, {})} for n in PROFILES[profile]}
     nodes = [
         Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
              parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],

@@ -59,7 +59,7 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
                 probe.instruction.publish(String(data=probe.task))
                 goals += 1
                 sent = probe.now()
-                probe.spin_for(min(40.0, end - sent),
+                probe.spin_for(min(40.0, end - time.monotonic()),
                                lambda sent=sent: bool(probe.status_since(sent, "succeeded", "failed")))
                 if time.monotonic() < end:  # next layout
                     future = reset.call_async(Trigger.Request())
@@ -120,9 +120,9 @@ def run(leases: list[float], minutes: float = 3.0, load: int = 2, kills: int = 5
     rows = []
     for i, lease in enumerate(tqdm(leases, desc="leases", unit="lease")):
         logs = out / f"logs_{lease}"
-        logs.mkdir(exist_ok=True)
+        (logs / "kills").mkdir(parents=True, exist_ok=True)
         row = {"lease_s": lease, **run_loaded(lease, minutes, load, first_domain + 2 * i, logs, backend)}
-        row["kill_ms"] = run_kills(lease, kills, first_domain + 2 * i + 1, logs, backend)
+        row["kill_ms"] = run_kills(lease, kills, first_domain + 2 * i + 1, logs / "kills", backend)
         rows.append(row)
     table = render(rows, load, backend)
     print(table)
