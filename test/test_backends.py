@@ -127,12 +127,32 @@ def test_batched_serving_matches_one_at_a_time(make):
 
 def test_backend_batch_equals_sequential_calls():
     a, b = MoLeBackend("t", torch_policy(), seed=3), MoLeBackend("t", torch_policy(), seed=3)
-    obs = [Observation(r.instruction, r.proprio, r.image) for r in requests(3, seed=2)]
+    names = load_model(SHIPPED).cfg.state_joints
+    obs = [Observation(r.instruction, dict(zip(names, r.proprio)), {"main": r.image}) for r in requests(3, seed=2)]
     batched = a.act_batch(obs)
     single = [b.act(o) for o in obs]
     for x, y in zip(batched, single):
         np.testing.assert_allclose(x.chunk, y.chunk, atol=1e-5)
         np.testing.assert_array_equal(x.layer_mask, y.layer_mask)
+
+
+def test_observation_is_read_by_joint_and_camera_name():
+    """The state is taken by the names in the model's spec, never by position; a missing joint or camera is
+    an ObservationError naming it."""
+    from molevla_ros.backends.base import ObservationError
+
+    names = list(load_model(SHIPPED).cfg.state_joints)
+    r = requests(1, seed=4)[0]
+    state = dict(zip(names, r.proprio))
+    shuffled = dict(reversed(list({**state, "other_arm_joint1": 9.0}.items())))
+    a = MoLeBackend("t", torch_policy(), seed=1).act(Observation(r.instruction, state, {"main": r.image}))
+    b = MoLeBackend("t", torch_policy(), seed=1).act(Observation(r.instruction, shuffled, {"main": r.image}))
+    np.testing.assert_array_equal(a.chunk, b.chunk)
+    with pytest.raises(ObservationError, match="panda_joint4"):
+        MoLeBackend("t", torch_policy()).act(Observation(r.instruction, {k: v for k, v in state.items()
+                                                                          if k != "panda_joint4"}, {"main": r.image}))
+    with pytest.raises(ObservationError, match="camera 'main'"):
+        MoLeBackend("t", torch_policy()).act(Observation(r.instruction, state, {"wrist": r.image}))
 
 
 def test_onnx_export_is_cached_by_model_hash(tmp_path):

@@ -52,7 +52,7 @@ def test_dagger_episode_records_expert_labels_at_the_driver_states(tmp_path: Pat
         assert record_episode(sim, "touch", 1, expert_run)
     finally:
         sim.close()
-    assert seen and all(o.privileged is None and o.image.shape == (224, 224, 3) for o in seen)  # what a node sees
+    assert seen and all(o.privileged is None and o.images["main"].shape == (224, 224, 3) for o in seen)  # a node's view
     info, rows = read_episode(tmp_path / "dagger" / "touch_00001.mcap", VISION)
     assert info["policy"].startswith("dagger: frozen") and info["success"] == "false" and len(rows) == len(seen)
     q0 = rows[0][1]

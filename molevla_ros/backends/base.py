@@ -1,4 +1,8 @@
-"""The one interface every policy backend implements."""
+"""The policy contract: what every backend receives and returns. No ROS, no simulator types here.
+
+An observation carries the robot state by joint name and the images by camera name, so a policy picks what
+its model spec names (MoLeConfig.state_joints, MoLeConfig.camera) and never relies on message order.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,11 +16,29 @@ class Observation:
     """What a policy sees at one control step."""
 
     instruction: str
-    joint_positions: np.ndarray
-    image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
+    state: dict[str, float]  # joint positions (rad / m) by joint name
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # camera name -> (H, W, 3) uint8 RGB
+    stamp: float = 0.0  # capture time of the images (s)
     # Simulator ground truth (sim.expert.PrivilegedState) for the scripted expert only; opaque to this layer.
     privileged: Any = None
-    stamp: float = 0.0
+
+
+class ObservationError(ValueError):
+    """The observation lacks what the policy's spec needs (a joint, a camera): no chunk."""
+
+
+def state_vector(obs: Observation, names: tuple[str, ...] | list[str]) -> np.ndarray:
+    """The state of `names`, in that order; ObservationError naming the missing joints."""
+    missing = [n for n in names if n not in obs.state]
+    if missing:
+        raise ObservationError(f"the observation lacks joints {missing} (has {sorted(obs.state)[:12]})")
+    return np.array([obs.state[n] for n in names], np.float32)
+
+
+def camera_image(obs: Observation, camera: str) -> np.ndarray:
+    if camera not in obs.images:
+        raise ObservationError(f"the policy reads camera '{camera}'; the observation has {sorted(obs.images)}")
+    return obs.images[camera]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from molevla_ros.backends.base import Observation, PolicyOutput
+from molevla_ros.backends.base import Observation, PolicyOutput, camera_image, state_vector
 from molevla_ros.backends.routed import Request, RoutedPolicy
 from molevla_ros.model.mole_vla import layer_flops
 
@@ -16,6 +16,7 @@ class MoLeBackend:
         self.name, self.policy, self.route, self.seed = name, policy, route, seed
         self.note = ""  # shown on the policy's status (e.g. why it runs another route than asked)
         self.action_dt = policy.cfg.action_dt
+        self.state_joints, self.camera = policy.cfg.state_joints, policy.cfg.camera  # what it reads
         self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
         cfg = policy.cfg
         self._layer_gflops = layer_flops(cfg.llm, cfg.sequence_length) / 1e9
@@ -30,7 +31,9 @@ class MoLeBackend:
         """One batched step for several robots; each keeps its own route. Noise is drawn per request in
         order, so a batch gives what the same requests give one at a time."""
         ah = self.policy.cfg.action_head
-        requests = [Request(o.instruction, o.joint_positions, o.image) for o in observations]
+        cfg = self.policy.cfg
+        requests = [Request(o.instruction, state_vector(o, cfg.state_joints), camera_image(o, cfg.camera))
+                    for o in observations]
         noise = torch.stack([torch.randn(ah.horizon, ah.action_dim, generator=self.gen) for _ in requests])
         res = self.policy.step(requests, noise, self.route, generator=self.gen)
         outs = []

@@ -98,7 +98,7 @@ class RoutedPolicy:
         q = np.zeros((len(requests), cfg.proprio_dim), np.float32)
         for i, r in enumerate(requests):
             p = np.asarray(r.proprio, np.float32).ravel()
-            if cfg.proprio_token and len(p) != cfg.proprio_dim:  # models without a proprio input ignore it
+            if cfg.proprio_token and len(p) != cfg.proprio_dim:  # a model without a proprio input reads none
                 raise ValueError(f"the model reads {cfg.proprio_dim} joint positions, got {len(p)}")
             q[i, : min(len(p), cfg.proprio_dim)] = p[: cfg.proprio_dim]
         if any(r.image is None or np.ndim(r.image) != 3 or np.shape(r.image)[2] != 3 for r in requests):

@@ -25,7 +25,7 @@ from molevla_ros.inputs.images import resize
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import layer_flops
 from molevla_ros.sim.rollout import run_episode
-from molevla_ros.sim.scene import FrankaTableSim
+from molevla_ros.sim.scene import CAMERA, FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
 MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # about 2.5x the expert's mean time
@@ -59,9 +59,9 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     episode_masks: dict[str, list[np.ndarray]] = {}
 
     def policy(obs: Observation, family: str, record: list) -> np.ndarray:
-        img = resize(obs.image, CAMERA_SIZE, CAMERA_SIZE)
+        img = resize(obs.images[CAMERA], CAMERA_SIZE, CAMERA_SIZE)  # what the camera node hands the policy
         t0 = time.perf_counter()
-        out = backend.act(Observation(obs.instruction, obs.joint_positions.astype(np.float32), img))
+        out = backend.act(Observation(obs.instruction, obs.state, {model.cfg.camera: img}))
         latencies.append(time.perf_counter() - t0)
         m = np.asarray(out.layer_mask, np.uint8)
         kept.append(int(m.sum()))

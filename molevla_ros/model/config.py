@@ -112,6 +112,15 @@ class MoLeConfig:
     action_dt: float = 0.1  # seconds between consecutive actions (the training data's control period)
     actions: ActionSpec = field(default_factory=ActionSpec)
     router_trained: bool = True  # False for an imported CogACT: its backends run full depth until MoLe fine-tuning
+    # The state the model reads, by joint name and in its input order (the robot's own names map onto these
+    # through the policy node's joint_names), and the camera it reads; CogACT reads no state.
+    state_joints: tuple[str, ...] = tuple([f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1",
+                                                                                       "panda_finger_joint2"])
+    camera: str = "main"
+
+    def __post_init__(self) -> None:
+        if self.proprio_token and len(self.state_joints) != self.proprio_dim:
+            raise ValueError(f"state_joints names {len(self.state_joints)} joints, proprio_dim is {self.proprio_dim}")
 
     @property
     def proprio_token(self) -> bool:
@@ -137,7 +146,8 @@ class MoLeConfig:
                    proprio_dim=d["proprio_dim"], proprio_fk=d.get("proprio_fk", False), action_dt=d["action_dt"],
                    actions=ActionSpec(**{k: tuple(v) if isinstance(v, list) else v
                                          for k, v in d.get("actions", {}).items()}),
-                   router_trained=d.get("router_trained", True))
+                   router_trained=d.get("router_trained", True),
+                   **{k: tuple(d[k]) if k == "state_joints" else d[k] for k in ("state_joints", "camera") if k in d})
 
 
 def small() -> MoLeConfig:

@@ -119,7 +119,7 @@ def config_from_checkpoint(flat: dict, llm_heads: int | None = None, vision_head
     router = RouterConfig(proj_dim=proj_dim, spatial_hidden=min(512, hidden), temporal_heads=8 if proj_dim % 8 == 0
                           else 1, temporal_ff=2 * proj_dim, use_proprio=False)
     return MoLeConfig(vision=vision, llm=llm, router=router, action_head=head, projector_dims=proj,
-                      actions=ActionSpec(gripper_threshold_on="normalized"), router_trained=False)
+                      actions=ActionSpec(gripper_threshold_on="normalized"), router_trained=False, state_joints=())
 
 
 def action_statistics(stats: dict, unnorm_key: str | None) -> tuple[str, torch.Tensor, torch.Tensor]:

@@ -51,9 +51,9 @@ PARAMS = [
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
           "states stamped further than this in the past or future are refused."),
-    Param("joint_names", JOINT_NAMES, "Joints the model reads, in its proprio order; each joint state must name "
-          "them all (extra joints are ignored). Their number must match the model's proprio size (models without "
-          "a proprio input, e.g. CogACT, still need them: the executor's box and the stamps come from them)."),
+    Param("joint_names", JOINT_NAMES, "The robot's joints that map, in order, onto the state the model reads (its "
+          "config's state_joints; e.g. fr3_joint1.. onto panda_joint1..); each joint state must name them all "
+          "(extra joints are ignored). Models without a state input (CogACT) still need valid joint states."),
     Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
@@ -147,7 +147,11 @@ class PolicyNode(Node):
         except ImageError as e:
             return None, f"camera frame: {e}"
         privileged = r.truth.state(r.joints[1]) if r.truth is not None else None
-        return Observation(r.goal, q, image, privileged, stamp_s(r.frame[1].header.stamp)), ""
+        # The robot's joints (joint_names) map in order onto the names the model reads (its state_joints).
+        model_names = getattr(self.backend, "state_joints", ()) or self.p.joint_names
+        state = dict(zip(model_names if len(model_names) == len(q) else self.p.joint_names, map(float, q)))
+        images = {getattr(self.backend, "camera", "main"): image}
+        return Observation(r.goal, state, images, stamp_s(r.frame[1].header.stamp), privileged), ""
 
     def tick(self) -> None:
         ready: list[tuple[RobotIO, Observation, float]] = []

@@ -29,7 +29,7 @@ from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTIO
 from molevla_ros.record.mcap_writer import McapRos2Writer
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode
-from molevla_ros.sim.scene import JOINT_NAMES, FrankaTableSim
+from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
 
 IMAGE_SIZE = 224
@@ -55,18 +55,18 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
     current: dict[str, np.ndarray] = {}  # this control step's camera-node frame and expert label
 
     def act(obs: Observation) -> np.ndarray:
-        current["frame"] = resize(obs.image, IMAGE_SIZE, IMAGE_SIZE)
+        current["frame"] = resize(obs.images[CAMERA], IMAGE_SIZE, IMAGE_SIZE)
         current["label"] = expert.act(obs.instruction, obs.privileged)
         if driver is None or rng.random() < beta:
             return current["label"]
-        return driver(replace(obs, image=current["frame"], privileged=None))
+        return driver(replace(obs, images={CAMERA: current["frame"]}, privileged=None))
 
     def on_step(obs, _executed) -> None:
         t = t_base + obs.stamp
         ns, stamp = int(t * 1e9), to_stamp(t)
         frame = current["frame"]
         writer.write("/" + TOPIC_IMAGE, rgb_to_msg(frame, stamp, "scene_camera"), ns)
-        js = JointState(name=JOINT_NAMES, position=obs.joint_positions.tolist())
+        js = JointState(name=JOINT_NAMES, position=[obs.state[n] for n in JOINT_NAMES])
         js.header.stamp = stamp
         writer.write("/" + TOPIC_JOINT_STATES, js, ns)
         writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", expert.action_dt), ns)

@@ -13,7 +13,7 @@ import numpy as np
 from molevla_ros.backends.base import Observation
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import PrivilegedState
-from molevla_ros.sim.scene import FrankaTableSim
+from molevla_ros.sim.scene import CAMERA, FrankaTableSim
 from molevla_ros.sim.tasks import Task
 
 
@@ -33,9 +33,9 @@ def privileged_state(sim: FrankaTableSim) -> PrivilegedState:
 
 
 def observe(sim: FrankaTableSim, instruction: str, with_image: bool) -> Observation:
-    return Observation(instruction=instruction, joint_positions=sim.joint_state()[1],
-                       image=sim.render() if with_image else None, privileged=privileged_state(sim),
-                       stamp=sim.time)
+    names, q = sim.joint_state()
+    return Observation(instruction, dict(zip(names, map(float, q))), {CAMERA: sim.render()} if with_image else {},
+                       sim.time, privileged_state(sim))
 
 
 def run_episode(sim: FrankaTableSim, task: Task, policy: Callable[[Observation], np.ndarray],
@@ -59,8 +59,8 @@ def run_episode(sim: FrankaTableSim, task: Task, policy: Callable[[Observation],
             executor.add_chunk(now, chunk, now)
             if on_step:
                 on_step(obs, chunk)
-            if keep_frames_every and obs.image is not None and steps % keep_frames_every == 0:
-                frames.append(obs.image)
+            if keep_frames_every and CAMERA in obs.images and steps % keep_frames_every == 0:
+                frames.append(obs.images[CAMERA])
             steps += 1
         cmd = executor.step(now, dt)
         sim.command_twist(cmd.linear, cmd.angular)

@@ -21,6 +21,7 @@ JOINT_NAMES = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1",
 HOME = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
 DOWN = pb.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # gripper pointing at the table
 TARGET_RADIUS = 0.045
+CAMERA = "main"  # the scene camera's name in observations (the name models read by default)
 TRAY_INNER = 0.14  # inner side of the square tray
 PUSH_TOLERANCE = 0.045  # cube centre to target centre, metres
 DISTURB_TOLERANCE = 0.03  # a cube the goal is not about must stay within this of where it started (m)
