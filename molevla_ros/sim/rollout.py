@@ -33,7 +33,7 @@ def privileged_state(sim: FrankaTableSim) -> PrivilegedState:
 
 
 def observe(sim: FrankaTableSim, instruction: str, with_image: bool) -> Observation:
-    names, q = sim.joint_state()
+    names, q, _ = sim.joint_state()
     return Observation(instruction, dict(zip(names, map(float, q))), {CAMERA: sim.render()} if with_image else {},
                        sim.time, privileged_state(sim))
 
