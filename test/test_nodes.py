@@ -605,3 +605,32 @@ def test_diagnostics_return_to_ok_when_good_frames_resume(ros):
         assert DiagnosticStatus.WARN in levels, f"the refused frame shows as WARN first: {levels}"
         assert levels[-1] == DiagnosticStatus.OK, f"back to OK while good frames flow: {levels}"
         assert DiagnosticStatus.ERROR not in levels, levels
+
+
+def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path):
+    """A value outside a parameter's range or choices stops the node at start-up with a message naming it; a
+    running node refuses `ros2 param set` (read-only) instead of accepting a value it would ignore."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    from molevla_ros.bringup import Bringup, use_local_domain
+
+    use_local_domain(177)
+    with Bringup(["executor", "policy"], {"executor": {"rate_hz": -5.0}, "policy": {"route": "sideways"}},
+                 log_dir=tmp_path / "bad") as bad:
+        end = time.monotonic() + 30
+        while len(bad.dead()) < 2 and time.monotonic() < end:
+            time.sleep(0.2)
+        assert bad.dead() == {"executor": 2, "policy": 2}, bad.dead()
+    assert "rate_hz = -5.0 is outside [1.0, 1000.0]" in (tmp_path / "bad" / "executor.log").read_text()
+    policy_log = (tmp_path / "bad" / "policy.log").read_text()
+    assert "route = 'sideways' is not one of mole, full, random, first_k" in policy_log
+
+    with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
+        client = probe.create_client(SetParameters, "executor/set_parameters")
+        probe.wait_for(lambda: client.service_is_ready(), 20, "the executor's parameter service")
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.05)
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name="max_linear_speed", value=value)]))
+        probe.wait_for(future.done, 10, "the set_parameters reply")
+        result = future.result().results[0]
+        assert not result.successful and "read-only" in result.reason.lower(), result

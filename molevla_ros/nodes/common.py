@@ -65,14 +65,42 @@ class Param:
     name: str
     default: Any
     description: str
+    low: float | None = None  # numeric range (inclusive); None = unbounded on that side
+    high: float | None = None
+    choices: tuple[str, ...] | None = None  # allowed values of a string parameter
+
+
+class ParameterError(ValueError):
+    """A parameter value the node refuses to start with (the message names it and what is allowed)."""
+
+
+def check_param(p: Param, value: Any) -> str | None:
+    """Why `value` is not allowed for `p`, or None."""
+    if p.choices is not None and value not in p.choices:
+        return f"{p.name} = {value!r} is not one of {', '.join(p.choices)}"
+    if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
+        return f"{p.name} = {value!r} is outside [{p.low if p.low is not None else '-inf'}, " \
+               f"{p.high if p.high is not None else 'inf'}]"
+    return None
 
 
 def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
-    """Declare every parameter with its description; return their values by name."""
-    values = {}
+    """Declare every parameter (read-only: values are read at start-up, so a later `ros2 param set` is refused
+    rather than accepted and ignored); check ranges and choices; return the values by name."""
+    values, problems = {}, []
     for p in specs:
-        node.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
+        allowed = f" Allowed: {', '.join(p.choices)}." if p.choices else ""
+        if p.low is not None or p.high is not None:
+            allowed = f" Range: [{p.low if p.low is not None else '-inf'}, {p.high if p.high is not None else 'inf'}]."
+        node.declare_parameter(p.name, p.default, ParameterDescriptor(
+            description=f"{p.description}{allowed} Read at start-up (restart the node to change it).",
+            read_only=True))
         values[p.name] = node.get_parameter(p.name).value
+        problem = check_param(p, values[p.name])
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ParameterError(f"{node.get_name()}: refusing to start: {'; '.join(problems)}")
     return SimpleNamespace(**values)
 
 
@@ -227,7 +255,14 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None) -> None
 
     rclpy.init(args=args if args is not None else sys.argv)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-    node = node_factory()
+    try:
+        node = node_factory()
+    except ParameterError as e:  # a configuration error: say which parameter, never run with it
+        from rclpy.logging import get_logger
+
+        get_logger("molevla").fatal(str(e))
+        rclpy.try_shutdown()
+        sys.exit(2)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

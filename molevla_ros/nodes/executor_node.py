@@ -38,47 +38,55 @@ from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTop
                                                 JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
 
 PARAMS = [
-    Param("rate_hz", 50.0, "Command rate to the robot interface."),
+    Param("rate_hz", 50.0, "Command rate to the robot interface.", low=1.0, high=1000.0),
     Param("action_dt", 0.1, "Period (s) of a chunk that does not declare one (a single point); chunks declare "
-          "their model's period through time_from_start and run at it (refused outside 0.01-1 s or uneven)."),
+          "their model's period through time_from_start and run at it (refused outside 0.01-1 s or uneven).",
+          low=0.01, high=1.0),
     Param("blend", "average", "Overlapping chunks: 'average' (newest weighted most), 'latest', or 'adaptive' "
-          "(CogACT's adaptive ensemble: weights exp(adaptive_alpha * cosine similarity to the newest))."),
-    Param("blend_decay", 0.5, "average: weight of each older overlapping chunk relative to the next newer one."),
-    Param("adaptive_alpha", 0.1, "adaptive: CogACT's alpha (0 = plain mean of the overlapping predictions)."),
-    Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation)."),
-    Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm."),
-    Param("max_linear_speed", 0.3, "m/s, end-effector."),
-    Param("max_angular_speed", 1.0, "rad/s, end-effector."),
-    Param("max_linear_accel", 3.0, "m/s^2, end-effector."),
-    Param("max_angular_accel", 8.0, "rad/s^2, end-effector."),
-    Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes)."),
-    Param("max_angular_jerk", 400.0, "rad/s^3, end-effector."),
+          "(CogACT's adaptive ensemble: weights exp(adaptive_alpha * cosine similarity to the newest)).",
+          choices=("average", "latest", "adaptive")),
+    Param("blend_decay", 0.5, "average: weight of each older overlapping chunk relative to the next newer one.",
+          low=0.0, high=1.0),
+    Param("adaptive_alpha", 0.1, "adaptive: CogACT's alpha (0 = plain mean of the overlapping predictions).", low=0.0),
+    Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation).",
+          low=0.01, high=10.0),
+    Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm.", low=0.01, high=10.0),
+    Param("max_linear_speed", 0.3, "m/s, end-effector.", low=0.0, high=1.7),
+    Param("max_angular_speed", 1.0, "rad/s, end-effector.", low=0.0, high=2.5),
+    Param("max_linear_accel", 3.0, "m/s^2, end-effector.", low=0.0, high=13.0),
+    Param("max_angular_accel", 8.0, "rad/s^2, end-effector.", low=0.0, high=25.0),
+    Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes).", low=0.0),
+    Param("max_angular_jerk", 400.0, "rad/s^3, end-effector.", low=0.0),
     Param("plausibility_margin", 3.0, "A chunk step asking for more than this times the speed limits is refused "
-          "whole (the producer is broken: wrong units or scale) and the arm halts; never clamped and run."),
+          "whole (the producer is broken: wrong units or scale) and the arm halts; never clamped and run.",
+          low=1.0, high=100.0),
     Param("workspace_min", [0.15, -0.5, 0.005], "Hand (TCP) box in the base frame, lower corner (m), from the "
           "joint states' forward kinematics; empty disables the box."),
     Param("workspace_max", [0.85, 0.5, 0.7], "Upper corner of the hand box (m)."),
-    Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this."),
+    Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this.",
+          low=0.01, high=10.0),
     Param("frame_id", "panda_link0", "The robot base frame (fr3_link0 on an FR3): frame of the published twists "
           "and of moveit_py goals; chunks' deltas are expressed in it."),
     Param("tcp_frame", "panda_hand_tcp", "interface moveit_py: the link whose pose is commanded (fr3_hand_tcp)."),
-    Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables)."),
+    Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables).",
+          low=0.0, high=10.0),
     Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "
-          "joint states stamped further than this in the past or future are refused."),
+          "joint states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
     Param("joint_names", JOINT_NAMES, "The 7 arm joints in kinematic order (fr3_joint1..7 on an FR3), that every "
           "joint state must carry; joint_trajectory commands name them."),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
-          "the arm then holds until a new goal or molevla/resume."),
+          "the arm then holds until a new goal or molevla/resume.", low=0.05, high=60.0),
     Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
           "lease this long; chunk publishers must offer a lease this short (0 disables). See README 'Faults' for "
-          "the measured trade-off between time to halt and false halts under CPU load."),
+          "the measured trade-off between time to halt and false halts under CPU load.", low=0.0, high=10.0),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
     Param("interface", "servo", "Robot interface: servo (TwistStamped for MoveIt Servo), joint_trajectory "
           "(JointTrajectory from IK, for a joint trajectory controller) or moveit_py (plan + execute)."),
     Param("twist_topic", TOPIC_TWIST, "interface servo: MoveIt Servo's twist input."),
     Param("joint_trajectory_topic", "fr3_arm_controller/joint_trajectory", "interface joint_trajectory: the "
           "controller's command topic."),
-    Param("trajectory_lookahead_s", 0.1, "joint_trajectory / moveit_py: how far ahead each command reaches."),
+    Param("trajectory_lookahead_s", 0.1, "joint_trajectory / moveit_py: how far ahead each command reaches.",
+          low=0.01, high=2.0),
     Param("planning_group", "fr3_arm", "interface moveit_py: MoveIt planning group."),
     Param("gripper_interface", "topic", "Gripper: topic (std_msgs/Float64, 1 open 0 closed, sim) or "
           "franka_action (franka_gripper move/grasp actions)."),

@@ -37,25 +37,30 @@ PARAMS = [
           "(an imported CogACT: molevla import-cogact). Its config.json carries the action period, horizon, "
           "action layout and image preprocessing."),
     Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit). A model "
-          "whose router is not trained yet (fresh import) runs full depth and says so on its status."),
+          "whose router is not trained yet (fresh import) runs full depth and says so on its status.",
+          choices=("mole", "full", "random", "first_k")),
     Param("device", "cpu", "Device for mole_torch / mole_tensorrt (cpu, cuda, cuda:1, ...)."),
-    Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines."),
+    Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines.",
+          choices=("fp32", "fp16", "bf16")),
     Param("cuda_graphs", False, "mole_torch on CUDA: replay captured CUDA graphs (each decoder layer, the action "
           "head) per batch size; with fp16 about 3x faster than eager on an H100 (README)."),
     Param("threads", 1, "CPU threads for the backend's own work (torch, ONNX Runtime); 0: the library default (one "
-          "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README)."),
-    Param("control_hz", 5.0, "Policy steps (chunks) per second."),
-    Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder)."),
+          "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README).",
+          low=0, high=256),
+    Param("control_hz", 5.0, "Policy steps (chunks) per second.", low=0.1, high=100.0),
+    Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder).",
+          low=1, high=256),
     Param("base_frame", "panda_link0", "Frame the chunks' deltas are expressed in (the robot base; fr3_link0 on an "
           "FR3): the chunk's header.frame_id, which the executor checks against its own frame_id."),
-    Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published."),
+    Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published.",
+          low=0.01, high=10.0),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
-          "states stamped further than this in the past or future are refused."),
+          "states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
     Param("joint_names", JOINT_NAMES, "The robot's joints that map, in order, onto the state the model reads (its "
           "config's state_joints; e.g. fr3_joint1.. onto panda_joint1..); each joint state must name them all "
           "(extra joints are ignored). Models without a state input (CogACT) still need valid joint states."),
     Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
-          "process within about this long; must be <= the executor's policy_liveliness_s."),
+          "process within about this long; must be <= the executor's policy_liveliness_s.", low=0.0, high=10.0),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
           "[''] is one robot on the node's own topics."),
