@@ -37,6 +37,40 @@ PROFILE_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
 }
 
 
+# Launch arguments of launch/*.launch.py: argument -> (node, parameter, description). An argument left empty
+# (its default) keeps the value of config/*.yaml or the profile default; only a given one overrides.
+LAUNCH_ARGUMENTS = {
+    "backend": ("policy", "backend", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
+                "(simulation only)."),
+    "model_dir": ("policy", "model_dir", "Policy model folder (absolute, or a name under the package's models/), "
+                  "e.g. one written by molevla import-cogact."),
+    "device": ("policy", "device", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
+    "precision": ("policy", "precision", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
+    "blend": ("executor", "blend", "Executor chunk blending: average, latest or adaptive (CogACT's ensemble)."),
+    "dry_run": ("executor", "dry_run", "Executor logs commands instead of sending them (the robot profile "
+                "starts with true)."),
+    "task_family": ("sim", "task_family", "Simulated scene: touch, push or pick_place."),
+    "seed": ("sim", "seed", "Simulated layout seed."),
+}
+
+
+def launch_overrides(profile: str, given: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Parameters per node on top of config/*.yaml (and an optional params file): the profile's defaults, then
+    each launch argument that was given (non-empty; values parsed as YAML scalars: true, 3, 0.5, text), then
+    use_sim_time for every node when given."""
+    import yaml
+
+    out = {n: dict(PROFILE_DEFAULTS[profile].get(n, {})) for n in PROFILES[profile]}
+    for arg, (node, param, _) in LAUNCH_ARGUMENTS.items():
+        value = given.get(arg, "")
+        if value != "" and node in out:
+            out[node][param] = yaml.safe_load(value)
+    if given.get("use_sim_time", "") != "":
+        for params in out.values():
+            params["use_sim_time"] = bool(yaml.safe_load(given["use_sim_time"]))
+    return out
+
+
 def config_dir() -> Path:
     """config/ of a source checkout, of an ament install (share/molevla_ros), or of a pip install."""
     here = Path(__file__).resolve().parent.parent / "config"

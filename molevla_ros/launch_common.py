@@ -8,44 +8,37 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 
-from molevla_ros.bringup import PROFILE_DEFAULTS, PROFILES
+from molevla_ros.bringup import LAUNCH_ARGUMENTS, PROFILES, launch_overrides
 
-ARGUMENTS = {
+COMMON = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
     "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
-    "backend": ("mole_torch", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
-                "(simulation only)."),
-    "model_dir": ("mole_small", "Policy model folder (absolute, or a name under the package's models/), e.g. one "
-                  "written by molevla import-cogact."),
-    "blend": ("average", "Executor chunk blending: average, latest or adaptive (CogACT's adaptive ensemble)."),
-    "device": ("cpu", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
-    "precision": ("fp32", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
-    "task_family": ("pick_place", "Simulated scene: touch, push or pick_place."),
-    "seed": ("0", "Simulated layout seed."),
+    "params_file": ("", "Your own parameter YAML (ros__parameters per node name), applied after config/*.yaml "
+                    "and before the arguments above."),
+    "log_level": ("", "Node log level (debug, info, warn, error); empty: the ROS default."),
+    "use_sim_time": ("", "true: every node uses /clock; empty: the ROS default (false)."),
 }
 
 
-def describe(profile: str) -> LaunchDescription:
+def _nodes(context, profile: str) -> list[Node]:
+    given = {k: LaunchConfiguration(k).perform(context) for k in [*LAUNCH_ARGUMENTS, *COMMON]}
+    overrides = launch_overrides(profile, given)
     share = get_package_share_directory("molevla_ros")
-    dry_run = str(PROFILE_DEFAULTS[profile].get("executor", {}).get("dry_run", False)).lower()
-    arguments = {**ARGUMENTS, "dry_run": (dry_run, "Executor logs commands instead of sending them (default true "
-                                          "on a real robot).")}
-    arg = {k: LaunchConfiguration(k) for k in arguments}
-    given = {"sim": {"task_family": arg["task_family"], "seed": arg["seed"]},
-             "policy": {"backend": arg["backend"], "model_dir": arg["model_dir"], "device": arg["device"],
-                        "precision": arg["precision"]},
-             "executor": {"dry_run": ParameterValue(arg["dry_run"], value_type=bool), "blend": arg["blend"]}}
-    overrides = {n: {**PROFILE_DEFAULTS[profile].get(n, {}), **given.get(n, {})} for n in PROFILES[profile]}
-    nodes = [
-        Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=arg["namespace"],
-             parameters=[os.path.join(share, "config", f"{name}.yaml"), overrides.get(name, {})],
-             remappings=[("image_raw", arg["image_topic"])], output="screen", emulate_tty=True)
-        for name in PROFILES[profile]
-    ]
-    declared = [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in arguments.items()]
-    return LaunchDescription(declared + nodes)
+    extra = [given["params_file"]] if given["params_file"] else []
+    args = ["--ros-args", "--log-level", given["log_level"]] if given["log_level"] else []
+    return [Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=given["namespace"],
+                 parameters=[os.path.join(share, "config", f"{name}.yaml"), *extra, overrides[name]],
+                 remappings=[("image_raw", given["image_topic"])], arguments=args, output="screen",
+                 emulate_tty=True)
+            for name in PROFILES[profile]]
+
+
+def describe(profile: str) -> LaunchDescription:
+    """Declared arguments (launch arguments change a parameter only when given) and the profile's nodes."""
+    declared = [DeclareLaunchArgument(k, default_value="", description=d) for k, (_, _, d) in LAUNCH_ARGUMENTS.items()]
+    declared += [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in COMMON.items()]
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes, args=[profile])])

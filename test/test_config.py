@@ -69,3 +69,21 @@ def test_every_training_option_is_on_the_command_line_with_its_default(capsys, m
     cli.main(["train", "--out", "runs/x", "--ema", "0.9", "--save-every", "7", "--keep-ratio", "0.25"])
     tc = captured["tc"]
     assert (tc.out, tc.ema, tc.save_every, tc.keep_ratio, tc.steps) == ("runs/x", 0.9, 7, 0.25, TrainConfig().steps)
+
+
+def test_launch_arguments_override_the_yaml_only_when_given():
+    """What launch/*.launch.py passes to each node on top of config/*.yaml (the logic is a plain function, so
+    it is tested here although launch_ros cannot be installed from PyPI)."""
+    from molevla_ros.bringup import LAUNCH_ARGUMENTS, PROFILE_DEFAULTS, PROFILES, launch_overrides
+    from molevla_ros.nodes import executor_node, policy_node, sim_node
+
+    declared = {"executor": executor_node.PARAMS, "policy": policy_node.PARAMS, "sim": sim_node.PARAMS}
+    for arg, (node, param, _) in LAUNCH_ARGUMENTS.items():
+        assert param in {p.name for p in declared[node]}, f"launch argument {arg} sets an undeclared {node}.{param}"
+    # nothing given: the YAML decides (only the profile's own defaults, e.g. the robot's dry run and FR3 names)
+    assert launch_overrides("robot", {}) == {n: PROFILE_DEFAULTS["robot"].get(n, {}) for n in PROFILES["robot"]}
+    assert launch_overrides("sim", {k: "" for k in LAUNCH_ARGUMENTS}) == {n: {} for n in PROFILES["sim"]}
+    got = launch_overrides("robot", {"backend": "mole_onnx", "dry_run": "false", "seed": "7", "use_sim_time": "true"})
+    assert got["policy"]["backend"] == "mole_onnx" and got["executor"]["dry_run"] is False
+    assert "sim" not in got and all(p["use_sim_time"] is True for p in got.values())
+    assert launch_overrides("sim", {"seed": "7"})["sim"] == {"seed": 7}
