@@ -300,9 +300,15 @@ def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2
 def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list[dict]:
     """Each refused input sent with a goal active and no policy: its status and the commands it caused."""
     rows = []
-    with session(["sim", "camera", "instruction", "executor"], domain, log_dir) as (probe, bringup):
+    nodes = ["sim", "camera", "instruction", "executor"]
+    with session(nodes, domain, log_dir) as (probe, bringup):
+        # every node's status reaches the probe, the goal is accepted (the executor ignores chunks without a
+        # goal) and the executor listens to chunks: only then is a missing status a missing status
+        probe.spin_for(20, lambda: probe.count_publishers(TOPIC_STATUS) >= len(nodes))
         probe.instruction.publish(String(data=probe.task))
-        probe.spin_for(1.0, lambda: probe.chunks.get_subscription_count() > 0)
+        probe.spin_for(10, lambda: bool(probe.status_since(0, "accepted"))
+                       and probe.chunks.get_subscription_count() > 0)
+        probe.spin_for(0.5)  # the latched goal reaches the executor
         cases = [("chunk", k, lambda k=k: probe.chunks.publish(bad_chunk(probe, k))) for k in REFUSED_CHUNKS]
         cases += [("joint state", k, lambda k=k: probe.joints.publish(bad_joint_state(probe, k)))
                   for k in REFUSED_JOINT_STATES]
