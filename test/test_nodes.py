@@ -314,20 +314,27 @@ def test_executor_dry_run_computes_commands_but_publishes_nothing(ros):
         assert not twists and not grip, "nothing reaches the robot topics"
 
 
+def _loop_ready(probe, timeout: float):
+    """Full-loop tests: statuses recorded, the sim's task seen and the instruction node listening; returns
+    (the task's instruction, the instruction publisher)."""
+    probe.listen(String, "molevla/status", RELIABLE_QOS)
+    task = probe.listen(String, "sim/task", LATCHED_QOS)
+    pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
+    probe.wait_for(lambda: task and pub.get_subscription_count() > 0, timeout, "nodes up")
+    return task[0].data, pub
+
+
 def test_full_loop_succeeds_in_sim(ros):
     """sim + camera + instruction + policy + executor: a language goal ends in 'succeeded'."""
     nodes = ["sim", "camera", "instruction", "policy", "executor"]
     overrides = {"sim": {"task_family": "touch", "seed": 3}, "policy": {"backend": "scripted_expert"}}
     with ros(nodes, overrides) as probe:
-        probe.listen(String, "molevla/status", RELIABLE_QOS)
         success = probe.listen(Bool, "molevla/task_success", 10)
         diagnostics = probe.listen(DiagnosticArray, "/diagnostics", 50)
-        task = probe.listen(String, "sim/task", LATCHED_QOS)
-        pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
-        probe.wait_for(lambda: task and pub.get_subscription_count() > 0, 30, "nodes up")
+        task, pub = _loop_ready(probe, 30)
         probe.wait_for(lambda: success, 30, "sim reporting")
         assert not any(m.data for m in success), "no success before any motion"
-        pub.publish(String(data=task[0].data))
+        pub.publish(String(data=task))
         probe.wait_for(lambda: any(s.startswith("succeeded") for s in probe.statuses()), 40, "succeeded")
         seq = [s.split(":")[0] for s in probe.statuses() if s.split(":")[0] in ("accepted", "running", "succeeded")]
         assert seq[:3] == ["accepted", "running", "succeeded"], seq
@@ -377,13 +384,10 @@ def test_imported_cogact_drives_the_simulated_loop(ros, cogact):
     overrides = {"sim": {"task_family": "touch", "seed": 3},
                  "policy": {"backend": "mole_torch", "model_dir": str(cogact.model), "control_hz": 2.0}}
     with ros(nodes, overrides) as probe:
-        probe.listen(String, "molevla/status", RELIABLE_QOS)
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 200)
-        task = probe.listen(String, "sim/task", LATCHED_QOS)
-        pub = probe.create_publisher(String, "molevla/instruction", RELIABLE_QOS)
-        probe.wait_for(lambda: task and pub.get_subscription_count() > 0, 60, "nodes up")
-        pub.publish(String(data=task[0].data))
+        task, pub = _loop_ready(probe, 60)
+        pub.publish(String(data=task))
         moving = lambda: [t for t in twists if math.hypot(t.twist.linear.x, t.twist.linear.y, t.twist.linear.z) > 0]  # noqa: E731
         probe.wait_for(lambda: len(chunks) >= 2 and len(moving()) >= 5, 60, "chunks and motion")
         times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in chunks[-1].points]

@@ -24,7 +24,7 @@ from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
 from molevla_ros.model.mole_vla import MoLeVLA, cognition_at, fixed_gate, preprocess_images, to_robot_units
-from molevla_ros.model.text import TextEncoder, text_encoder
+from molevla_ros.model.text import TextEncoder
 from molevla_ros.model.router import top_k_mask
 
 
@@ -88,9 +88,8 @@ class RoutedPolicy:
 
     @classmethod
     def from_model(cls, model: MoLeVLA, graphs: Graphs) -> "RoutedPolicy":
-        text = model.text if model.text is not None else text_encoder(model.cfg.llm)
         return cls(model.cfg, model.action_low.cpu().numpy(), model.action_high.cpu().numpy(),
-                   model.head.uncond.detach().float().cpu().numpy(), graphs, text)
+                   model.head.uncond.detach().float().cpu().numpy(), graphs, model.tokenize)
 
     def inputs(self, requests: list[Request]) -> tuple[torch.Tensor, ...]:
         g, cfg = self.graphs, self.cfg

@@ -10,7 +10,7 @@ Mapping (by name; every size is read from the tensors, so CogACT-Small/Base/Larg
   projector.projector.{0,2,4}.*               -> projector.{0,2,4}.*                 (fused GELU MLP)
   llm_backbone.llm.model.embed_tokens / layers.N / norm -> llm.*                       (Llama-2; lm_head dropped)
   action_model.net.{x,t,z}_embedder / positional_embedding / blocks.N / final_layer.linear -> head.*  (DiT)
-  ema_diffusion.net.*                         -> head.* instead, with use_ema
+  ema_diffusion.net.*                         -> head.* instead of action_model, with use_ema
   dataset_statistics[unnorm_key].action q01 / q99 / mask -> action range (mask False: left unscaled)
 New in MoLe-VLA and freshly initialised (trained by MoLe fine-tuning): router.*, proprio_in.*,
 cognition_token. Until then the folder says router_trained=false and its backends run full depth.
@@ -35,11 +35,10 @@ RULES = [
     (r"^vision_backbone\.((?:dino|siglip)_featurizer\..*)$", r"vision.\1"),
     (r"^projector\.projector\.(\d+\..*)$", r"projector.\1"),
     (r"^llm_backbone\.llm\.model\.((?:embed_tokens|norm|layers)\..*)$", r"llm.\1"),
-    (r"^(?:action_model|ema_diffusion)\.net\.((?:x|t|z)_embedder\..*|positional_embedding|blocks\..*"
-     r"|final_layer\.linear\..*)$", r"head.\1"),
+    (r"^action_model\.net\.((?:x|t|z)_embedder\..*|positional_embedding|blocks\..*|final_layer\.linear\..*)$",
+     r"head.\1"),
 ]
-DROPPED = (r"^llm_backbone\.llm\.lm_head\.", r"\.rotary_emb\.inv_freq$", r"^(?:action_model|ema_diffusion)\.net\."
-           r"history_embedder\.")
+DROPPED = (r"^llm_backbone\.llm\.lm_head\.", r"\.rotary_emb\.inv_freq$", r"^action_model\.net\.history_embedder\.")
 # Control periods of Open X-Embodiment datasets CogACT was trained on (their published control rates).
 KNOWN_ACTION_DT = {"bridge_orig": 0.2, "bridge_dataset": 0.2, "fractal20220817_data": 1 / 3, "droid": 1 / 15}
 REAL_TOWERS = {"vit_large_patch14_reg4_dinov2": (1024, 24, 16, 4.0), "vit_so400m_patch14_siglip_224": (1152, 27, 16,
@@ -147,14 +146,13 @@ def import_cogact(source: Path, tokenizer: Path, out: Path, unnorm_key: str | No
         raise FileNotFoundError(f"no dataset_statistics.json in {run_dir} (the release ships it next to "
                                 "checkpoints/)")
     state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
-    parts = state["model"] if "model" in state else state
-    if use_ema and "ema_diffusion" not in parts:
-        raise ValueError("use_ema: the checkpoint has no ema_diffusion weights")
-    parts = {k: v for k, v in parts.items() if k != ("action_model" if use_ema else "ema_diffusion")}
+    parts = dict(state["model"] if "model" in state else state)
+    ema = parts.pop("ema_diffusion", None)
+    if use_ema:  # the EMA weights take the action model's place
+        if ema is None:
+            raise ValueError("use_ema: the checkpoint has no ema_diffusion weights")
+        parts["action_model"] = ema
     flat = flatten(parts)
-    if use_ema:  # read the head's sizes under the usual name
-        flat.update({k.replace("ema_diffusion.", "action_model.", 1): v for k, v in flat.items()
-                     if k.startswith("ema_diffusion.")})
     cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text)
     key, low, high = action_statistics(json.loads(stats_file.read_text()), unnorm_key)
     dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
@@ -169,8 +167,6 @@ def import_cogact(source: Path, tokenizer: Path, out: Path, unnorm_key: str | No
     target = model.state_dict()
     mapped, dropped, unknown = {}, [], []
     for k, v in flat.items():
-        if k.startswith("ema_diffusion." if not use_ema else "action_model."):
-            continue
         if any(re.search(p, k) for p in DROPPED):
             dropped.append(k)
             continue

@@ -69,6 +69,14 @@ class Param:
     high: float | None = None
     choices: tuple[str, ...] | None = None  # allowed values of a string parameter
 
+    def allowed(self) -> str:
+        """The range or the choices as text ("" when unconstrained)."""
+        if self.choices is not None:
+            return f"one of {', '.join(self.choices)}"
+        if self.low is not None or self.high is not None:
+            return f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
+        return ""
+
 
 class ParameterError(ValueError):
     """A parameter value the node refuses to start with (the message names it and what is allowed)."""
@@ -77,10 +85,9 @@ class ParameterError(ValueError):
 def check_param(p: Param, value: Any) -> str | None:
     """Why `value` is not allowed for `p`, or None."""
     if p.choices is not None and value not in p.choices:
-        return f"{p.name} = {value!r} is not one of {', '.join(p.choices)}"
+        return f"{p.name} = {value!r} is not {p.allowed()}"
     if (p.low is not None and value < p.low) or (p.high is not None and value > p.high):
-        return f"{p.name} = {value!r} is outside [{p.low if p.low is not None else '-inf'}, " \
-               f"{p.high if p.high is not None else 'inf'}]"
+        return f"{p.name} = {value!r} is outside {p.allowed()}"
     return None
 
 
@@ -89,9 +96,7 @@ def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
     rather than accepted and ignored); check ranges and choices; return the values by name."""
     values, problems = {}, []
     for p in specs:
-        allowed = f" Allowed: {', '.join(p.choices)}." if p.choices else ""
-        if p.low is not None or p.high is not None:
-            allowed = f" Range: [{p.low if p.low is not None else '-inf'}, {p.high if p.high is not None else 'inf'}]."
+        allowed = f" Allowed: {p.allowed()}." if p.allowed() else ""
         node.declare_parameter(p.name, p.default, ParameterDescriptor(
             description=f"{p.description}{allowed} Read at start-up (restart the node to change it).",
             read_only=True))
