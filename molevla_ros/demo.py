@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from molevla_ros.bringup import PROFILES, Bringup, ros_environment
+from molevla_ros.config_cli import option
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_IMAGE, TOPIC_INSTRUCTION,
                                       TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb, spin_until)
+from molevla_ros.sim.tasks import FAMILIES
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
 
@@ -53,8 +56,18 @@ class DemoDriver(Node):
             self.frames.append(msg_to_rgb(msg).copy())
 
 
-def run_demo(task_family: str = "pick_place", seed: int = 0, backend: str = "scripted_expert",
-             timeout: float = 60.0, out_dir: Path = Path("results/demo")) -> dict:
+@dataclass
+class DemoOptions:
+    task: str = option("pick_place", "task family of the goal", choices=FAMILIES)
+    seed: int = option(0, "scene layout seed")
+    backend: str = option("scripted_expert", "policy backend: scripted_expert, mole_torch, mole_onnx or mole_tensorrt")
+    timeout: float = option(60.0, "seconds to wait for a final status after the goal")
+    out: str = option("results/demo", "folder for result.json, the episode strip and the node logs")
+
+
+def run_demo(o: DemoOptions) -> dict:
+    """Bring up the sim profile, send one goal, wait for its final status; return (and save) the result."""
+    task_family, seed, backend, timeout, out_dir = o.task, o.seed, o.backend, o.timeout, Path(o.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(ros_environment())

@@ -66,14 +66,14 @@ def cogact(tmp_path_factory):
     from types import SimpleNamespace
 
     from molevla_ros.bench.synthetic_cogact import write_release, write_tokenizer
-    from molevla_ros.model.import_cogact import import_cogact
+    from molevla_ros.model.import_cogact import ImportOptions, import_cogact
 
     root = tmp_path_factory.mktemp("cogact")
     tokenizer = write_tokenizer(root / "tokenizer_src")
     from transformers import AutoTokenizer
 
     release = write_release(root / "release", vocab=len(AutoTokenizer.from_pretrained(str(tokenizer))))
-    report = import_cogact(release, tokenizer, root / "model", **COGACT_HEADS)
+    report = import_cogact(ImportOptions(str(release), str(tokenizer), str(root / "model"), **COGACT_HEADS))
     return SimpleNamespace(release=release, tokenizer=tokenizer, model=root / "model", report=report)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from molevla_ros.model.action_head import ddim_timesteps
-from molevla_ros.model.import_cogact import import_cogact
+from molevla_ros.model.import_cogact import ImportOptions, import_cogact
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import preprocess_images, to_robot_units
 from molevla_ros.model.text import CogACTTokenizer, cogact_prompt
@@ -147,25 +147,29 @@ def test_import_maps_every_weight_and_reads_the_release(cogact):
     assert model.cfg.action_head.horizon == 16 and model.cfg.llm.layers == 4
 
 
+def run_import(source, tokenizer, out, **kw) -> dict:
+    return import_cogact(ImportOptions(str(source), str(tokenizer), str(out), **kw))
+
+
 def test_import_refuses_what_it_cannot_run(cogact, tmp_path):
     with pytest.raises(ValueError, match="llm_heads"):  # hidden 64 has no Llama-2 head count
-        import_cogact(cogact.release, cogact.tokenizer, tmp_path / "a")
+        run_import(cogact.release, cogact.tokenizer, tmp_path / "a")
     shutil.copytree(cogact.release, tmp_path / "r")
     stats = json.loads((tmp_path / "r" / "dataset_statistics.json").read_text())
     stats["other_robot"] = stats["bridge_orig"]
     (tmp_path / "r" / "dataset_statistics.json").write_text(json.dumps(stats))
     with pytest.raises(ValueError, match="unnorm_key"):
-        import_cogact(tmp_path / "r", cogact.tokenizer, tmp_path / "b", **COGACT_HEADS)
+        run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "b", **COGACT_HEADS)
     with pytest.raises(ValueError, match="control period"):
-        import_cogact(tmp_path / "r", cogact.tokenizer, tmp_path / "c", unnorm_key="other_robot", **COGACT_HEADS)
+        run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "c", unnorm_key="other_robot", **COGACT_HEADS)
     with pytest.raises(FileNotFoundError, match="tokenizer"):
-        import_cogact(cogact.release, tmp_path, tmp_path / "d", **COGACT_HEADS)
+        run_import(cogact.release, tmp_path, tmp_path / "d", **COGACT_HEADS)
     pt = next((tmp_path / "r" / "checkpoints").glob("*.pt"))
     state = torch.load(pt, weights_only=True)
     state["model"]["projector"]["extra.weight"] = torch.zeros(1)
     torch.save(state, pt)
     with pytest.raises(ValueError, match="no place"):
-        import_cogact(tmp_path / "r", cogact.tokenizer, tmp_path / "e", unnorm_key="bridge_orig", **COGACT_HEADS)
+        run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "e", unnorm_key="bridge_orig", **COGACT_HEADS)
 
 
 def test_ema_weights_are_used_on_request(tmp_path, cogact):
@@ -173,8 +177,8 @@ def test_ema_weights_are_used_on_request(tmp_path, cogact):
 
     rel = write_release(tmp_path / "rel", vocab=load_model(cogact.model).cfg.llm.vocab, ema=True)
     state = torch.load(next((rel / "checkpoints").glob("*.pt")), weights_only=True)["model"]
-    import_cogact(rel, cogact.tokenizer, tmp_path / "ema", use_ema=True, **COGACT_HEADS)
-    import_cogact(rel, cogact.tokenizer, tmp_path / "plain", **COGACT_HEADS)
+    run_import(rel, cogact.tokenizer, tmp_path / "ema", use_ema=True, **COGACT_HEADS)
+    run_import(rel, cogact.tokenizer, tmp_path / "plain", **COGACT_HEADS)
     key = "net.final_layer.linear.weight"
     for name, part in (("ema", "ema_diffusion"), ("plain", "action_model")):
         torch.testing.assert_close(load_model(tmp_path / name).head.final_layer.linear.weight, state[part][key])

@@ -8,7 +8,7 @@ from sensor_msgs.msg import Image
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.model.config import VisionConfig
-from molevla_ros.record.collect import collect, record_episode
+from molevla_ros.record.collect import CollectOptions, collect, record_episode
 from molevla_ros.train.episodes import load_samples, read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
@@ -23,13 +23,13 @@ def test_msg_definition_includes_nested_types():
 
 
 def test_collect_records_goal_variants_and_resumes(tmp_path: Path):
-    collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)
+    collect(CollectOptions(str(tmp_path), ("touch",), episodes=1, seed=4, goals=2))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["touch_00004.mcap", "touch_00004_g1.mcap"]
     infos = [read_episode(tmp_path / n, VISION)[0] for n in names]
     assert [i["goal"] for i in infos] == ["0", "1"] and infos[0]["instruction"] != infos[1]["instruction"]
     stamp = (tmp_path / names[0]).stat().st_mtime_ns
-    collect(tmp_path, ["touch"], episodes=1, seed=4, goals=2)  # nothing left to record: files untouched
+    collect(CollectOptions(str(tmp_path), ("touch",), episodes=1, seed=4, goals=2))  # nothing left: files untouched
     assert (tmp_path / names[0]).stat().st_mtime_ns == stamp
 
 

@@ -11,6 +11,7 @@ For each backend and keep ratio (1.0 = full depth; below 1.0 the STAR router kee
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from molevla_ros.config_cli import option
 from molevla_ros.backends.mole import make_mole_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.model.config import cogact_base
@@ -123,8 +125,35 @@ def random_model_dir(layers: int) -> Path:
     return out
 
 
-def run(model_dir: Path, backends: list[str], iters: int = 30, batch: int = 8, out: Path | None = None,
-        label: str = "") -> list[dict]:
+@dataclass
+class BackendBenchOptions:
+    model: str = option("mole_small", "model folder or shipped model name")
+    config: str = option("model", "cogact: a random-weight CogACT-scale model (Llama-2-7B-sized layers) instead of "
+                         "--model", choices=("model", "cogact"))
+    layers: int = option(32, "decoder layers of the cogact configuration")
+    backends: tuple[str, ...] = option(("torch", "onnx"), "backends to time", choices=tuple(BACKENDS))
+    iters: int = option(30, "timed rounds at batch 1 (a quarter of them at --batch)")
+    batch: int = option(8, "robots per batch for the throughput column")
+    out: str = option("results/bench_backends", "folder for the table (JSON and Markdown)")
+
+
+def run(o: BackendBenchOptions) -> list[dict]:
+    """Time the model named by `o` (or a temporary CogACT-scale one, deleted afterwards) on each backend."""
+    from molevla_ros.bringup import resolve_model
+
+    if o.config == "cogact":
+        model_dir, label = random_model_dir(o.layers), f"CogACT-scale, random weights, {o.layers} Llama-2-7B layers"
+    else:
+        model_dir, label = resolve_model(o.model), f"model {o.model}"
+    try:
+        return measure(model_dir, list(o.backends), o.iters, o.batch, Path(o.out), label)
+    finally:
+        if o.config == "cogact":
+            shutil.rmtree(model_dir, ignore_errors=True)  # GBs of random weights
+
+
+def measure(model_dir: Path, backends: list[str], iters: int, batch: int, out: Path | None, label: str) -> list[dict]:
+    """Latency and throughput of every backend at every keep ratio (table printed; saved under `out`)."""
     rows = []
     model = load_model(model_dir)
     reference = RoutedPolicy.from_model(model, TorchGraphs(model))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from molevla_ros.config_cli import option
 from molevla_ros.backends.base import Observation
 from molevla_ros.backends.mole import MoLeBackend
 from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
@@ -241,11 +242,21 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run(runs: Path, episodes: int, seed: int = 1000, families: list[str] | None = None, workers: int = 2,
-        out: Path = Path("results/eval_policies")) -> list[dict]:
+@dataclass
+class EvalOptions:
+    runs: str = option("runs", "folder with teacher/ mole/ mole_nokd/ random/ first_k/")
+    episodes: int = option(50, "episodes per task family")
+    seed: int = option(1000, "first layout seed")
+    tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
+    workers: int = option(2, "parallel evaluation processes")
+    out: str = option("results/eval_policies", "folder for the table, plots and model card")
+
+
+def run(o: EvalOptions) -> list[dict]:
     import multiprocessing
 
-    families = families or list(FAMILIES)
+    runs, episodes, seed, families, workers, out = Path(o.runs), o.episodes, o.seed, list(o.tasks), o.workers, \
+        Path(o.out)
     variants = [v for v in default_variants(runs) if (Path(v.model_dir) / "config.json").exists()]
     if not variants:
         raise FileNotFoundError(f"no trained variants under {runs}")

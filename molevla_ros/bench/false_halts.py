@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import rclpy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from molevla_ros.config_cli import option
 from molevla_ros.bench.faults import Probe, _speed, cpu_load
 from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
 
@@ -112,9 +114,22 @@ def run_kills(lease: float, kills: int, domain: int, log_dir: Path, backend: str
     return times
 
 
-def run(leases: list[float], minutes: float = 3.0, load: int = 2, kills: int = 5, out: Path = Path("results/halts"),
-        backend: str = "mole_torch", first_domain: int = 120) -> list[dict]:
+@dataclass
+class FalseHaltOptions:
+    leases: tuple[float, ...] = option((0.1, 0.2, 0.5), "DDS liveliness leases (s)")
+    minutes: float = option(3.0, "loaded run per lease")
+    load: int = option(2, "busy processes during the loaded run")
+    kills: int = option(5, "SIGKILLs of the policy per lease (no load)")
+    backend: str = option("mole_torch", "policy backend")
+    first_domain: int = option(120, "first ROS_DOMAIN_ID (one per lease)")
+    out: str = option("results/halts", "folder for the table and the node logs")
+
+
+def run(o: FalseHaltOptions) -> list[dict]:
     from tqdm import tqdm
+
+    leases, minutes, load, kills, out, backend, first_domain = o.leases, o.minutes, o.load, o.kills, Path(o.out), \
+        o.backend, o.first_domain
 
     out.mkdir(parents=True, exist_ok=True)
     rows = []

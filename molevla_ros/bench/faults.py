@@ -32,6 +32,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
+from molevla_ros.config_cli import option
 from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_CHUNK,
                                       TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SIM_TASK,
@@ -344,11 +345,20 @@ def run_stale_success(domain: int, log_dir: Path | None, watch: float = 5.0) -> 
             "stale_successes": int(bool(again)), "status_after": again or running}
 
 
-def run(out: Path = Path("results/faults"), only: list[str] | None = None, first_domain: int = 150,
-        load: bool = False) -> list[dict]:
+@dataclass
+class FaultOptions:
+    only: tuple[str, ...] | None = option(None, "run only faults whose name contains one of these words")
+    load: bool = option(False, "run each fault again with both cores saturated")
+    first_domain: int = option(150, "first ROS_DOMAIN_ID (one per case, so cases cannot hear each other)")
+    out: str = option("results/faults", "folder for the table and the node logs")
+
+
+def run(o: FaultOptions) -> list[dict]:
     """Every fault (and, unless `only` picks faults, the refusal and stale-success cases); with `load`, each
     fault once more with both cores saturated."""
     from tqdm import tqdm
+
+    out, only, first_domain, load = Path(o.out), o.only, o.first_domain, o.load
 
     out.mkdir(parents=True, exist_ok=True)
     faults = [f for f in FAULTS if not only or any(o in f.name for o in only)]

@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.bench.fake_robot import fake_robot_msgs
 from molevla_ros.bringup import Bringup, ros_environment
+from molevla_ros.config_cli import option
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
                                       TOPIC_TWIST, rgb_to_msg, stamp_s)
@@ -85,9 +87,22 @@ def _pct(x: np.ndarray) -> tuple[float, float, float]:
     return float(np.percentile(x, 50)), float(np.percentile(x, 99)), float(x.max())
 
 
-def run(seconds: float = 20.0, fps: float = 30.0, width: int = 640, height: int = 480, control_hz: float = 30.0,
-        executor_hz: float = 50.0, out: Path = Path("results/bench_loop.json")) -> dict:
+@dataclass
+class LoopBenchOptions:
+    seconds: float = option(20.0, "measured seconds per transport configuration")
+    fps: float = option(30.0, "camera frame rate")
+    width: int = option(640, "camera image width")
+    height: int = option(480, "camera image height")
+    control_hz: float = option(30.0, "policy step rate")
+    executor_hz: float = option(50.0, "executor command rate")
+    out: str = option("results/bench_loop.json", "JSON file for the results")
+
+
+def run(o: LoopBenchOptions) -> dict:
     """Measure with the shipped Fast DDS profile and with Fast DDS defaults; print both, save JSON."""
+    seconds, fps, width, height, control_hz, executor_hz = o.seconds, o.fps, o.width, o.height, o.control_hz, \
+        o.executor_hz
+    out = Path(o.out)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     profile = ros_environment().get("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"))
     results = {}

@@ -4,14 +4,16 @@ For held-out samples: the mean gap between the k-th and (k+1)-th layer score (ho
 flipping), and, for Gumbel noise of a given scale added to the scores (as in straight-through training),
 how often the noisy top-k equals the noise-free (inference) route and how many kept layers they share.
 
-    molevla bench-route-agreement MODEL_DIR [MODEL_DIR ...] [--data data/heldout]
+    molevla bench-route-agreement MODEL_DIR [MODEL_DIR ...] [--data data/heldout]  (--help: all options)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from molevla_ros.config_cli import REQUIRED, option
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import preprocess_images
 from molevla_ros.model.router import gumbel_noise, top_k_mask
@@ -20,7 +22,7 @@ from molevla_ros.train.episodes import load_samples
 NOISE = (1.0, 0.5, 0.25, 0.1)
 
 
-def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 20, seed: int = 0) -> dict:
+def route_agreement(model_dir: str, data: str, samples: int, draws: int, seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
     m = load_model(Path(model_dir)).eval()
     val = load_samples(data, m.cfg.vision)
@@ -41,9 +43,18 @@ def route_agreement(model_dir: str, data: str, samples: int = 256, draws: int = 
     return row
 
 
-def run(models: list[str], data: str = "data/heldout") -> str:
+@dataclass
+class RouteAgreementOptions:
+    models: tuple[str, ...] = option(REQUIRED, "model folders", positional=True)
+    data: str = option("data/heldout", "held-out episode folder")
+    samples: int = option(256, "held-out samples per model")
+    draws: int = option(20, "noise draws per sample")
+    seed: int = option(0, "seed for the sample choice and the noise")
+
+
+def run(o: RouteAgreementOptions) -> str:
     """The table for each model folder (printed and returned)."""
-    rows = [route_agreement(d, data) for d in models]
+    rows = [route_agreement(d, o.data, o.samples, o.draws, o.seed) for d in o.models]
     lines = ["| model | k-th minus (k+1)-th score | "
              + " | ".join(f"noise {s}: same route, shared kept layers" for s in NOISE) + " | layer use |",
              "|---" * (3 + len(NOISE)) + "|"]

@@ -18,6 +18,7 @@ from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 from trajectory_msgs.msg import JointTrajectory
 
+from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.nodes.common import msg_to_chunk, stamp_s
 
@@ -76,8 +77,17 @@ def metrics(vel: np.ndarray, boundaries: np.ndarray, dt: float) -> dict[str, flo
             "jerk_max": float(jerk.max()), "jerk_p99": float(np.percentile(jerk, 99))}
 
 
-def run(episodes: Path, limit: int = 60, latency: float = 0.1, out: Path = Path("results/smoothness")) -> dict:
-    files = sorted(Path(episodes).glob("*.mcap"))[:limit]
+@dataclass
+class SmoothnessOptions:
+    episodes: str = option("data/episodes", "folder of recorded episodes (.mcap)")
+    limit: int = option(60, "episodes to replay")
+    latency: float = option(0.1, "seconds from observation to chunk arrival")
+    out: str = option("results/smoothness", "folder for the table and plot")
+
+
+def run(o: SmoothnessOptions) -> dict:
+    episodes, limit, latency, out = Path(o.episodes), o.limit, o.latency, Path(o.out)
+    files = sorted(episodes.glob("*.mcap"))[:limit]
     if not files:
         raise FileNotFoundError(f"no .mcap episodes in {episodes} (record some with `molevla collect`)")
     dt = 1.0 / 50.0

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from molevla_ros.config_cli import REQUIRED, option
 from molevla_ros.model.config import (ActionHeadConfig, ActionSpec, LLMConfig, MoLeConfig, RouterConfig,
                                       VisionConfig)
 from molevla_ros.model.io import save_model
@@ -136,10 +137,30 @@ def action_statistics(stats: dict, unnorm_key: str | None) -> tuple[str, torch.T
     return unnorm_key, torch.where(mask, low, -1.0), torch.where(mask, high, 1.0)
 
 
-def import_cogact(source: Path, tokenizer: Path, out: Path, unnorm_key: str | None = None,
-                  action_dt: float | None = None, use_ema: bool = False, llm_heads: int | None = None,
-                  vision_heads: tuple[int, int] | None = None, max_text: int = 64) -> dict:
-    """Write `out` (config.json, model.safetensors, stats.json, tokenizer/); return what was mapped."""
+@dataclass
+class ImportOptions:
+    checkpoint: str = option(REQUIRED, "CogACT run folder (config.json, dataset_statistics.json, checkpoints/*.pt) "
+                             "or the .pt inside it", positional=True)
+    tokenizer: str = option(REQUIRED, "local Llama-2 tokenizer folder (transformers format, e.g. a copy of "
+                            "meta-llama/Llama-2-7b-hf's tokenizer files)")
+    out: str = option(REQUIRED, "model folder to write")
+    unnorm_key: str | None = option(None, "dataset whose action statistics unnormalise (needed when there are "
+                                    "several)")
+    action_dt: float | None = option(None, "seconds between actions (default: the dataset's known rate)")
+    use_ema: bool = option(False, "use the EMA action-model weights when present")
+    llm_heads: int | None = option(None, "Llama attention heads (default: hidden / 128, as Llama-2)")
+    vision_heads: tuple[int, ...] | None = option(None, "DINOv2,SigLIP heads (default: width / 64, width / 72, as "
+                                                  "released)")
+    max_text: int = option(64, "prompt tokens the model accepts (after BOS)")
+
+
+def import_cogact(o: ImportOptions) -> dict:
+    """Write `o.out` (config.json, model.safetensors, stats.json, tokenizer/); return what was mapped."""
+    source, tokenizer, out = Path(o.checkpoint), Path(o.tokenizer), Path(o.out)
+    unnorm_key, action_dt, use_ema, llm_heads, max_text = o.unnorm_key, o.action_dt, o.use_ema, o.llm_heads, o.max_text
+    vision_heads = o.vision_heads
+    if vision_heads is not None and len(vision_heads) != 2:
+        raise ValueError(f"vision_heads: two numbers (DINOv2, SigLIP), got {vision_heads}")
     run_dir, pt = find_checkpoint(source)
     stats_file = run_dir / "dataset_statistics.json"
     if not stats_file.is_file():

@@ -12,7 +12,7 @@ expert-only demonstrations never show it.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ from std_msgs.msg import Bool, String
 from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
+from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
 from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SUCCESS,
@@ -30,7 +31,7 @@ from molevla_ros.record.mcap_writer import McapRos2Writer
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
-from molevla_ros.sim.tasks import sample_task
+from molevla_ros.sim.tasks import FAMILIES, sample_task
 
 IMAGE_SIZE = 224
 
@@ -90,12 +91,25 @@ def model_driver(model_dir: str, route: str = "full", seed: int = 0) -> Driver:
     return lambda obs: backend.act(obs).chunk
 
 
-def collect(out: Path, families: list[str], episodes: int, seed: int = 0, goals: int = 1,
-            driver: str | None = None, route: str = "full", beta: float = 0.3) -> None:
+@dataclass
+class CollectOptions:
+    out: str = option("data/episodes", "episode folder")
+    tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
+    episodes: int = option(20, "layouts per task family")
+    seed: int = option(0, "first layout seed")
+    goals: int = option(1, "goals per layout (1-3): same scene, different cube")
+    driver: str | None = option(None, "DAgger: a model folder that drives the arm while the expert labels")
+    route: str = option("full", "the driver's layer routing (full, mole, ...)")
+    beta: float = option(0.3, "DAgger: share of control steps the expert drives")
+
+
+def collect(o: CollectOptions) -> None:
     """`episodes` layouts per family, each recorded with `goals` different goal cubes (files
     family_SEED.mcap for the seed's own goal, family_SEED_gN.mcap for the others). Resumable: episodes
     whose file exists are kept (files are written under a temporary name and renamed when complete).
     With ``driver`` (a model folder), the model drives and the expert labels (DAgger, see above)."""
+    out, families, episodes, seed, goals, driver, route, beta = (Path(o.out), o.tasks, o.episodes, o.seed, o.goals,
+                                                                 o.driver, o.route, o.beta)
     out.mkdir(parents=True, exist_ok=True)
     drive = model_driver(driver, route, seed) if driver else None
     sim = FrankaTableSim()

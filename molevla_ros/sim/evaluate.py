@@ -2,21 +2,31 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import FrankaTableSim
-from molevla_ros.sim.tasks import sample_task
+from molevla_ros.sim.tasks import FAMILIES, sample_task
 
 
-def evaluate_expert(families: list[str], episodes: int, seed: int = 1000,
-                    out: Path = Path("results/expert_eval.json")) -> dict[str, dict]:
+@dataclass
+class ExpertEvalOptions:
+    tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
+    episodes: int = option(50, "episodes per family")
+    seed: int = option(1000, "first layout seed (seeds seed .. seed + episodes - 1)")
+    out: str = option("results/expert_eval.json", "JSON file for the table")
+
+
+def evaluate_expert(o: ExpertEvalOptions) -> dict[str, dict]:
     """Run the scripted expert; print a table and save it as JSON. Seeds: seed .. seed + episodes - 1."""
+    families, episodes, seed, out = o.tasks, o.episodes, o.seed, Path(o.out)
     sim, expert = FrankaTableSim(), ScriptedExpert()
     rows: dict[str, dict] = {}
     try:

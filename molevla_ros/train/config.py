@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from molevla_ros.config_cli import option
+from molevla_ros.config_cli import REQUIRED, option
+
+STAGES = ("grounding", "teacher", "mole", "mole_nokd", "random", "first_k")
 
 
 @dataclass
 class TrainConfig:
+    out: str = option(REQUIRED, "run folder; re-running resumes from its checkpoint")
     data: str = option("data/episodes", "episode folder(s), comma-separated")
-    out: str = option("runs/teacher", "run folder; re-running resumes from its checkpoint")
     stage: str = option("teacher", "grounding (vision pre-training, before the teacher), teacher, or a routed "
-                        "student: mole, mole_nokd (no CogKD), random, first_k (early exit)")
+                        "student: mole, mole_nokd (no CogKD), random, first_k (early exit)",
+                        choices=STAGES)
     init: str | None = option(None, "model folder to start from (students start from the teacher)")
     steps: int = option(3000, "optimiser steps")
     batch: int = option(32, "samples per step")
