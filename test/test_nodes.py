@@ -14,8 +14,8 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.bench.fake_robot import fake_robot_msgs
-from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg,
-                                      stamp_s, to_duration, to_stamp)
+from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, STATUS_QOS, chunk_to_msg,
+                                      rgb_to_msg, stamp_s, to_duration, to_stamp)
 
 GOAL = "touch the red cube"
 EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
@@ -374,6 +374,17 @@ def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path, monkeypatch, 
         assert mask.shape == (6,) and mask.sum() == 3
         values = {kv.key: kv.value for kv in stats[-1].values}
         assert values["backend"] == backend and values["layers_kept"] == "3"
+        # a late subscriber still learns the node's state (status latched), and /diagnostics carries the step's
+        # numbers and the ready flag
+        late = probe.listen(String, "molevla/status", STATUS_QOS)
+        diagnostics = probe.listen(DiagnosticArray, "/diagnostics", 10)
+        policy_values = lambda: {kv.key: kv.value for arr in diagnostics for st in arr.status  # noqa: E731
+                                 if st.name == "molevla: policy" for kv in st.values}
+        probe.wait_for(lambda: any(s.data.startswith("ready: policy ready") for s in late), 5, "latched ready status")
+        probe.wait_for(lambda: "layers_kept" in policy_values(), 5, "policy numbers on /diagnostics")
+        v = policy_values()
+        assert v["ready"] == "True" and v["layers_kept"] == "3" and v["backend"] == backend
+        assert float(v["latency_ms"]) > 0 and float(v["rate_hz"]) >= 0 and float(v["frame_wait_ms"]) >= 0
 
 
 def test_imported_cogact_drives_the_simulated_loop(ros, cogact):

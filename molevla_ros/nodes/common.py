@@ -26,6 +26,9 @@ SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-e
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Status: latched, so a late subscriber (`ros2 topic echo molevla/status`) gets each node's last messages at once;
+# 10 deep so that a burst is not overwritten before a reliable reader has it.
+STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def chunk_qos(liveliness_s: float = 0.1) -> QoSProfile:
@@ -110,21 +113,23 @@ def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
 
 
 class Status:
-    """Publishes '<state>: <reason>' on molevla/status and logs it; repeats are suppressed.
+    """Publishes '<state>: <reason>' on molevla/status (latched, STATUS_QOS) and logs it; repeats are suppressed.
 
     Two kinds of report: a condition (the node's state until the next condition: running, halted, ...) and an
     event (`event=True`: one refused input). Events are counted, published at most `event_burst` times per
     `event_period_s` (the rest only counted) and leave the condition as it was. /diagnostics
     (diagnostic_msgs/DiagnosticArray, once per second, the standard aggregator topic) carries the condition's
     level (ERROR after an error condition, else OK), WARN for `event_period_s` x 3 after a refused input, and
-    `values` (counters a node keeps there).
+    `values` (counters and numbers a node keeps there). The status topic carries changes only: its messages
+    say nothing about which node sent them, so a periodic repeat there would read as a new transition (a
+    repeated "succeeded" as a new success); the periodic copy of each node's state is its /diagnostics entry.
     `topic=False` reports on the log and /diagnostics only.
     """
 
     def __init__(self, node: Node, diagnostics_hz: float = 1.0, topic: bool = True,
                  event_period_s: float = 1.0, event_burst: int = 5) -> None:
         self._node = node
-        self._pub = node.create_publisher(String, TOPIC_STATUS, RELIABLE_QOS) if topic else None
+        self._pub = node.create_publisher(String, TOPIC_STATUS, STATUS_QOS) if topic else None
         self._diag_pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
         self._last = ""  # the last message published (condition or event)
         self._condition = ""

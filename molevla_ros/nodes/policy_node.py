@@ -110,6 +110,7 @@ class PolicyNode(Node):
             self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but joint_names lists "
                                   f"{len(self.p.joint_names)}")
             self.backend = None
+        self.status.values["ready"] = self.backend is not None
         if self.backend_error:
             self.status("error", self.backend_error, error=True)
         privileged = self.backend is not None and self.backend.needs_privileged_state
@@ -118,6 +119,10 @@ class PolicyNode(Node):
         prefixes = [r.strip("/") for r in self.p.robots] or [""]
         self.robots = [RobotIO(self, r, privileged, self.on_goal) for r in prefixes]
         self.create_timer(1.0 / self.p.control_hz, self.tick)
+        if self.backend is not None:  # the model is loaded: goals act from now on
+            self.status.values.update(backend=self.backend.name, model=str(self.p.model_dir), route=self.p.route)
+            self.status("ready", f"policy ready ({self.backend.name}, {self.p.model_dir}, route {self.p.route}); "
+                        "waiting for a goal")
 
     def on_goal(self, robot: RobotIO, goal: str) -> None:
         robot.goal = goal
@@ -209,8 +214,12 @@ class PolicyNode(Node):
         r.stats_pub.publish(DiagnosticStatus(
             level=DiagnosticStatus.OK, name=f"molevla/policy{self.where(r)}", message="chunk published",
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-        self.status.values.update(backend=self.backend.name, latency_ms=round(latency * 1e3, 3),
-                                  **{f"steps{self.where(x)}": x.steps for x in self.robots})
+        # /diagnostics carries the step's numbers too (rqt_robot_monitor, Foxglove): plain numbers, units in names
+        numbers = {"latency_ms": round(latency * 1e3, 3), "rate_hz": round(hz, 2),
+                   "frame_wait_ms": round(frame_wait * 1e3, 3), "batch": batch}
+        if out.layer_mask is not None:
+            numbers["layers_kept"] = int(np.sum(out.layer_mask))
+        self.status.values.update(numbers, **{f"steps{self.where(x)}": x.steps for x in self.robots})
         note = f"; {self.backend.note}" if self.backend.note else ""
         self.status("ok", f"policy running ({self.backend.name}{note})")  # printed once per change
 
