@@ -72,15 +72,29 @@ def launch_overrides(profile: str, given: dict[str, str]) -> dict[str, dict[str,
 
 
 def config_dir() -> Path:
-    """config/ of a source checkout, of an ament install (share/molevla_ros), or of a pip install."""
+    """config/ of a source checkout, else share/molevla_ros/config of the install this module belongs to: found
+    through the ament index (colcon installs: AMENT_PREFIX_PATH), else the install prefix above this module
+    (PREFIX/lib/pythonX.Y/site-packages/molevla_ros), else Python's own prefix (pip)."""
     here = Path(__file__).resolve().parent.parent / "config"
     if here.is_dir():
         return here
-    for prefix in (sys.prefix, sysconfig.get_paths()["data"]):
-        p = Path(prefix) / "share" / "molevla_ros" / "config"
+    prefixes = []
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+        try:
+            prefixes.append(Path(get_package_prefix("molevla_ros")))
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset or empty
+            pass
+    except ImportError:  # a pip install without the ROS wheels' ament index
+        pass
+    prefixes += [Path(__file__).resolve().parents[4], Path(sys.prefix), Path(sysconfig.get_paths()["data"])]
+    for prefix in prefixes:
+        p = prefix / "share" / "molevla_ros" / "config"
         if p.is_dir():
             return p
-    raise FileNotFoundError("cannot find molevla_ros config/ (source checkout or share/molevla_ros/config)")
+    raise FileNotFoundError("cannot find molevla_ros config/ (a source checkout, or share/molevla_ros/config under "
+                            f"one of {', '.join(map(str, prefixes))})")
 
 
 def models_dir() -> Path:

@@ -2,6 +2,7 @@
 import ast
 import importlib
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,37 @@ def test_launch_arguments_override_the_yaml_only_when_given():
     assert got["policy"]["backend"] == "mole_onnx" and got["executor"]["dry_run"] is False
     assert "sim" not in got and all(p["use_sim_time"] is True for p in got.values())
     assert launch_overrides("sim", {"seed": "7"})["sim"] == {"seed": 7}
+
+
+def test_installed_layout_finds_config_and_models(tmp_path):
+    """A non-editable install (as colcon or pip installs it, here `pip install --prefix` into a temporary tree): the
+    installed package finds its config and shipped models under PREFIX/share/molevla_ros, through the ament index
+    and, without one, from its own location; the console scripts are installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = ROOT
+    src, prefix = tmp_path / "src", tmp_path / "prefix"
+    src.mkdir()
+    for name in ("setup.py", "setup.cfg", "package.xml"):
+        shutil.copy(root / name, src / name)
+    for name in ("molevla_ros", "resource", "launch", "config", "models"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix",
+                    str(prefix), str(src)], check=True, capture_output=True)
+    shutil.rmtree(src)  # nothing may come from the source tree
+    site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    probe = ("import molevla_ros, molevla_ros.bringup as b; "
+             "print(molevla_ros.__file__); print(b.config_dir()); print(b.resolve_model('mole_small'))")
+    share = prefix / "share" / "molevla_ros"
+    for ament in (str(prefix), None):
+        env = {k: v for k, v in os.environ.items() if k != "AMENT_PREFIX_PATH"}
+        env.update(PYTHONPATH=str(site), **({"AMENT_PREFIX_PATH": ament} if ament else {}))
+        out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert out[0].startswith(str(site)), out  # the installed copy, not the checkout
+        assert out[1] == str(share / "config") and out[2] == str(share / "models" / "mole_small"), out
+        assert (Path(out[2]) / "config.json").is_file() and (Path(out[1]) / "policy.yaml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "molevla_ros").is_file()
+    assert all((prefix / "bin" / f"{n}_node").is_file() for n in ("camera", "instruction", "policy", "executor"))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molevla_ros.inputs.images import ImageError, decode, resize
+from molevla_ros.inputs.images import ImageError, decode, decode_compressed, resize
 from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
@@ -34,6 +34,44 @@ def test_decode_mono():
 def test_decode_rejects(args, why):
     with pytest.raises(ImageError, match=why):
         decode(*args)
+
+
+def _encoded(rgb: np.ndarray, fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_decode_compressed():
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    assert np.array_equal(decode_compressed("png", _encoded(rgb, "PNG")), rgb)  # lossless
+    smooth = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
+    out = decode_compressed("bgr8; jpeg compressed bgr8", _encoded(smooth, "JPEG"))  # image_transport's form
+    assert out.shape == (48, 64, 3) and np.abs(out.astype(int) - smooth).max() < 8
+
+
+def test_decode_compressed_rejects():
+    png = _encoded(np.zeros((4, 4, 3), np.uint8), "PNG")
+    with pytest.raises(ImageError, match="unsupported compressed format"):
+        decode_compressed("theora", png)
+    with pytest.raises(ImageError, match="cannot decode"):
+        decode_compressed("jpeg", b"\xff\xd8 not a jpeg")
+    with pytest.raises(ImageError, match="cannot decode"):
+        decode_compressed("png", png[: len(png) // 2])  # truncated
+    with pytest.raises(ImageError, match="not jpeg or png"):
+        decode_compressed("png", _encoded(np.zeros((4, 4, 3), np.uint8), "BMP"))
+    # a tiny PNG whose header claims 9000 x 9000 pixels: refused before any pixel is decoded
+    import zlib
+
+    huge = bytearray(png)
+    huge[16:24] = (9000).to_bytes(4, "big") * 2
+    huge[29:33] = zlib.crc32(bytes(huge[12:29])).to_bytes(4, "big")  # the IHDR chunk's checksum
+    with pytest.raises(ImageError, match="bad image size 9000x9000"):
+        decode_compressed("png", bytes(huge))
 
 
 def test_resize():

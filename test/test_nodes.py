@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
@@ -92,6 +92,60 @@ def test_success_counts_only_as_a_rising_edge_under_the_goal(ros):
         feed(False, 0.5)
         feed(True, 0.5)
         assert probe.statuses()[-1].startswith("succeeded: pick up the green cube"), probe.statuses()
+
+
+def test_camera_node_takes_compressed_images(ros):
+    """transport compressed: a JPEG on image_raw/compressed comes out resized with its stamp; a corrupt one is
+    refused with a status and forwards nothing."""
+    import io
+
+    from PIL import Image as PILImage
+
+    smooth = np.tile(np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None], (480, 1, 3))
+    buf = io.BytesIO()
+    PILImage.fromarray(smooth).save(buf, format="JPEG")
+    with ros(["camera"], {"camera": {"transport": "compressed"}}) as probe:
+        frames = probe.listen(Image, "molevla/image", SENSOR_QOS)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        pub = probe.create_publisher(CompressedImage, "image_raw/compressed", SENSOR_QOS)
+        _wait_matched(probe, pub)
+        msg = CompressedImage(format="jpeg", data=buf.getvalue())
+        msg.header.stamp, msg.header.frame_id = to_stamp(12.5), "cam"
+        end = time.monotonic() + 15
+        while not frames and time.monotonic() < end:
+            pub.publish(msg)
+            probe.spin_for(0.1)
+        assert frames, "no frame from a compressed image"
+        f = frames[-1]
+        assert (f.width, f.height, f.encoding, f.header.frame_id) == (224, 224, "rgb8", "cam")
+        assert stamp_s(f.header.stamp) == pytest.approx(12.5)
+        n = len(frames)
+        pub.publish(CompressedImage(format="jpeg", data=b"\xff\xd8 garbage"))
+        probe.wait_for(lambda: any("cannot decode" in s for s in probe.statuses()), 10, "refusal status")
+        probe.spin_for(0.3)
+        assert len(frames) == n
+
+
+def test_sim_publishes_camera_info_with_each_frame(ros):
+    """camera_info next to image_raw: same stamp and optical frame, K of the rendering camera."""
+    from sensor_msgs.msg import CameraInfo
+
+    from molevla_ros.sim.camera_model import intrinsics
+    from molevla_ros.sim.scene import SimConfig
+
+    with ros(["sim"]) as probe:
+        infos = probe.listen(CameraInfo, "camera_info", SENSOR_QOS)
+        images = probe.listen(Image, "image_raw", SENSOR_QOS)
+        probe.wait_for(lambda: len(infos) > 2 and len(images) > 2, 30, "camera_info and images")
+        info = infos[-1]
+        cfg = SimConfig()
+        assert (info.width, info.height) == (cfg.image_width, cfg.image_height) == (images[-1].width,
+                                                                                    images[-1].height)
+        np.testing.assert_allclose(np.reshape(info.k, (3, 3)),
+                                   intrinsics(cfg.image_width, cfg.image_height, cfg.camera_fov_deg))
+        assert info.header.frame_id == images[-1].header.frame_id == "scene_camera"
+        image_stamps = {stamp_s(m.header.stamp) for m in images}
+        assert any(stamp_s(i.header.stamp) in image_stamps for i in infos)
 
 
 def _fake_world(probe, image_encoding="bgr8"):

@@ -42,3 +42,30 @@ def resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     if rgb.shape[0] == height and rgb.shape[1] == width:
         return np.ascontiguousarray(rgb)
     return np.asarray(PILImage.fromarray(np.ascontiguousarray(rgb)).resize((width, height), PILImage.BILINEAR))
+
+
+COMPRESSED = ("jpeg", "png")  # sensor_msgs/CompressedImage formats image_transport's plugins write
+
+
+def decode_compressed(fmt: str, data: bytes | memoryview) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array from a sensor_msgs/CompressedImage payload, or ImageError.
+
+    `fmt` is the message's format field: "jpeg", "png", or image_transport's "<enc>; jpeg compressed <enc>" form.
+    The size is read from the header before any pixel is decoded, so a small file claiming a huge image is refused.
+    """
+    import io
+
+    if not any(k in fmt.lower() for k in COMPRESSED):
+        raise ImageError(f"unsupported compressed format {fmt!r}; supported: {', '.join(COMPRESSED)}")
+    try:
+        with PILImage.open(io.BytesIO(bytes(data))) as im:
+            if (im.format or "").lower() not in COMPRESSED:
+                raise ImageError(f"payload is {im.format or 'not an image'}, not {' or '.join(COMPRESSED)}")
+            w, h = im.size
+            if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+                raise ImageError(f"bad image size {w}x{h}")
+            return np.asarray(im.convert("RGB"))
+    except ImageError:
+        raise
+    except Exception as e:  # truncated or corrupt payloads: PIL raises several types
+        raise ImageError(f"cannot decode {fmt!r} image: {e}") from None

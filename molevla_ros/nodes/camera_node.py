@@ -1,12 +1,13 @@
-"""camera: sensor_msgs/Image in any common encoding -> validated, resized RGB frame with its capture stamp."""
+"""camera: sensor_msgs/Image in any common encoding (or CompressedImage, jpeg/png) -> validated, resized RGB frame
+with its capture stamp."""
 from __future__ import annotations
 
 import time
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from molevla_ros.inputs.images import ImageError, resize
+from molevla_ros.inputs.images import ImageError, decode_compressed, resize
 from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_rgb,
                                       rgb_to_msg, run)
 
@@ -14,6 +15,9 @@ PARAMS = [
     Param("width", 224, "Output frame width in pixels (the policy's input size)."),
     Param("height", 224, "Output frame height in pixels."),
     Param("stale_timeout_s", 0.5, "No input frame for this long reports the camera as stale."),
+    Param("transport", "raw", "raw: sensor_msgs/Image on image_raw; compressed: sensor_msgs/CompressedImage (jpeg or "
+          "png) on image_raw/compressed, as image_transport's compressed plugin publishes it.",
+          choices=("raw", "compressed")),
 ]
 
 
@@ -23,15 +27,27 @@ class CameraNode(Node):
         self.p = declare(self, PARAMS)
         self.status = Status(self)
         self.pub = self.create_publisher(Image, TOPIC_IMAGE, SENSOR_QOS)
-        self.create_subscription(Image, TOPIC_IMAGE_RAW, self.on_image, SENSOR_QOS)
+        if self.p.transport == "compressed":
+            topic = TOPIC_IMAGE_RAW + "/compressed"
+            self.create_subscription(CompressedImage, topic, self.on_compressed, SENSOR_QOS)
+        else:
+            topic = TOPIC_IMAGE_RAW
+            self.create_subscription(Image, topic, self.on_image, SENSOR_QOS)
         self.last_frame = None  # monotonic time of the last good frame
         self.frames = self.rejected = 0
-        self.status("waiting", f"no camera frame yet on {self.resolve_topic_name(TOPIC_IMAGE_RAW)}")
+        self.status("waiting", f"no camera frame yet on {self.resolve_topic_name(topic)}")
         self.create_timer(0.1, self.check_stale)
 
     def on_image(self, msg: Image) -> None:
+        self.forward(msg, lambda: msg_to_rgb(msg), f"{msg.width}x{msg.height} {msg.encoding}")
+
+    def on_compressed(self, msg: CompressedImage) -> None:
+        self.forward(msg, lambda: decode_compressed(msg.format, msg.data), f"compressed {msg.format}")
+
+    def forward(self, msg: Image | CompressedImage, decode, what: str) -> None:
+        """Decode (refusing bad frames with a status), resize and publish with the input's stamp and frame."""
         try:
-            rgb = msg_to_rgb(msg)
+            rgb = decode()
         except ImageError as e:
             self.rejected += 1
             self.status("rejected", f"camera frame: {e}", error=True, event=True)
@@ -40,7 +56,7 @@ class CameraNode(Node):
         self.pub.publish(rgb_to_msg(out, msg.header.stamp, msg.header.frame_id))
         self.frames += 1
         self.status.values.update(frames=self.frames, rejected=self.rejected)
-        self.status("ok", f"camera frames arriving ({msg.width}x{msg.height} {msg.encoding})")  # once per change
+        self.status("ok", f"camera frames arriving ({what})")  # once per change
         self.last_frame = time.monotonic()
 
     def check_stale(self) -> None:

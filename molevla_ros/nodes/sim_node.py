@@ -1,6 +1,10 @@
-"""sim: the simulated Franka in real time. Same interface as the real stack: it renders `image_raw`,
-publishes `joint_states`, and executes MoveIt Servo twists (servo_node/delta_twist_cmds) and gripper
+"""sim: the simulated Franka in real time. Same interface as the real stack: it renders `image_raw` (with
+`camera_info`), publishes `joint_states`, and executes MoveIt Servo twists (servo_node/delta_twist_cmds) and gripper
 commands. Also reports task success and, for the scripted expert only, ground-truth object poses.
+
+TF (where tf2_msgs is installed: every ROS install; no PyPI wheel exists): /tf_static holds the camera's optical
+frame in panda_link0, /tf each arm link in panda_link0 at the joint-state rate (the sim stands in for
+robot_state_publisher).
 
 Success (molevla/task_success) is judged for the active goal (molevla/goal) only: True once the scene's success
 check turns true after the goal was set, and only if the goal names this scene's task (its colours); a goal
@@ -13,7 +17,8 @@ import time
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from geometry_msgs.msg import TransformStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -21,7 +26,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW,
                                       TOPIC_JOINT_STATES, TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST,
                                       Param, Status, declare, rgb_to_msg, run)
-from molevla_ros.sim.scene import FrankaTableSim, SimConfig
+from molevla_ros.sim.camera_model import intrinsics, optical_pose, quaternion_xyzw
+from molevla_ros.sim.scene import BASE_FRAME, FrankaTableSim, SimConfig
 from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
 
 PARAMS = [
@@ -33,8 +39,18 @@ PARAMS = [
     Param("image_width", 320, "Rendered image width."),
     Param("image_height", 240, "Rendered image height."),
     Param("command_timeout_s", 0.2, "A twist older than this is treated as zero (as MoveIt Servo does)."),
-    Param("camera_frame_id", "scene_camera", "frame_id of the rendered images."),
+    Param("camera_frame_id", "scene_camera", "frame_id of the rendered images and camera_info: the camera's optical "
+          "frame (z forward, x right, y down), placed in panda_link0 on /tf_static."),
 ]
+
+
+def transform(stamp, parent: str, child: str, position, quat_xyzw) -> TransformStamped:
+    t = TransformStamped()
+    t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, parent, child
+    tr, r = t.transform.translation, t.transform.rotation
+    tr.x, tr.y, tr.z = map(float, position)
+    r.x, r.y, r.z, r.w = map(float, quat_xyzw)
+    return t
 
 
 class SimNode(Node):
@@ -44,6 +60,8 @@ class SimNode(Node):
         self.sim = FrankaTableSim(SimConfig(physics_hz=p.physics_hz, image_width=p.image_width,
                                             image_height=p.image_height))
         self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
+        self.camera_info = self.make_camera_info()
         self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
         self.success_pub = self.create_publisher(Bool, TOPIC_SUCCESS, 10)
         self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
@@ -59,7 +77,33 @@ class SimNode(Node):
         self.reset()
         self.create_timer(0.01, self.tick)
         self.diagnostics = Status(self, topic=False)  # the sim reports on its log and /diagnostics only
+        self.tf_pub = self.start_tf()
         self.report()
+
+    def make_camera_info(self) -> CameraInfo:
+        cfg = self.sim.cfg
+        k = intrinsics(cfg.image_width, cfg.image_height, cfg.camera_fov_deg)
+        info = CameraInfo(width=cfg.image_width, height=cfg.image_height, distortion_model="plumb_bob",
+                          d=[0.0] * 5, k=k.reshape(-1).tolist(), r=np.eye(3).reshape(-1).tolist(),
+                          p=np.hstack([k, np.zeros((3, 1))]).reshape(-1).tolist())
+        info.header.frame_id = self.p.camera_frame_id
+        return info
+
+    def start_tf(self):
+        """The camera on /tf_static now; the arm's links go on /tf with each joint state. None without tf2_msgs."""
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.get_logger().warn("tf2_msgs is not installed (no PyPI wheel; every ROS install has it): no TF")
+            return None
+        cfg = self.sim.cfg
+        position, rotation = optical_pose(cfg.camera_eye, cfg.camera_target)
+        static = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
+        static.publish(TFMessage(transforms=[transform(self.get_clock().now().to_msg(), BASE_FRAME,
+                                                       self.p.camera_frame_id, position, quaternion_xyzw(rotation))]))
+        self._tf_static = static  # kept alive: a latched publisher answers late subscribers
+        self.tf_message = TFMessage
+        return self.create_publisher(TFMessage, "/tf", 10)
 
     def report(self) -> None:
         self.diagnostics.values.update(task=self.sim.task.instruction, seed=self.seed)
@@ -128,6 +172,10 @@ class SimNode(Node):
             msg = JointState(name=names, position=q.tolist(), velocity=dq.tolist())
             msg.header.stamp = stamp
             self.joint_pub.publish(msg)
+            if self.tf_pub is not None:
+                links = self.sim.link_poses().items()
+                self.tf_pub.publish(self.tf_message(transforms=[transform(stamp, BASE_FRAME, name, pos, quat)
+                                                                for name, (pos, quat) in links]))
         if wall >= self.next_state:
             self.next_state = wall + 0.1
             self.publish_state(stamp)
@@ -135,6 +183,8 @@ class SimNode(Node):
         if wall >= self.next_frame:
             self.next_frame = wall + 1.0 / self.p.camera_hz
             self.image_pub.publish(rgb_to_msg(self.sim.render(), stamp, self.p.camera_frame_id))
+            self.camera_info.header.stamp = stamp
+            self.info_pub.publish(self.camera_info)
 
     def publish_state(self, stamp) -> None:
         poses = {name: (pos, orn) for name, (pos, orn) in self.sim.object_poses().items()}
@@ -142,7 +192,7 @@ class SimNode(Node):
         out = MarkerArray()
         for i, (name, (pos, orn)) in enumerate(poses.items()):
             m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
-            m.header.stamp, m.header.frame_id = stamp, "panda_link0"
+            m.header.stamp, m.header.frame_id = stamp, BASE_FRAME
             m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, pos)
             m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = map(float, orn)
             m.scale.x = m.scale.y = m.scale.z = 0.04

@@ -17,6 +17,7 @@ from molevla_ros.sim.tasks import COLOURS, CUBE_SIZE, Task
 ARM_JOINTS = list(range(7))
 FINGER_JOINTS = (9, 10)
 EE_LINK = 11  # panda_grasptarget: between the fingertips
+BASE_FRAME = "panda_link0"  # the robot base sits at the world origin: world poses are base-frame poses
 JOINT_NAMES = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
 HOME = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
 DOWN = pb.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # gripper pointing at the table
@@ -168,6 +169,15 @@ class FrankaTableSim:
     def joint_state(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         states = pb.getJointStates(self.robot, ARM_JOINTS + list(FINGER_JOINTS), physicsClientId=self.client)
         return JOINT_NAMES, np.array([s[0] for s in states]), np.array([s[1] for s in states])
+
+    def link_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every link after the base: name -> (position, quaternion xyzw) in the base frame."""
+        out = {}
+        for j in range(pb.getNumJoints(self.robot, physicsClientId=self.client)):
+            name = pb.getJointInfo(self.robot, j, physicsClientId=self.client)[12].decode()
+            s = pb.getLinkState(self.robot, j, computeForwardKinematics=True, physicsClientId=self.client)
+            out[name] = (np.array(s[4]), np.array(s[5]))
+        return out
 
     def object_poses(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {name: tuple(map(np.array, pb.getBasePositionAndOrientation(b, physicsClientId=self.client)))
