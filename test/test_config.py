@@ -37,13 +37,20 @@ def test_every_node_has_a_console_script():
     assert set(PROFILES["sim"]) == set(NODES)
 
 
-@pytest.mark.parametrize("launch_file", ["sim.launch.py", "molevla.launch.py"])
+@pytest.mark.parametrize("launch_file", ["sim.launch.py", "molevla.launch.py", "fr3.launch.py"])
 def test_launch_files(launch_file):
     src = (ROOT / "launch" / launch_file).read_text()
     tree = ast.parse(src)
     assert any(isinstance(f, ast.FunctionDef) and f.name == "generate_launch_description" for f in tree.body)
     if importlib.util.find_spec("launch_ros") is None:
         pytest.skip("launch_ros is not installable from PyPI; the launch description is built on ROS installs only")
+    if launch_file == "fr3.launch.py":
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            get_package_share_directory("franka_fr3_moveit_config")
+        except PackageNotFoundError:
+            pytest.skip("franka_ros2 (franka_fr3_moveit_config) is not installed")
     spec = importlib.util.spec_from_file_location("lf", ROOT / "launch" / launch_file)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -155,3 +162,26 @@ def test_installed_layout_finds_config_and_models(tmp_path):
         assert (Path(out[2]) / "config.json").is_file() and (Path(out[1]) / "policy.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "molevla_ros").is_file()
     assert all((prefix / "bin" / f"{n}_node").is_file() for n in ("camera", "instruction", "policy", "executor"))
+
+
+def test_fr3_servo_config_fits_the_executor():
+    """config/fr3_servo.yaml agrees with what the executor (robot profile) sends and with what Jazzy's
+    joint_trajectory_controller accepts by default (moveit_servo cannot be installed here: the file is checked)."""
+    from molevla_ros.bringup import PROFILE_DEFAULTS
+    from molevla_ros.nodes.common import TOPIC_TWIST
+    from molevla_ros.nodes.executor_node import PARAMS
+
+    servo = yaml.safe_load((ROOT / "config" / "fr3_servo.yaml").read_text())["servo_node"]["ros__parameters"]
+    s = servo["moveit_servo"]
+    executor = {p.name: p.default for p in PARAMS} | PROFILE_DEFAULTS["robot"]["executor"]
+    assert s["command_in_type"] == "speed_units"  # the executor's twists are m/s and rad/s
+    assert s["planning_frame"] == s["robot_link_command_frame"] == executor["frame_id"] == "fr3_link0"
+    assert s["ee_frame"] == s["ee_frame_name"] == executor["tcp_frame"]
+    assert "servo_node/" + s["cartesian_command_in_topic"].removeprefix("~/") == TOPIC_TWIST
+    assert s["command_out_topic"] == "/" + executor["joint_trajectory_topic"]
+    assert s["command_out_type"] == "trajectory_msgs/JointTrajectory"
+    # Jazzy's JTC refuses a trajectory ending with non-zero velocity (allow_nonzero_velocity_at_trajectory_end)
+    assert s["publish_joint_positions"] and not s["publish_joint_velocities"] and not s["publish_joint_accelerations"]
+    # Servo outpaces the executor and keeps moving through one late command, not through a dead executor
+    period = 1.0 / executor["rate_hz"]
+    assert s["publish_period"] <= period < s["incoming_command_timeout"] <= 0.2
