@@ -15,9 +15,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from geometry_msgs.msg import TwistStamped
+from geometry_msgs.msg import TransformStamped, TwistStamped
 from rclpy.node import Node
-from geometry_msgs.msg import TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
