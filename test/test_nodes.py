@@ -625,8 +625,11 @@ def test_estop_release_holds_until_new_goal_or_resume(ros):
 
         assert drive(), "moves before the e-stop"
         for release in ("new goal", "resume"):
+            seen = len(probe.statuses())  # this round's e-stop report, not the last round's
             estop_pub.publish(Bool(data=True))
-            probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), what="e-stop")
+            probe.wait_for(lambda seen=seen: any(s.startswith("stopped: e-stop") for s in probe.statuses()[seen:]),
+                           what="e-stop")
+            probe.spin_for(0.1)  # commands sent before the executor read the e-stop may still be in flight
             assert not drive(0.5), "the e-stop holds the arm"
             estop_pub.publish(Bool(data=False))
             probe.wait_for(lambda: "e-stop released" in probe.statuses()[-1], what="release reported")
