@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.10+) and install molevla_ros with ROS 2 Jazzy from PyPI wheels. Idempotent.
+# Create .venv (Python 3.10+) and install molevla_ros with ROS 2 Jazzy from PyPI wheels, and
+# build molevla_interfaces (the LanguageGoal action) into it. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -14,7 +15,8 @@ if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q ${TORCH_SPEC:-"torch===2.13.0" "torchvision==0.28.0"} 2>&1 \
     | grep -v "^WARNING: Location" || true
 fi
-.venv/bin/python -m pip install -q -e '.[ros-wheels,onnx,cogact,test]' 2>&1 | grep -v "^WARNING: Location" || true
-CHECK="import rclpy, pybullet, onnxruntime, timm, transformers, molevla_ros"
+.venv/bin/python -m pip install -q -e './molevla_ros[ros-wheels,onnx,cogact,test]' 2>&1 | grep -v "^WARNING: Location" || true
+bash scripts/build_interfaces.sh
+CHECK="import rclpy, pybullet, onnxruntime, timm, transformers, molevla_ros, molevla_interfaces.action"
 .venv/bin/python -c "$CHECK" 2>&1 | grep -v "pybullet build time" || true
 .venv/bin/python -c "$CHECK" >/dev/null 2>&1 || { echo "install failed" >&2; exit 1; }

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check molevla_ros test scripts launch  # rules: ruff.toml
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/ruff check molevla_ros scripts  # rules: ruff.toml
+cd molevla_ros  # pytest settings: molevla_ros/setup.cfg
+exec ../.venv/bin/python -m pytest "$@"

@@ -29,7 +29,8 @@ for stage in random first_k; do
   $M train --stage "$stage" --init runs/teacher --out "runs/$stage" --steps 800 --val data/heldout
 done
 $M eval-policies --runs runs --episodes "$EVAL"
-rm -rf models/mole_small && mkdir -p models && cp -r runs/mole models/mole_small
-rm -f models/mole_small/history.json
-cp results/eval_policies/model_card.md models/mole_small/README.md
-cp results/eval_policies/routing_mole.png models/mole_small/routing.png
+M_DIR=molevla_ros/models/mole_small  # shipped inside the ROS package
+rm -rf $M_DIR && cp -r runs/mole $M_DIR
+rm -f $M_DIR/history.json
+cp results/eval_policies/model_card.md $M_DIR/README.md
+cp results/eval_policies/routing_mole.png $M_DIR/routing.png

@@ -7,6 +7,10 @@ Success (molevla/task_success, std_msgs/Bool from a success detector such as the
 only as a rising edge seen while that goal runs: the detector must first report False after the goal was set,
 so a True left over from the previous task never completes a new goal.
 Goals arriving faster than max_goal_rate_hz are refused (stop words never are).
+
+The same goals also come as an action, molevla/language_goal (molevla_interfaces/action/LanguageGoal: feedback,
+result, cancel = stop; see goal_action.py), when molevla_interfaces is built; without it the topic interface
+works alone and the node says so once.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from trajectory_msgs.msg import JointTrajectory
 from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_INSTRUCTION,
                                       TOPIC_SUCCESS, Param, Status, declare, run)
+from molevla_ros.nodes.goal_action import GoalAction, load_action_type
 
 PARAMS = [
     Param("max_chars", 256, "Longest accepted instruction, in characters."),
@@ -46,26 +51,50 @@ class InstructionNode(Node):
         self.last_accepted = -1e9  # monotonic time of the last accepted goal (rate limit)
         self.success_armed = False  # the detector reported False since the goal was set
         self.goal_pub.publish(String(data=""))
+        action_type = load_action_type()
+        self.action = GoalAction(self, action_type) if action_type is not None else None
+        if self.action is None:
+            self.get_logger().warn("molevla_interfaces is not built: no molevla/language_goal action, goals come on "
+                                   f"{TOPIC_INSTRUCTION} only (scripts/build_interfaces.sh on a pip install)")
 
     def on_instruction(self, raw: bytes) -> None:
         try:
-            text = validate(_cdr_string(raw), self.p.max_chars)
+            text = _cdr_string(raw)
         except InstructionError as e:
             self.status("rejected", str(e), error=True, event=True)
             return
+        goal = self.admit(text, via="topic")
+        if goal:
+            self.start_goal(goal)
+
+    def admit(self, raw: bytes | str, via: str) -> str:
+        """The cleaned goal if `raw` may become the goal now, else "" with the reason on status. A stop word stops
+        the arm and is never a goal; goals faster than max_goal_rate_hz are refused."""
+        try:
+            text = validate(raw, self.p.max_chars)
+        except InstructionError as e:
+            self.status("rejected", f"{e} ({via})", error=True, event=True)
+            return ""
         if is_stop(text):
-            self.stop("operator stop")
-            return
+            self.stop(f"operator stop ({via})")
+            return ""
         since = time.monotonic() - self.last_accepted
         if since < 1.0 / self.p.max_goal_rate_hz:
             self.status("rejected", f"'{text[:40]}' came {since * 1e3:.0f} ms after the last goal (more than "
-                        f"{self.p.max_goal_rate_hz:g} goals/s)", error=True, event=True)
-            return
+                        f"{self.p.max_goal_rate_hz:g} goals/s; {via})", error=True, event=True)
+            return ""
+        return text
+
+    def start_goal(self, text: str) -> None:
         replaced = f" (replaces '{self.goal}')" if self.goal else ""
         self.last_accepted = time.monotonic()
         self.set_goal(text, "accepted", text + replaced)
 
     def set_goal(self, goal: str, state: str, reason: str) -> None:
+        """Make `goal` the goal ("" = none) in `state`; the goal it replaces ends (and its action goal with it)."""
+        if self.action is not None and self.goal:
+            outcome = "replaced" if state == "accepted" else state
+            self.action.ended(outcome, f"replaced by '{goal}'" if outcome == "replaced" else reason)
         self.goal, self.state, self.started = goal, state, time.monotonic()
         self.success_armed = False
         self.goal_pub.publish(String(data=goal))

@@ -211,6 +211,7 @@ class PolicyNode(Node):
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}
         if out.layer_mask is not None:
             values["layers_kept"] = str(int(np.sum(out.layer_mask)))
+            values["layers_total"] = str(len(out.layer_mask))
         r.stats_pub.publish(DiagnosticStatus(
             level=DiagnosticStatus.OK, name=f"molevla/policy{self.where(r)}", message="chunk published",
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
@@ -219,6 +220,7 @@ class PolicyNode(Node):
                    "frame_wait_ms": round(frame_wait * 1e3, 3), "batch": batch}
         if out.layer_mask is not None:
             numbers["layers_kept"] = int(np.sum(out.layer_mask))
+            numbers["layers_total"] = len(out.layer_mask)
         self.status.values.update(numbers, **{f"steps{self.where(x)}": x.steps for x in self.robots})
         note = f"; {self.backend.note}" if self.backend.note else ""
         self.status("ok", f"policy running ({self.backend.name}{note})")  # printed once per change

@@ -75,7 +75,7 @@ def config_dir() -> Path:
     """config/ of a source checkout, else share/molevla_ros/config of the install this module belongs to: found
     through the ament index (colcon installs: AMENT_PREFIX_PATH), else the install prefix above this module
     (PREFIX/lib/pythonX.Y/site-packages/molevla_ros), else Python's own prefix (pip)."""
-    here = Path(__file__).resolve().parent.parent / "config"
+    here = Path(__file__).resolve().parents[2] / "config"  # a checkout: molevla_ros/src/molevla_ros/bringup.py
     if here.is_dir():
         return here
     prefixes = []

@@ -143,10 +143,11 @@ def test_installed_layout_finds_config_and_models(tmp_path):
     src.mkdir()
     for name in ("setup.py", "setup.cfg", "package.xml"):
         shutil.copy(root / name, src / name)
-    for name in ("molevla_ros", "resource", "launch", "config", "models"):
+    for name in ("src", "resource", "launch", "config", "models"):
         shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--prefix",
-                    str(prefix), str(src)], check=True, capture_output=True)
+    # --ignore-installed: pip would otherwise uninstall the editable install of this environment first.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--ignore-installed", "--prefix", str(prefix), str(src)], check=True, capture_output=True)
     shutil.rmtree(src)  # nothing may come from the source tree
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     probe = ("import molevla_ros, molevla_ros.bringup as b; "

@@ -60,3 +60,29 @@ class RosTestSession:
         rclpy.try_shutdown()
         self.bringup.stop()
         assert not dead, f"node processes died during the test: {dead}"
+
+
+class GoalClient:
+    """An action client on the test's probe node, with blocking helpers."""
+
+    def __init__(self, probe: Probe) -> None:
+        from rclpy.action import ActionClient
+
+        from molevla_ros.nodes.goal_action import TOPIC_ACTION, load_action_type
+
+        self.probe = probe
+        self.type = load_action_type()
+        self.client = ActionClient(probe, self.type, TOPIC_ACTION)
+        probe.wait_for(lambda: self.client.server_is_ready(), what="the action server")
+        self.feedback: list = []
+
+    def send(self, text: str):
+        future = self.client.send_goal_async(self.type.Goal(instruction=text),
+                                             feedback_callback=lambda m: self.feedback.append(m.feedback))
+        self.probe.wait_for(future.done, what=f"the answer to goal '{text}'")
+        return future.result()
+
+    def result(self, handle, timeout: float = 15.0):
+        future = handle.get_result_async()
+        self.probe.wait_for(future.done, timeout=timeout, what="the goal's result")
+        return future.result().status, future.result().result

@@ -14,6 +14,12 @@ _domains = itertools.count(100 + (os.getpid() % 50) * 2)
 
 
 @pytest.fixture
+def domain():
+    """A private ROS domain id for a test that starts its own processes."""
+    return next(_domains) % 200 + 1
+
+
+@pytest.fixture
 def ros(tmp_path):
     """ros(nodes, overrides) -> a RosTestSession context manager; node logs land in tmp_path."""
 

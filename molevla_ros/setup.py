@@ -9,7 +9,8 @@ NODES = ["camera", "instruction", "policy", "executor", "sim"]
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(exclude=["test", "test.*"]),
+    packages=find_packages("src"),
+    package_dir={"": "src"},  # src layout: only the Python package is importable from an editable install
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -30,7 +31,8 @@ setup(
         # Imported CogACT checkpoints: timm builds the DINOv2 + SigLIP towers (pinned: their parameter names must
         # match the checkpoint's), transformers loads the Llama-2 tokenizer (and checks the Llama layers in tests).
         "cogact": ["timm==1.0.31", "transformers>=4.48,<6", "tokenizers>=0.20"],
-        "test": ["pytest", "pytest-timeout", "ruff"],
+        # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would.
+        "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions"],
     },
     zip_safe=True,
     maintainer="molevla_ros developers",
