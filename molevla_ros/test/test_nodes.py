@@ -576,7 +576,7 @@ def test_one_policy_node_serves_two_robots_in_one_batch(ros, tmp_path, tiny):
     torch.manual_seed(0)
     save_model(MoLeVLA(tiny(0.5)).eval(), tmp_path / "tiny_model")
     overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0,
-                            "robots": "[r1, r2]"}}
+                            "robots": "[r1, r2]", "trigger": "timer"}}
     with ros(["policy"], overrides) as probe:
         rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
         pubs, chunks, masks, stats = {}, {}, {}, {}
@@ -706,3 +706,89 @@ def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path):
         probe.wait_for(future.done, 10, "the set_parameters reply")
         result = future.result().results[0]
         assert not result.successful and "read-only" in result.reason.lower(), result
+
+
+def test_frame_trigger_steps_on_new_frames_at_most_control_hz(ros):
+    """trigger frame: each chunk comes from a frame not used before, no faster than control_hz; with frames at
+    3 Hz (below control_hz) every frame gets its step; when frames stop, steps stop and the timer says why."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    with ros(["camera", "policy"], {"policy": {**EXPERT, "control_hz": 5.0, "trigger": "frame",
+                                               "frame_timeout_s": 0.5}}) as probe:
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 50)
+        stats = probe.listen(DiagnosticStatus, "molevla/policy_stats", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        publish, goal_pub, image_pub = _fake_world(probe)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, image_pub)
+        end = time.monotonic() + 30
+        while not chunks and time.monotonic() < end:
+            publish()
+            probe.spin_for(0.05)
+        for rate, seconds in ((20.0, 3.0), (3.0, 3.0)):  # frames faster, then slower than control_hz
+            start, sent = len(chunks), 0
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                publish()
+                sent += 1
+                probe.spin_for(1.0 / rate)
+            probe.spin_for(0.2)
+            got = len(chunks) - start
+            if rate > 5.0:
+                assert 0.6 * 5.0 * seconds <= got <= 5.0 * seconds + 1, (rate, got)
+            else:
+                assert sent - 2 <= got <= sent + 1, (rate, sent, got)
+        obs = [float({kv.key: kv.value for kv in s.values}["obs_stamp"]) for s in stats]
+        assert len(set(obs)) == len(obs), "a frame was used for two steps"
+        n = len(chunks)
+        probe.spin_for(1.5)  # no frames: no step, and the timer reports the stale frame
+        assert len(chunks) == n
+        assert any("camera frame stale" in s for s in probe.statuses()), probe.statuses()[-3:]
+
+
+def test_compute_knob_changes_layers_at_run_time(ros, tmp_path, tiny):
+    """keep_layers and latency_budget_ms are the dynamic parameters: `ros2 param set` is checked (out of range is
+    refused with the reason) and acts on the next steps' layer count; a huge budget keeps every layer, a tiny
+    one keeps one."""
+    import torch
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from std_msgs.msg import UInt8MultiArray
+
+    from molevla_ros.model.io import save_model
+    from molevla_ros.model.mole_vla import MoLeVLA
+
+    torch.manual_seed(0)
+    save_model(MoLeVLA(tiny(0.5)).eval(), tmp_path / "tiny_model")
+    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(tmp_path / "tiny_model"), "control_hz": 10.0}}
+    with ros(["camera", "policy"], overrides) as probe:
+        masks = probe.listen(UInt8MultiArray, "molevla/layer_mask", 50)
+        publish, goal_pub, image_pub = _fake_world(probe)
+        client = probe.create_client(SetParameters, "policy/set_parameters")
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, image_pub)
+        probe.wait_for(lambda: client.service_is_ready(), 20, "the policy's parameter service")
+
+        def kept(n: int = 3) -> list[int]:
+            start, end = len(masks), time.monotonic() + 20
+            while len(masks) < start + n and time.monotonic() < end:
+                publish()
+                probe.spin_for(0.05)
+            return [int(np.frombuffer(bytes(m.data), np.uint8).sum()) for m in masks[start:]]
+
+        def set_param(name: str, value) -> tuple[bool, str]:
+            v = (ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value) if isinstance(value, int)
+                 else ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+            future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+            probe.wait_for(future.done, 10, "the set_parameters reply")
+            r = future.result().results[0]
+            kept(2)  # steps that may have started before the change
+            return r.successful, r.reason
+
+        assert set(kept()) == {3}  # the model's own keep ratio: 0.5 of 6
+        assert set_param("keep_layers", 5)[0] and set(kept()) == {5}
+        ok, reason = set_param("keep_layers", 2000)
+        assert not ok and "outside [0, 1024]" in reason and set(kept()) == {5}
+        assert set_param("latency_budget_ms", 1e4)[0] and set(kept()) == {6}
+        assert set_param("latency_budget_ms", 1e-3)[0] and set(kept()) == {1}
+        assert set_param("latency_budget_ms", 0.0)[0] and set_param("keep_layers", 0)[0] and set(kept()) == {3}

@@ -141,6 +141,11 @@ COMMANDS: dict[str, tuple[str, Callable[[object], int], str]] = {
                        "policy step latency/throughput per backend, full vs MoLe keep ratios"),
     "bench-smoothness": ("molevla_ros.bench.smoothness:SmoothnessOptions", _lazy("molevla_ros.bench.smoothness"),
                          "velocity jumps and jerk at chunk boundaries, recorded episodes"),
+    "bench-delay": ("molevla_ros.bench.delay:DelayOptions", _lazy("molevla_ros.bench.delay"),
+                    "closed-loop success and chunk-boundary jumps under inference delay, per executor mode "
+                    "(incl. real-time chunking)"),
+    "bench-keep": ("molevla_ros.bench.keep_sweep:KeepSweepOptions", _lazy("molevla_ros.bench.keep_sweep"),
+                   "closed-loop success and step latency per number of decoder layers kept (the compute knob)"),
     "bench-faults": ("molevla_ros.bench.faults:FaultOptions", bench_faults,
                      "fault suite on the simulated loop: time to halt, limit violations, crashes"),
     "bench-false-halts": ("molevla_ros.bench.false_halts:FalseHaltOptions", _lazy("molevla_ros.bench.false_halts"),

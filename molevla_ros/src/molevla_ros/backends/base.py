@@ -21,6 +21,11 @@ class Observation:
     stamp: float = 0.0  # capture time of the images (s)
     # Simulator ground truth (sim.expert.PrivilegedState) for the scripted expert only; opaque to this layer.
     privileged: Any = None
+    # Real-time chunking: what the executor will ask for from `stamp` on (robot units, one row per action_dt,
+    # ChunkExecutor.plan), of which the first `prefix_frozen` rows run before this step's chunk can arrive. A
+    # policy that supports it makes its chunk continue these rows; None: start afresh.
+    prefix: np.ndarray | None = None
+    prefix_frozen: int = 0
 
 
 class ObservationError(ValueError):

@@ -14,6 +14,8 @@ class MoLeBackend:
 
     def __init__(self, name: str, policy: RoutedPolicy, route: str = "mole", seed: int = 0) -> None:
         self.name, self.policy, self.route, self.seed = name, policy, route, seed
+        self.layers = policy.cfg.llm.layers
+        self.keep: int | None = None  # decoder layers per step (routes mole/random/first_k); None: the model's own
         self.note = ""  # shown on the policy's status (e.g. why it runs another route than asked)
         self.action_dt = policy.cfg.action_dt
         self.state_joints, self.camera = policy.cfg.state_joints, policy.cfg.camera  # what it reads
@@ -32,15 +34,15 @@ class MoLeBackend:
         order, so a batch gives what the same requests give one at a time."""
         ah = self.policy.cfg.action_head
         cfg = self.policy.cfg
-        requests = [Request(o.instruction, state_vector(o, cfg.state_joints), camera_image(o, cfg.camera))
-                    for o in observations]
+        requests = [Request(o.instruction, state_vector(o, cfg.state_joints), camera_image(o, cfg.camera), o.prefix,
+                            o.prefix_frozen) for o in observations]
         noise = torch.stack([torch.randn(ah.horizon, ah.action_dim, generator=self.gen) for _ in requests])
-        res = self.policy.step(requests, noise, self.route, generator=self.gen)
+        res = self.policy.step(requests, noise, self.route, keep=self.keep, generator=self.gen)
         outs = []
         for chunk, mask in zip(res.chunks, res.masks):
             kept = int(mask.sum())
             outs.append(PolicyOutput(chunk, mask, {"layers_kept": kept, "backbone_gflops": kept * self._layer_gflops,
-                                                   "model_ms": res.ms}))
+                                                   "model_ms": res.ms, "layers_ms": res.layers_ms}))
         return outs
 
 

@@ -53,6 +53,8 @@ class Request:
     instruction: str
     proprio: np.ndarray  # [proprio_dim] joint positions in the model's state order
     image: np.ndarray  # (H, W, 3) uint8 RGB
+    prefix: np.ndarray | None = None  # real-time chunking (Observation.prefix): robot units, one row per step
+    prefix_frozen: int = 0
 
 
 @dataclass
@@ -61,6 +63,7 @@ class StepResult:
     masks: np.ndarray  # [B, L] uint8, 1 = layer ran
     cognition: np.ndarray  # [B, D]
     ms: float  # wall time of the whole step
+    layers_ms: float = 0.0  # of which the routed decoder layers (what keeping fewer layers saves)
 
 
 def sha256_files(*paths: Path) -> str:
@@ -75,6 +78,19 @@ def sha256_files(*paths: Path) -> str:
 def model_sha256(model_dir: Path) -> str:
     """Identity of a model directory's weights and config (keys the ONNX and engine caches)."""
     return sha256_files(Path(model_dir) / "config.json", Path(model_dir) / "model.safetensors")
+
+
+def rtc_weights(horizon: int, frozen: int, planned: int) -> np.ndarray:
+    """Inpainting weight per chunk row for real-time chunking: 1 for the rows that run before the chunk arrives,
+    then decaying exponentially over the rest of the executor's plan, 0 beyond (the soft mask of Black et al.,
+    2025, "Real-Time Execution of Action Chunking Flow Policies", arXiv 2506.07339)."""
+    w = np.zeros(horizon, np.float32)
+    frozen, planned = min(frozen, planned, horizon), min(planned, horizon)
+    w[:frozen] = 1.0
+    if planned > frozen:
+        c = (planned - np.arange(frozen, planned)) / (planned - frozen + 1)
+        w[frozen:planned] = c * np.expm1(c) / np.expm1(1.0)
+    return w
 
 
 class RoutedPolicy:
@@ -107,6 +123,23 @@ class RoutedPolicy:
         return (vision_in.to(g.dtype), ids.to(g.device), valid.to(g.device),
                 torch.as_tensor(q, device=g.device).to(g.dtype))
 
+    def guide(self, requests: list[Request], shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The DDIM inpainting guide (normalised target, weight) of the requests' prefixes; None if none has one."""
+        if not any(r.prefix is not None and len(r.prefix) for r in requests):
+            return None
+        b, horizon, dim = shape
+        target, weight = np.zeros((b, horizon, dim), np.float32), np.zeros((b, horizon, 1), np.float32)
+        lo, hi = self.low.numpy(), self.high.numpy()
+        for i, r in enumerate(requests):
+            if r.prefix is None or not len(r.prefix):
+                continue
+            rows = np.asarray(r.prefix, np.float32)[:horizon]
+            target[i, :len(rows)] = np.clip(2 * (rows - lo) / np.maximum(hi - lo, 1e-8) - 1, -1, 1)
+            weight[i, :, 0] = rtc_weights(horizon, r.prefix_frozen, len(rows))
+        g = self.graphs
+        return (torch.as_tensor(target, device=g.device).to(g.dtype),
+                torch.as_tensor(weight, device=g.device).to(g.dtype))
+
     @torch.no_grad()
     def step(self, requests: list[Request], noise: torch.Tensor, mode: str = "mole", keep: int | None = None,
              generator: torch.Generator | None = None) -> StepResult:
@@ -124,13 +157,18 @@ class RoutedPolicy:
             gate = top_k_mask(scores.float(), k)
         else:
             gate = fixed_gate(mode, b, n, k, generator).to(g.device)
+        sync = torch.cuda.synchronize if g.device.type == "cuda" else (lambda: None)
+        sync()
+        t_layers = time.perf_counter()
         h = run_routed(x, gate, lambda i, hs, idx: g.layer(i, hs, key_valid[idx]))
+        sync()
+        layers_ms = (time.perf_counter() - t_layers) * 1e3
         cog = g.finish(h, key_valid)
         norm = ddim_sample(g.eps, noise.to(g.device, g.dtype), cog, self.uncond.to(g.device, g.dtype), self.alphas,
-                           self.cfg.action_head)
+                           self.cfg.action_head, self.guide(requests, noise.shape))
         chunks = to_robot_units(norm, self.low, self.high, self.cfg.actions)
         return StepResult(chunks, gate.cpu().numpy().astype(np.uint8), cog.float().cpu().numpy(),
-                          (time.perf_counter() - t0) * 1e3)
+                          (time.perf_counter() - t0) * 1e3, layers_ms)
 
 
 class TorchGraphs:

@@ -38,6 +38,7 @@ class Variant:
     name: str
     model_dir: str
     route: str
+    keep: int | None = None  # decoder layers per step; None: the model's keep ratio
 
 
 def default_variants(runs: Path) -> list[Variant]:
@@ -53,6 +54,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     model = load_model(Path(v.model_dir))
     # The policy node's own inference path (RoutedPolicy on the model's modules), seeded per variant
     backend = MoLeBackend(f"mole_torch ({v.route})", RoutedPolicy.from_model(model, TorchGraphs(model)), v.route, seed)
+    backend.keep = v.keep
     sim = FrankaTableSim()
     per_layer = layer_flops(model.cfg.llm, model.sequence_length())
     latencies, kept, masks = [], [], {f: [] for f in families}

@@ -45,6 +45,7 @@ class Command:
     gripper_open: float | None = None  # None: leave the gripper as it is
     active: bool = False  # False: a halt (zero velocity)
     reason: str = ""
+    wanted: np.ndarray | None = None  # the blended action per second before the limits (7,), for diagnostics
 
 
 def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: Limits | None = None) -> str | None:
@@ -170,6 +171,29 @@ class ChunkExecutor:
         self._chunks = keep
         return rows[::-1]
 
+    def _blend(self, rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
+        """The blended action per second (deltas / period; gripper as is) of covering rows, newest first."""
+        raw = np.stack([r for r, _ in rows])
+        w = self._weights(raw)
+        per_second = raw.copy()
+        per_second[:, :6] /= np.array([p for _, p in rows])[:, None]  # each chunk's deltas at its own period
+        return (w[:, None] * per_second).sum(0)
+
+    def plan(self, start: float, n: int, dt: float) -> np.ndarray:
+        """(m <= n, 7): what the queue will ask for at start + i * dt, blended as `step` blends, as deltas over dt
+        (gripper as is); it ends at the first time no chunk covers. Real-time chunking passes this to the policy,
+        which continues it instead of starting afresh."""
+        out = []
+        for i in range(n):
+            t = start + (i + 0.5) * dt  # the middle of step i
+            rows = [(a[int(np.floor((t - s) / p))], p) for s, a, p in self._chunks[::-1] if 0 <= t - s < len(a) * p]
+            if not rows:
+                break
+            action = self._blend(rows)
+            action[:6] *= dt
+            out.append(action)
+        return np.array(out).reshape(-1, ACTION_DIM)
+
     def _weights(self, rows: np.ndarray) -> np.ndarray:
         """Blend weights of the covering rows (newest first)."""
         if self.blend == "latest":
@@ -195,11 +219,7 @@ class ChunkExecutor:
         if not rows:
             self.halt("the last action chunk ran out")
             return Command(reason=self._halt_reason)
-        raw = np.stack([r for r, _ in rows])
-        w = self._weights(raw)
-        per_second = raw.copy()
-        per_second[:, :6] /= np.array([p for _, p in rows])[:, None]  # each chunk's deltas at its own period
-        action = (w[:, None] * per_second).sum(0)
+        action = self._blend(rows)
         lim = self.limits
         want = action[:3]
         if ee_pos is not None and lim.workspace_min is not None and lim.workspace_max is not None:
@@ -208,7 +228,7 @@ class ChunkExecutor:
                                                 lim.max_linear_speed, lim.max_linear_accel, lim.max_linear_jerk)
         self._ang, self._ang_acc = limit_motion(action[3:6], self._ang, self._ang_acc, dt,
                                                 lim.max_angular_speed, lim.max_angular_accel, lim.max_angular_jerk)
-        return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking")
+        return Command(self._lin.copy(), self._ang.copy(), 1.0 if action[6] >= 0.5 else 0.0, True, "tracking", action)
 
 
 def workspace_clamp(want: np.ndarray, ee_pos: np.ndarray, lim: Limits) -> np.ndarray:

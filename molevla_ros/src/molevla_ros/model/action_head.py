@@ -170,9 +170,14 @@ def ddim_timesteps(train_steps: int, steps: int, schedule: str) -> list[int]:
 @torch.no_grad()
 def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
                 cond: torch.Tensor, uncond: torch.Tensor, alphas_cumprod: torch.Tensor,
-                cfg: ActionHeadConfig) -> torch.Tensor:
+                cfg: ActionHeadConfig, guide: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The DDIM loop around any epsilon predictor eps(noisy [2B, H, A], t [2B], cond [2B, D]) (the torch head,
-    an ONNX Runtime session or a TensorRT engine). Conditional and unconditional passes share one batch."""
+    an ONNX Runtime session or a TensorRT engine). Conditional and unconditional passes share one batch.
+
+    guide = (target [B, H, A], weight [B, H, 1] in [0, 1]): inpainting for real-time chunking. At every step the
+    clean estimate is pulled towards the target by the weight (1: replaced) before the next noisy sample is formed,
+    so the later steps denoise the rest of the chunk around the fixed rows; the last step returns the target
+    exactly where the weight is 1. Gradient-free, so every backend's predictor can run it."""
     b, x = cond.shape[0], noise
     ts = ddim_timesteps(cfg.train_steps, cfg.infer_steps, cfg.ddim_schedule)
     both = torch.cat([cond, uncond.to(cond.dtype).expand_as(cond)], 0)
@@ -186,5 +191,7 @@ def ddim_sample(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
         x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
         if cfg.clip_denoised:
             x0 = x0.clamp(-1, 1)
+        if guide is not None:
+            x0 = x0 + guide[1] * (guide[0] - x0)
         x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * e
     return x.clamp(-1, 1)

@@ -52,6 +52,7 @@ TOPIC_INSTRUCTION = "molevla/instruction"
 TOPIC_GOAL = "molevla/goal"
 TOPIC_STATUS = "molevla/status"
 TOPIC_CHUNK = "molevla/action_chunk"
+TOPIC_PLAN = "molevla/executor_plan"  # what the executor will ask for next (real-time chunking)
 TOPIC_LAYER_MASK = "molevla/layer_mask"
 TOPIC_POLICY_STATS = "molevla/policy_stats"
 TOPIC_TWIST = "servo_node/delta_twist_cmds"
@@ -71,6 +72,7 @@ class Param:
     low: float | None = None  # numeric range (inclusive); None = unbounded on that side
     high: float | None = None
     choices: tuple[str, ...] | None = None  # allowed values of a string parameter
+    dynamic: bool = False  # may change at run time (`ros2 param set`, checked like at start-up); else read-only
 
     def allowed(self) -> str:
         """The range or the choices as text ("" when unconstrained)."""
@@ -95,21 +97,38 @@ def check_param(p: Param, value: Any) -> str | None:
 
 
 def declare(node: Node, specs: list[Param]) -> SimpleNamespace:
-    """Declare every parameter (read-only: values are read at start-up, so a later `ros2 param set` is refused
-    rather than accepted and ignored); check ranges and choices; return the values by name."""
+    """Declare every parameter; check ranges and choices; return the values by name. Parameters are read-only
+    (read at start-up, so a later `ros2 param set` is refused rather than accepted and ignored) except the dynamic
+    ones, whose new values are checked the same way and take effect in the returned namespace at once."""
     values, problems = {}, []
     for p in specs:
         allowed = f" Allowed: {p.allowed()}." if p.allowed() else ""
-        node.declare_parameter(p.name, p.default, ParameterDescriptor(
-            description=f"{p.description}{allowed} Read at start-up (restart the node to change it).",
-            read_only=True))
+        when = " Can be changed at run time." if p.dynamic else " Read at start-up (restart the node to change it)."
+        node.declare_parameter(p.name, p.default, ParameterDescriptor(description=f"{p.description}{allowed}{when}",
+                                                                      read_only=not p.dynamic))
         values[p.name] = node.get_parameter(p.name).value
         problem = check_param(p, values[p.name])
         if problem:
             problems.append(problem)
     if problems:
         raise ParameterError(f"{node.get_name()}: refusing to start: {'; '.join(problems)}")
-    return SimpleNamespace(**values)
+    ns = SimpleNamespace(**values)
+    dynamic = {p.name: p for p in specs if p.dynamic}
+    if dynamic:
+        from rcl_interfaces.msg import SetParametersResult
+
+        def on_set(params) -> SetParametersResult:
+            problem = "; ".join(filter(None, (check_param(dynamic[q.name], q.value) for q in params
+                                              if q.name in dynamic)))
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+            for q in params:
+                if q.name in dynamic:
+                    setattr(ns, q.name, q.value)
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(on_set)
+    return ns
 
 
 class Status:

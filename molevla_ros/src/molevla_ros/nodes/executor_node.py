@@ -32,8 +32,8 @@ from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.panda_kinematics import JOINT_NAMES
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
-                                      TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_TWIST, Param, Status, chunk_qos,
-                                      declare, msg_to_chunk, now_s, run, stamp_s)
+                                      TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_PLAN, TOPIC_TWIST, Param, Status,
+                                      chunk_qos, chunk_to_msg, declare, msg_to_chunk, now_s, run, stamp_s)
 from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTopic, InterfaceUnavailable,
                                                 JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
 
@@ -43,8 +43,12 @@ PARAMS = [
           "their model's period through time_from_start and run at it (refused outside 0.01-1 s or uneven).",
           low=0.01, high=1.0),
     Param("blend", "average", "Overlapping chunks: 'average' (newest weighted most), 'latest', or 'adaptive' "
-          "(CogACT's adaptive ensemble: weights exp(adaptive_alpha * cosine similarity to the newest)).",
+          "(CogACT's adaptive ensemble: weights exp(adaptive_alpha * cosine similarity to the newest)). With a "
+          "real-time-chunking policy use 'latest': each chunk already continues the previous one.",
           choices=("average", "latest", "adaptive")),
+    Param("plan_hz", 0.0, "Real-time chunking: publish what the queued chunks will ask for next (the blended "
+          "actions at action_dt from now on, JointTrajectory on molevla/executor_plan) on each accepted chunk and "
+          "this often; 0: off.", low=0.0, high=200.0),
     Param("blend_decay", 0.5, "average: weight of each older overlapping chunk relative to the next newer one.",
           low=0.0, high=1.0),
     Param("adaptive_alpha", 0.1, "adaptive: CogACT's alpha (0 = plain mean of the overlapping predictions).", low=0.0),
@@ -125,6 +129,20 @@ class ExecutorNode(Node):
         self.active = False
         self.last_tick = time.monotonic()
         self.create_timer(1.0 / p.rate_hz, self.tick)
+        if p.plan_hz > 0:
+            self.plan_pub = self.create_publisher(JointTrajectory, TOPIC_PLAN, 5)
+            self.create_timer(1.0 / p.plan_hz, self.publish_plan)
+
+    PLAN_ROWS = 32  # rows of the published plan (a policy takes as many as its horizon)
+
+    def publish_plan(self) -> None:
+        """What the queued chunks will ask for from now on, blended, at action_dt (nothing while halted)."""
+        if not self.core.active:
+            return
+        now = self.get_clock().now()
+        plan = self.core.plan(now.nanoseconds * 1e-9, self.PLAN_ROWS, self.p.action_dt)
+        if len(plan):
+            self.plan_pub.publish(chunk_to_msg(plan, now.to_msg(), self.p.frame_id, self.p.action_dt))
 
     def make_interfaces(self):
         p = self.p
@@ -177,6 +195,8 @@ class ExecutorNode(Node):
             problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{self.p.frame_id}'"
         if problem is None:
             problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
+            if problem is None and self.p.plan_hz > 0:
+                self.publish_plan()  # at once: the policy's next step should continue the queue this chunk made
         if problem:
             self.status.values["chunks_rejected"] = self.status.values.get("chunks_rejected", 0) + 1
             if problem.startswith("chunk is stale"):  # late: dropped like a missing chunk (chunk_timeout_s halts)

@@ -1,7 +1,9 @@
-"""policy: at control_hz, latest frame + goal + joint state -> backend -> action chunk (+ layer mask, stats).
+"""policy: latest frame + goal + joint state -> backend -> action chunk (+ layer mask, stats), at most control_hz.
 
-One node can serve several robots (`robots`: namespace prefixes): each tick, the robots with a goal and
-fresh inputs go to the backend as one batch (each MoLe request keeps its own layer route).
+`trigger: frame` (default) steps as soon as a new camera frame arrives and a step is due (at most control_hz), so
+the frame does not wait for a timer; a timer at control_hz still reports why a robot with a goal is not stepping
+(no frame, stale inputs). `trigger: timer` steps on the timer: one node can then serve several robots (`robots`:
+namespace prefixes) with one batch per tick (each MoLe request keeps its own layer route).
 
 The chunk is a trajectory_msgs/JointTrajectory whose "joints" are the action dimensions
 (dx dy dz droll dpitch dyaw gripper), one point per action step, stamped with the observation's
@@ -25,8 +27,9 @@ from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
-                                      TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_POLICY_STATS, Param, Status,
-                                      chunk_qos, chunk_to_msg, declare, msg_to_rgb, now_s, run, stamp_s)
+                                      TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_PLAN, TOPIC_POLICY_STATS, Param,
+                                      Status, chunk_qos, chunk_to_msg, declare, msg_to_chunk, msg_to_rgb, now_s, run,
+                                      stamp_s)
 from molevla_ros.sim.scene import JOINT_NAMES
 
 PARAMS = [
@@ -47,7 +50,15 @@ PARAMS = [
     Param("threads", 1, "CPU threads for the backend's own work (torch, ONNX Runtime); 0: the library default (one "
           "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README).",
           low=0, high=256),
-    Param("control_hz", 5.0, "Policy steps (chunks) per second.", low=0.1, high=100.0),
+    Param("control_hz", 5.0, "Policy steps (chunks) per second (trigger frame: at most this many).", low=0.1,
+          high=100.0),
+    Param("keep_layers", 0, "Decoder layers per step for the routes that skip (mole: the router's top k); 0: the "
+          "model's own keep ratio. The compute knob: fewer layers, faster steps.", low=0, high=1024, dynamic=True),
+    Param("latency_budget_ms", 0.0, "When > 0: each step keeps as many decoder layers as fit this model time, from "
+          "the last step's measured fixed and per-layer times (overrides keep_layers; at least 1 layer).", low=0.0,
+          high=60000.0, dynamic=True),
+    Param("trigger", "frame", "When to step: 'frame' (on each new camera frame once a step is due: no timer wait) or "
+          "'timer' (every 1/control_hz, all robots in one batch).", choices=("frame", "timer")),
     Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder).",
           low=1, high=256),
     Param("base_frame", "panda_link0", "Frame the chunks' deltas are expressed in (the robot base; fr3_link0 on an "
@@ -61,6 +72,9 @@ PARAMS = [
           "(extra joints are ignored). Models without a state input (CogACT) still need valid joint states."),
     Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s.", low=0.0, high=10.0),
+    Param("real_time_chunking", False, "Make each chunk continue what the executor will run while the model thinks "
+          "(its molevla/executor_plan, executor plan_hz > 0, blend latest): the rows that run before the chunk can "
+          "arrive are inpainted during DDIM (MoLe-VLA backends; README 'Inference delay')."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
           "[''] is one robot on the node's own topics."),
@@ -76,10 +90,12 @@ class RobotIO:
         self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), chunk_qos(node.p.liveliness_s))
         self.mask_pub = node.create_publisher(UInt8MultiArray, t(TOPIC_LAYER_MASK), 5)
         self.stats_pub = node.create_publisher(DiagnosticStatus, t(TOPIC_POLICY_STATS), 5)
-        node.create_subscription(Image, t(TOPIC_IMAGE), lambda m: setattr(self, "frame", (time.monotonic(), m)),
-                                 SENSOR_QOS)
+        node.create_subscription(Image, t(TOPIC_IMAGE), lambda m: node.on_frame(self, m), SENSOR_QOS)
         node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
+        self.plan: tuple[float, np.ndarray, float] | None = None  # executor's plan: (stamp, rows, period)
+        if node.p.real_time_chunking:
+            node.create_subscription(JointTrajectory, t(TOPIC_PLAN), self.on_plan, 5)
         self.truth = None
         if privileged:  # the scripted expert only: simulator ground truth through the sim-side adapter
             from molevla_ros.sim.ground_truth import SimGroundTruth
@@ -89,7 +105,14 @@ class RobotIO:
         self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
         self.goal = ""
         self.steps = 0
-        self.last_step: float | None = None
+        self.last_step: float | None = None  # monotonic time of the last published chunk
+        self.stepped_frame: Image | None = None  # the frame of the last step (trigger frame: never twice)
+        self.next_due = 0.0  # trigger frame: monotonic time from which a new frame starts a step
+
+    def on_plan(self, msg: JointTrajectory) -> None:
+        rows, times, problem = msg_to_chunk(msg)
+        if problem is None and len(rows):
+            self.plan = (stamp_s(msg.header.stamp), rows, times[1] - times[0] if len(times) > 1 else 0.0)
 
 
 class PolicyNode(Node):
@@ -111,6 +134,8 @@ class PolicyNode(Node):
                                   f"{len(self.p.joint_names)}")
             self.backend = None
         self.status.values["ready"] = self.backend is not None
+        self.last_latency = 0.0  # s, the last policy step (real-time chunking's estimate of the next one)
+        self.step_cost: tuple[float, float] | None = None  # (fixed ms, ms per decoder layer): latency_budget_ms
         if self.backend_error:
             self.status("error", self.backend_error, error=True)
         privileged = self.backend is not None and self.backend.needs_privileged_state
@@ -118,7 +143,8 @@ class PolicyNode(Node):
             self.get_logger().warn(f"backend '{self.backend.name}': {self.backend.note}")
         prefixes = [r.strip("/") for r in self.p.robots] or [""]
         self.robots = [RobotIO(self, r, privileged, self.on_goal) for r in prefixes]
-        self.create_timer(1.0 / self.p.control_hz, self.tick)
+        self.period = 1.0 / self.p.control_hz
+        self.create_timer(self.period, self.on_timer)
         if self.backend is not None:  # the model is loaded: goals act from now on
             self.status.values.update(backend=self.backend.name, model=str(self.p.model_dir), route=self.p.route)
             self.status("ready", f"policy ready ({self.backend.name}, {self.p.model_dir}, route {self.p.route}); "
@@ -161,13 +187,72 @@ class PolicyNode(Node):
         model_names = getattr(self.backend, "state_joints", ()) or self.p.joint_names
         state = dict(zip(model_names if len(model_names) == len(q) else self.p.joint_names, map(float, q)))
         images = {getattr(self.backend, "camera", "main"): image}
-        return Observation(r.goal, state, images, stamp_s(r.frame[1].header.stamp), privileged), ""
+        stamp = stamp_s(r.frame[1].header.stamp)
+        prefix, frozen = self.prefix(r, stamp)
+        return Observation(r.goal, state, images, stamp, privileged, prefix, frozen), ""
 
-    def tick(self) -> None:
+    def prefix(self, r: RobotIO, stamp: float) -> tuple[np.ndarray | None, int]:
+        """Real-time chunking: the executor's plan from the observation time on, and how many of its rows run
+        before this step's chunk can arrive (the time since the observation plus the last step's latency)."""
+        dt = self.backend.action_dt
+        if r.plan is None or abs(r.plan[2] - dt) > 1e-6:  # none yet, or at another period than the model's
+            return None, 0
+        plan_stamp, rows, _ = r.plan
+        shift = int(round((stamp - plan_stamp) / dt))
+        if shift >= len(rows) or shift < -len(rows):  # the plan ended before, or starts long after, the frame
+            return None, 0
+        # A plan newer than the frame: its first row stands in for the rows before it (they are past when the chunk
+        # lands, so never executed).
+        rows = rows[shift:] if shift >= 0 else np.vstack([np.repeat(rows[:1], -shift, 0), rows])
+        ahead = now_s(self) - stamp + self.last_latency
+        return rows, int(np.ceil(ahead / dt))
+
+    def choose_keep(self) -> None:
+        """The compute knob: decoder layers for the next step from latency_budget_ms (with a cost estimate) or
+        keep_layers (MoLe backends; read at every step, so `ros2 param set` acts on the next one)."""
+        if not hasattr(self.backend, "keep"):
+            return
+        n = self.backend.layers
+        keep = min(self.p.keep_layers, n) or None
+        if self.p.latency_budget_ms > 0 and self.step_cost is not None:
+            fixed, per_layer = self.step_cost
+            keep = int(np.clip((self.p.latency_budget_ms - fixed) // max(per_layer, 1e-6), 1, n))
+        self.backend.keep = keep
+
+    def learn_step_cost(self, info: dict[str, float]) -> None:
+        """(fixed ms, ms per kept layer) of a step, smoothed over steps, from the backend's own timing."""
+        if not info.get("layers_kept") or "layers_ms" not in info:
+            return
+        cost = (info["model_ms"] - info["layers_ms"], info["layers_ms"] / info["layers_kept"])
+        old = self.step_cost or cost
+        self.step_cost = (0.7 * old[0] + 0.3 * cost[0], 0.7 * old[1] + 0.3 * cost[1])
+
+    def on_frame(self, robot: RobotIO, msg: Image) -> None:
+        now = time.monotonic()
+        robot.frame = (now, msg)
+        if self.p.trigger == "frame" and robot.goal and now >= robot.next_due:
+            # Due times on a grid of control periods: on average never faster than control_hz, whatever the
+            # frame rate and jitter; a robot that fell behind (slow frames) steps on its next frame.
+            robot.next_due += self.period
+            if robot.next_due < now:
+                robot.next_due = now + 0.5 * self.period
+            self.tick([robot])
+
+    def on_timer(self) -> None:
+        if self.p.trigger == "timer":
+            self.tick(self.robots)
+        else:  # frames drive the steps; the timer steps in (and reports why) only for robots left waiting
+            now = time.monotonic()
+            self.tick([r for r in self.robots if r.last_step is None or now - r.last_step >= 2 * self.period])
+
+    def tick(self, robots: list[RobotIO]) -> None:
         ready: list[tuple[RobotIO, Observation, float]] = []
-        for r in self.robots:
+        for r in robots:
             if not r.goal:
                 continue
+            if self.p.trigger == "frame" and r.frame is not None and r.frame[1] is r.stepped_frame and \
+                    time.monotonic() - r.frame[0] <= self.p.frame_timeout_s:
+                continue  # this frame was already used; the next one triggers the next step
             if self.backend is None:  # reported while a goal waits, so the operator sees why nothing moves
                 self.status("halted", f"policy{self.where(r)}: {self.backend_error}", error=True)
                 continue
@@ -178,6 +263,7 @@ class PolicyNode(Node):
             ready.append((r, obs, time.monotonic() - r.frame[0]))  # how long the frame waited for this step
         if not ready:
             return
+        self.choose_keep()
         t0 = time.perf_counter()
         try:
             batch = getattr(self.backend, "act_batch", None)
@@ -186,12 +272,14 @@ class PolicyNode(Node):
         except Exception as e:  # a backend failure must never take the node down
             self.status("halted", f"policy backend '{self.backend.name}' failed: {e}", error=True)
             return
-        latency = time.perf_counter() - t0
+        latency = self.last_latency = time.perf_counter() - t0
+        self.learn_step_cost(outs[0].info)
         for (r, obs, frame_wait), out in zip(ready, outs):
             problem = validate_chunk(np.asarray(out.chunk))
             if problem:
                 self.status("halted", f"policy{self.where(r)} produced a bad chunk: {problem}", error=True)
                 continue
+            r.stepped_frame = r.frame[1]
             self.publish(r, obs, out, latency, frame_wait, len(ready))
 
     def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
@@ -209,6 +297,8 @@ class PolicyNode(Node):
                   "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(r.steps),
                   "batch": str(batch),
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}
+        if obs.prefix is not None:  # real-time chunking: rows of the plan continued, of which frozen
+            values.update(rtc_rows=str(len(obs.prefix)), rtc_frozen=str(obs.prefix_frozen))
         if out.layer_mask is not None:
             values["layers_kept"] = str(int(np.sum(out.layer_mask)))
             values["layers_total"] = str(len(out.layer_mask))
