@@ -153,11 +153,11 @@ def plot(rows: list[dict], o: DelayOptions, path: Path) -> None:
         d = [r["delay_ms"] for r in mine]
         style = "--" if key[0] == "expert" else "-"
         ax1.plot(d, [100 * r["mean_success"] for r in mine], style, marker="o", label=" / ".join(key))
-        ax2.plot(d, [r["jump_mean"] for r in mine], style, marker="o", label=" / ".join(key))
+        ax2.plot(d, [r["step_p99"] for r in mine], style, marker="o", label=" / ".join(key))
     ax1.set(xlabel="inference delay (ms)", ylabel="mean success over families (%)", ylim=(0, 105),
             title="success under delay")
-    ax2.set(xlabel="inference delay (ms)", ylabel="mean wanted-velocity jump at a new chunk (m/s)",
-            title="chunk boundaries")
+    ax2.set(xlabel="inference delay (ms)", ylabel="p99 tick-to-tick change of the wanted velocity (m/s)",
+            title="smoothness over whole episodes")
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
