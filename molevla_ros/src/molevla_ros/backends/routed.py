@@ -23,7 +23,8 @@ import torch
 from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
-from molevla_ros.model.mole_vla import MoLeVLA, cognition_at, fixed_gate, preprocess_images, to_robot_units
+from molevla_ros.model.mole_vla import (MoLeVLA, cognition_at, fixed_gate, normalize_actions, preprocess_images,
+                                        to_robot_units)
 from molevla_ros.model.text import TextEncoder
 from molevla_ros.model.router import top_k_mask
 
@@ -129,12 +130,11 @@ class RoutedPolicy:
             return None
         b, horizon, dim = shape
         target, weight = np.zeros((b, horizon, dim), np.float32), np.zeros((b, horizon, 1), np.float32)
-        lo, hi = self.low.numpy(), self.high.numpy()
         for i, r in enumerate(requests):
             if r.prefix is None or not len(r.prefix):
                 continue
-            rows = np.asarray(r.prefix, np.float32)[:horizon]
-            target[i, :len(rows)] = np.clip(2 * (rows - lo) / np.maximum(hi - lo, 1e-8) - 1, -1, 1)
+            rows = torch.as_tensor(np.asarray(r.prefix, np.float32)[:horizon])
+            target[i, :len(rows)] = normalize_actions(rows, self.low, self.high).numpy()
             weight[i, :, 0] = rtc_weights(horizon, r.prefix_frozen, len(rows))
         g = self.graphs
         return (torch.as_tensor(target, device=g.device).to(g.dtype),

@@ -22,16 +22,14 @@ import torch
 from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
+from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import BLENDS, ChunkExecutor
-from molevla_ros.inputs.images import resize
 from molevla_ros.sim.rollout import run_episode
-from molevla_ros.sim.scene import CAMERA, FrankaTableSim
+from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
 MODES = (*BLENDS, "rtc")
-MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # as eval-policies
-CAMERA_SIZE = 224  # what the camera node hands the policy
 
 
 @dataclass
@@ -54,21 +52,13 @@ def make_policy(name: str, seed: int) -> tuple[Callable[[Observation], np.ndarra
 
         expert = ScriptedExpert()
         return (lambda o: expert.act(o.instruction, o.privileged)), expert.action_dt, 16, False
-    from molevla_ros.backends.mole import MoLeBackend
-    from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
     from molevla_ros.bringup import resolve_model
     from molevla_ros.model.io import load_model
 
     model = load_model(resolve_model(name))
-    backend = MoLeBackend(f"mole_torch ({name})", RoutedPolicy.from_model(model, TorchGraphs(model)), "mole", seed)
-
-    def act(o: Observation) -> np.ndarray:
-        img = resize(o.images[CAMERA], CAMERA_SIZE, CAMERA_SIZE)
-        obs = Observation(o.instruction, o.state, {model.cfg.camera: img}, o.stamp, prefix=o.prefix,
-                          prefix_frozen=o.prefix_frozen)
-        return backend.act(obs).chunk
-
-    return act, model.cfg.action_dt, model.cfg.action_head.horizon, True
+    backend = torch_backend(model, "mole", seed)
+    return (lambda o: backend.act(node_view(o, model.cfg.camera)).chunk), model.cfg.action_dt, \
+        model.cfg.action_head.horizon, True
 
 
 def run(o: DelayOptions) -> list[dict]:

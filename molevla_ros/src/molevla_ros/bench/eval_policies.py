@@ -49,11 +49,23 @@ def default_variants(runs: Path) -> list[Variant]:
             Variant("early exit (first k)", str(runs / "first_k"), "first_k")]
 
 
+def torch_backend(model, route: str, seed: int) -> MoLeBackend:
+    """The policy node's own inference path (RoutedPolicy on the model's modules), seeded."""
+    return MoLeBackend(f"mole_torch ({route})", RoutedPolicy.from_model(model, TorchGraphs(model)), route, seed)
+
+
+def node_view(obs: Observation, camera: str) -> Observation:
+    """A simulator observation as the policy node gets it: the camera node's frame size, under the model's camera
+    name (the real-time chunking prefix kept)."""
+    img = resize(obs.images[CAMERA], CAMERA_SIZE, CAMERA_SIZE)
+    return Observation(obs.instruction, obs.state, {camera: img}, obs.stamp, prefix=obs.prefix,
+                       prefix_frozen=obs.prefix_frozen)
+
+
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
-    # The policy node's own inference path (RoutedPolicy on the model's modules), seeded per variant
-    backend = MoLeBackend(f"mole_torch ({v.route})", RoutedPolicy.from_model(model, TorchGraphs(model)), v.route, seed)
+    backend = torch_backend(model, v.route, seed)
     backend.keep = v.keep
     sim = FrankaTableSim()
     per_layer = layer_flops(model.cfg.llm, model.sequence_length())
@@ -62,9 +74,9 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     episode_masks: dict[str, list[np.ndarray]] = {}
 
     def policy(obs: Observation, family: str, record: list) -> np.ndarray:
-        img = resize(obs.images[CAMERA], CAMERA_SIZE, CAMERA_SIZE)  # what the camera node hands the policy
+        view = node_view(obs, model.cfg.camera)
         t0 = time.perf_counter()
-        out = backend.act(Observation(obs.instruction, obs.state, {model.cfg.camera: img}))
+        out = backend.act(view)
         latencies.append(time.perf_counter() - t0)
         m = np.asarray(out.layer_mask, np.uint8)
         kept.append(int(m.sum()))

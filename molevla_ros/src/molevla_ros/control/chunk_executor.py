@@ -159,17 +159,19 @@ class ChunkExecutor:
         for v in (self._lin, self._ang, self._lin_acc, self._ang_acc):
             v[:] = 0.0
 
+    def _covering(self, t: float) -> list[tuple[np.ndarray, float]]:
+        """(row, period) of every queued chunk that covers time ``t``, newest first."""
+        rows = []
+        for stamp, actions, dt in self._chunks[::-1]:
+            i = int(np.floor((t - stamp) / dt))
+            if 0 <= i < len(actions):
+                rows.append((actions[i], dt))
+        return rows
+
     def _rows_at(self, now: float) -> list[tuple[np.ndarray, float]]:
-        """(row, period) of every queued chunk that covers ``now``, newest first; expired chunks are dropped."""
-        rows, keep = [], []
-        for stamp, actions, dt in self._chunks:
-            i = int(np.floor((now - stamp) / dt))
-            if i < len(actions):
-                keep.append((stamp, actions, dt))
-                if i >= 0:
-                    rows.append((actions[i], dt))
-        self._chunks = keep
-        return rows[::-1]
+        """`_covering(now)`, after dropping the chunks that have ended by ``now``."""
+        self._chunks = [(s, a, dt) for s, a, dt in self._chunks if np.floor((now - s) / dt) < len(a)]
+        return self._covering(now)
 
     def _blend(self, rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
         """The blended action per second (deltas / period; gripper as is) of covering rows, newest first."""
@@ -185,8 +187,7 @@ class ChunkExecutor:
         which continues it instead of starting afresh."""
         out = []
         for i in range(n):
-            t = start + (i + 0.5) * dt  # the middle of step i
-            rows = [(a[int(np.floor((t - s) / p))], p) for s, a, p in self._chunks[::-1] if 0 <= t - s < len(a) * p]
+            rows = self._covering(start + (i + 0.5) * dt)  # the middle of step i
             if not rows:
                 break
             action = self._blend(rows)

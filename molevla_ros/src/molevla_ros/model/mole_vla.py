@@ -99,6 +99,13 @@ def preprocess_images(images: torch.Tensor, cfg: VisionConfig) -> torch.Tensor:
     return (x - 0.5) / 0.25 if cfg.kind == "patch_cnn" else x
 
 
+def normalize_actions(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Robot-unit actions -> the model's [-1, 1] range (q01/q99 -> -1/1), clamped; the inverse of to_robot_units
+    (up to its gripper binarisation)."""
+    span = (high - low).clamp(min=1e-6)
+    return (2 * (a - low) / span - 1).clamp(-1, 1)
+
+
 def to_robot_units(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor, spec: ActionSpec) -> np.ndarray:
     """Normalised [-1, 1] action chunks -> robot units (numpy), gripper binarised to 1 open / 0 closed
     (thresholded before or after unnormalising, as spec.gripper_threshold_on says)."""
@@ -193,8 +200,7 @@ class MoLeVLA(nn.Module):
 
     # ---- normalisation ------------------------------------------------------------------------
     def normalize_actions(self, a: torch.Tensor) -> torch.Tensor:
-        span = (self.action_high - self.action_low).clamp(min=1e-6)
-        return (2 * (a - self.action_low) / span - 1).clamp(-1, 1)
+        return normalize_actions(a, self.action_low, self.action_high)
 
     def to_robot_units(self, a: torch.Tensor) -> np.ndarray:
         return to_robot_units(a, self.action_low, self.action_high, self.cfg.actions)
