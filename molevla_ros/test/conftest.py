@@ -29,12 +29,14 @@ def ros(tmp_path):
     return make
 
 
-def tiny_config(keep: float = 0.5):
-    """A MoLe-VLA small enough to build and run in milliseconds (6 decoder layers of width 32)."""
+def tiny_config(keep: float = 0.5, tokenizer: str = "words"):
+    """A MoLe-VLA small enough to build and run in milliseconds (6 decoder layers of width 32); tokenizer
+    "minilm" reads the frozen MiniLM's features (the encoder itself is full size)."""
     from molevla_ros.model.config import ActionHeadConfig, LLMConfig, MoLeConfig, RouterConfig, VisionConfig
 
     return MoLeConfig(vision=VisionConfig(image_size=32, patch_size=8, feature_dim=32, film=True, keypoints=4),
-                      llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8),
+                      llm=LLMConfig(hidden=32, layers=6, heads=4, kv_heads=2, intermediate=64, vocab=64, max_text=8,
+                                    tokenizer=tokenizer),
                       router=RouterConfig(keep_ratio=keep, proj_dim=16, spatial_hidden=16, temporal_heads=2,
                                           temporal_ff=32),
                       action_head=ActionHeadConfig(width=32, depth=1, heads=2, horizon=4, repeats=2),
@@ -43,7 +45,7 @@ def tiny_config(keep: float = 0.5):
 
 @pytest.fixture
 def tiny():
-    """tiny(keep=0.5) -> the config of a tiny MoLe-VLA (see tiny_config)."""
+    """tiny(keep=0.5, tokenizer="words") -> the config of a tiny MoLe-VLA (see tiny_config)."""
     return tiny_config
 
 

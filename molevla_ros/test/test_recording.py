@@ -62,6 +62,25 @@ def test_dagger_episode_records_expert_labels_at_the_driver_states(tmp_path: Pat
     assert len(set(both.episode.tolist())) == 2 and len(both) == len(rows) + len(read_episode(expert_run, VISION)[1])
 
 
+def test_dart_noise_moves_the_arm_off_the_expert_path_and_keeps_clean_labels(tmp_path: Path):
+    """With --noise the executed chunks drift (the arm goes elsewhere than the clean expert's), while every label
+    is the expert's chunk for the state reached: a label is a motion of at most the expert's step length."""
+    from molevla_ros.sim.expert import FAST
+
+    sim = FrankaTableSim()
+    try:
+        record_episode(sim, "touch", 2, tmp_path / "clean.mcap")
+        record_episode(sim, "touch", 2, tmp_path / "noisy.mcap", noise=0.01)
+    finally:
+        sim.close()
+    clean, noisy = (read_episode(tmp_path / f"{n}.mcap", VISION) for n in ("clean", "noisy"))
+    assert noisy[0]["policy"] == "scripted_expert + noise 0.01" and clean[0]["policy"] == "scripted_expert"
+    np.testing.assert_allclose(noisy[1][0][2], clean[1][0][2])  # same start state: the same label
+    steps = min(len(clean[1]), len(noisy[1]))
+    assert max(np.abs(noisy[1][i][1] - clean[1][i][1]).max() for i in range(steps)) > 0.02  # the arm drifted
+    assert all(np.linalg.norm(c[:, :3], axis=1).max() <= FAST + 1e-6 for _, _, c in noisy[1])  # clean labels
+
+
 def test_recorded_episode_reads_back(tmp_path: Path):
     sim = FrankaTableSim()
     try:

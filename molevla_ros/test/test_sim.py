@@ -32,6 +32,8 @@ def test_success_is_judged_only_for_goals_naming_the_task():
     push = Task("push", "push the red cube to the blue target", "red", "blue")
     assert is_goal_of("Could you shove the RED block onto the blue disc, please?", push)
     assert not is_goal_of("push the blue cube to the red target", push)  # order matters
+    same = Task("push", "", "red", "red")  # the target disc can have the cube's colour
+    assert is_goal_of("push the red cube to the red target", same)
     assert not is_goal_of("push the red cube", push) and not is_goal_of("push the red cube to the green target", push)
     touch = Task("touch", "touch the red cube", "red")
     assert is_goal_of("tap the red one", touch) and not is_goal_of("touch the green cube", touch)
@@ -113,3 +115,22 @@ def test_camera_model_matches_the_renderer(sim):
             assert rows.size > 10, f"{name} not visible"
             centre = project(k, position, rotation, sim.object_poses()[name][0][None])[0]
             assert np.hypot(cols.mean() - centre[0], rows.mean() - centre[1]) < 2.5, (name, centre, cols.mean())
+
+
+def test_push_outcomes_are_classified_from_where_the_cube_ends(sim):
+    import pybullet as pb
+
+    from molevla_ros.bench.push_outcomes import classify
+
+    task = sample_task("push", 1000)
+    sim.reset(task)
+    assert classify(sim, task, False)[0] == "cube never moved"
+    start, goal = np.array(task.cubes[task.cube][:2]), np.array(task.targets[task.target])
+    u = (goal - start) / np.linalg.norm(goal - start)
+    for offset, expected in ((0.5 * (goal - start), "stopped short"), (goal - start + 0.08 * u, "overshoot"),
+                             (0.5 * (goal - start) + 0.08 * np.array([-u[1], u[0]]), "sideways")):
+        sim.reset(task)
+        cube = sim._objects[f"{task.cube}_cube"]  # move the cube where a push would have left it
+        pos, orn = pb.getBasePositionAndOrientation(cube, physicsClientId=sim.client)
+        pb.resetBasePositionAndOrientation(cube, [*(start + offset), pos[2]], orn, physicsClientId=sim.client)
+        assert classify(sim, task, False)[0] == expected, expected

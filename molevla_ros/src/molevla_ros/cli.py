@@ -146,6 +146,8 @@ COMMANDS: dict[str, tuple[str, Callable[[object], int], str]] = {
                     "(incl. real-time chunking)"),
     "bench-keep": ("molevla_ros.bench.keep_sweep:KeepSweepOptions", _lazy("molevla_ros.bench.keep_sweep"),
                    "closed-loop success and step latency per number of decoder layers kept (the compute knob)"),
+    "bench-push": ("molevla_ros.bench.push_outcomes:PushOutcomeOptions", _lazy("molevla_ros.bench.push_outcomes"),
+                   "how push episodes end (ok, never moved, sideways, ...) for models and the noisy expert"),
     "bench-faults": ("molevla_ros.bench.faults:FaultOptions", bench_faults,
                      "fault suite on the simulated loop: time to halt, limit violations, crashes"),
     "bench-false-halts": ("molevla_ros.bench.false_halts:FalseHaltOptions", _lazy("molevla_ros.bench.false_halts"),

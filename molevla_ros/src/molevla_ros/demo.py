@@ -61,6 +61,8 @@ class DemoOptions:
     task: str = option("pick_place", "task family of the goal", choices=FAMILIES)
     seed: int = option(0, "scene layout seed")
     backend: str = option("scripted_expert", "policy backend: scripted_expert, mole_torch, mole_onnx or mole_tensorrt")
+    goal: str | None = option(None, "the goal in your own words instead of the scene's sentence (name the scene's "
+                              "cube colour, then the target's for push: success is judged only for the scene's task)")
     timeout: float = option(60.0, "seconds to wait for a final status after the goal")
     out: str = option("results/demo", "folder for result.json, the episode strip and the node logs")
 
@@ -82,6 +84,9 @@ def run_demo(o: DemoOptions) -> dict:
                               and node.instruction_pub.get_subscription_count() > 0
                               and node.count_publishers(TOPIC_IMAGE) > 0):
                 raise RuntimeError("nodes did not come up within 60 s; see the logs")
+            if o.goal:
+                print(f"scene goal: '{node.task}'")
+                node.task = o.goal
             print(f"goal: '{node.task}'  (policy backend: {backend})")
             node.recording = True
             node.instruction_pub.publish(String(data=node.task))

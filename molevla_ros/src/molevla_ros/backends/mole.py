@@ -6,6 +6,7 @@ import torch
 
 from molevla_ros.backends.base import Observation, PolicyOutput, camera_image, state_vector
 from molevla_ros.backends.routed import Request, RoutedPolicy
+from molevla_ros.model.goal_familiarity import GoalFamiliarity
 from molevla_ros.model.mole_vla import layer_flops
 
 
@@ -17,6 +18,7 @@ class MoLeBackend:
         self.layers = policy.cfg.llm.layers
         self.keep: int | None = None  # decoder layers per step (routes mole/random/first_k); None: the model's own
         self.note = ""  # shown on the policy's status (e.g. why it runs another route than asked)
+        self.familiarity: GoalFamiliarity | None = None  # set by make_mole_backend from the model folder
         self.action_dt = policy.cfg.action_dt
         self.state_joints, self.camera = policy.cfg.state_joints, policy.cfg.camera  # what it reads
         self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
@@ -73,6 +75,7 @@ def make_mole_backend(kind: str, model_dir, route: str = "mole", device: str = "
     else:
         raise ValueError(f"unknown MoLe backend kind {kind!r}")
     backend = MoLeBackend(f"mole_{kind}", policy, route)
+    backend.familiarity = GoalFamiliarity.of(model_dir)
     if route == "mole" and not policy.cfg.router_trained:  # e.g. a freshly imported CogACT: no router yet
         backend.route = "full"
         backend.note = "router not trained yet (imported checkpoint): running full depth"

@@ -75,11 +75,13 @@ class _Eps(nn.Module):
 def example_inputs(model: MoLeVLA, batch: int = 2, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
     cfg = model.cfg
     vision_in = torch.rand(batch, 3, cfg.vision.image_size, cfg.vision.image_size)  # preprocess_images() output
-    ids = torch.randint(2, cfg.llm.vocab, (batch, cfg.llm.max_text))
-    valid = torch.ones_like(ids, dtype=torch.bool)
+    valid = torch.ones(batch, cfg.llm.max_text, dtype=torch.bool)
     valid[:, cfg.llm.max_text // 2:] = False
-    ids[~valid] = 0
-    return vision_in.to(dtype), ids, valid, torch.randn(batch, cfg.proprio_dim).to(dtype)
+    if model.text_in is not None:  # MiniLM token features
+        text = torch.randn(batch, cfg.llm.max_text, model.text_in.in_features).to(dtype) * valid[..., None]
+    else:
+        text = torch.randint(2, cfg.llm.vocab, (batch, cfg.llm.max_text)) * valid
+    return vision_in.to(dtype), text, valid, torch.randn(batch, cfg.proprio_dim).to(dtype)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:

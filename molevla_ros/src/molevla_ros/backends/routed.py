@@ -121,6 +121,8 @@ class RoutedPolicy:
             raise ValueError("every request needs an (H, W, 3) uint8 RGB image")
         images = torch.as_tensor(np.stack([r.image for r in requests]), device=g.device)
         vision_in = preprocess_images(images, cfg.vision)
+        if ids.is_floating_point():  # MiniLM features take the graphs' dtype
+            ids = ids.to(g.dtype)
         return (vision_in.to(g.dtype), ids.to(g.device), valid.to(g.device),
                 torch.as_tensor(q, device=g.device).to(g.dtype))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,10 @@ from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import layer_flops
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import CAMERA, FrankaTableSim
-from molevla_ros.sim.tasks import FAMILIES, sample_task
+from molevla_ros.sim.tasks import FAMILIES, Task, sample_task
+from molevla_ros.sim.wordings import held_out_wording
 
+WORDINGS = ("canonical", "held-out")
 MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # about 2.5x the expert's mean time
 CAMERA_SIZE = 224  # the camera node's output size: the model sees what it sees in the ROS loop
 
@@ -62,7 +64,20 @@ def node_view(obs: Observation, camera: str) -> Observation:
                        prefix_frozen=obs.prefix_frozen)
 
 
-def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1) -> dict:
+def episode_task(family: str, seed: int, wording: str) -> Task:
+    """The evaluation task of a seed, its goal in the canonical or a held-out wording (sim/wordings.py)."""
+    task = sample_task(family, seed)
+    if wording == "held-out":
+        return replace(task, instruction=held_out_wording(family, task.cube, task.target, seed))
+    if wording != "canonical":
+        raise ValueError(f"wording must be one of {WORDINGS}")
+    return task
+
+
+def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1,
+                     wordings: tuple[str, ...] = ("canonical",)) -> dict:
+    """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each), latency,
+    layers kept and routing statistics of one variant."""
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
     backend = torch_backend(model, v.route, seed)
@@ -70,7 +85,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     sim = FrankaTableSim()
     per_layer = layer_flops(model.cfg.llm, model.sequence_length())
     latencies, kept, masks = [], [], {f: [] for f in families}
-    success: dict[str, list[bool]] = {}
+    success: dict[str, dict[str, list[bool]]] = {w: {} for w in wordings}
     episode_masks: dict[str, list[np.ndarray]] = {}
 
     def policy(obs: Observation, family: str, record: list) -> np.ndarray:
@@ -86,23 +101,27 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
 
     backbone_ms = _backbone_latency(model, v.route)
     try:
-        for family in families:
-            results = []
-            for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}", unit="ep", leave=False):
-                record: list[np.ndarray] = []
-                r = run_episode(sim, sample_task(family, s), lambda o, f=family, rec=record: policy(o, f, rec),
-                                ChunkExecutor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
-                                with_images=True)
-                results.append(r.success)
-                if s == seed:
-                    episode_masks[family] = record
-            success[family] = results
+        for wording in wordings:
+            for family in families:
+                results = []
+                for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}, {wording}", unit="ep",
+                              leave=False):
+                    record: list[np.ndarray] = []
+                    r = run_episode(sim, episode_task(family, s, wording),
+                                    lambda o, f=family, rec=record: policy(o, f, rec),
+                                    ChunkExecutor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
+                                    with_images=True)
+                    results.append(r.success)
+                    if s == seed and wording == wordings[0]:
+                        episode_masks[family] = record
+                success[wording][family] = results
     finally:
         sim.close()
     lat = np.array(latencies) * 1e3
     return {"name": v.name, "route": v.route, "model_dir": v.model_dir,
-            "success": {f: float(np.mean(r)) for f, r in success.items()},
-            "mean_success": float(np.mean([np.mean(r) for r in success.values()])),
+            "success": {f: float(np.mean(r)) for f, r in success[wordings[0]].items()},
+            "mean_success": float(np.mean([np.mean(r) for r in success[wordings[0]].values()])),
+            "success_by_wording": {w: {f: float(np.mean(r)) for f, r in s.items()} for w, s in success.items()},
             "layers_kept_mean": float(np.mean(kept)), "layers": model.cfg.llm.layers,
             "backbone_mflops_per_step": float(np.mean(kept)) * per_layer / 1e6,
             "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
@@ -125,14 +144,21 @@ def _backbone_latency(model, route: str, repeats: int = 60) -> float:
     return float(np.percentile(np.array(times[10:]) * 1e3, 50))
 
 
+def _cell(r: dict, family: str | None) -> str:
+    """Success of a row in one family (None: mean over families), per wording ("canonical / held-out")."""
+    by = r.get("success_by_wording") or {"canonical": r["success"]}
+    return " / ".join(f"{100 * (s[family] if family else np.mean(list(s.values()))):.0f}%" for s in by.values())
+
+
 def print_table(rows: list[dict], families: list[str], episodes: int) -> str:
     head = (f"| variant | {' | '.join(families)} | mean | layers kept | backbone MFLOPs/step | backbone ms p50 | "
             "policy step ms p50 / p99 |")
-    lines = [f"Closed-loop success over {episodes} seeded episodes per family", "", head,
-             "|" + "---|" * (len(families) + 6)]
+    wordings = list(rows[0].get("success_by_wording", {"canonical": 0}))
+    lines = [f"Closed-loop success over {episodes} seeded episodes per family (goal wording: "
+             f"{' / '.join(wordings)})", "", head, "|" + "---|" * (len(families) + 6)]
     for r in rows:
-        fam = " | ".join(f"{100 * r['success'][f]:.0f}%" for f in families)
-        lines.append(f"| {r['name']} | {fam} | {100 * r['mean_success']:.1f}% | {r['layers_kept_mean']:.1f}/"
+        fam = " | ".join(_cell(r, f) for f in families)
+        lines.append(f"| {r['name']} | {fam} | {_cell(r, None)} | {r['layers_kept_mean']:.1f}/"
                      f"{r['layers']} | {r['backbone_mflops_per_step']:.0f} | {r['backbone_ms_p50']:.2f} | "
                      f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} |")
     text = "\n".join(lines)
@@ -216,7 +242,8 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         "A small MoLe-VLA (trained from scratch here, CPU) for the simulated Franka's three task families.",
         "It is a demonstration-scale model: it has never seen a real camera and must not drive a real robot.", "",
         "## Data", "",
-        f"{stats.get('episodes', '?')} scripted-expert episodes ({stats.get('samples', '?')} control steps) "
+        f"{stats.get('episodes', '?')} scripted-expert episodes ({stats.get('samples', '?')} control steps; "
+        "driven with DART noise where `policy` says so) "
         "recorded with `molevla collect` (layouts, seeds and goal variants: `scripts/train_all.sh`; one layout "
         "is recorded with several goal cubes so that only the instruction tells them apart), 224x224 camera "
         "frames downsampled to "
@@ -228,7 +255,9 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"- proprio: {cfg['proprio_dim']} joint positions"
         f"{' + fingertip position from Panda forward kinematics' if cfg.get('proprio_fk') else ''}",
         f"- LLM: Llama layout, {llm['layers']} layers, hidden {llm['hidden']}, {llm['heads']} heads, MLP "
-        f"{llm['intermediate']}, '{llm['tokenizer']}' tokenizer",
+        f"{llm['intermediate']}, '{llm['tokenizer']}' tokenizer"
+        + (" (frozen all-MiniLM-L6-v2 token features, sha256-pinned, projected to the hidden size; goals reworded "
+           "at every training step by sim/wordings.py)" if llm["tokenizer"] == "minilm" else ""),
         f"- STAR router: keep ratio {router['keep_ratio']} ({round(router['keep_ratio'] * llm['layers'])} of "
         f"{llm['layers']} layers per step), proprio in the temporal branch: {router['use_proprio']}",
         f"- action head: DiT {cfg['action_head']['depth']} blocks x {cfg['action_head']['width']}, "
@@ -263,6 +292,8 @@ class EvalOptions:
     seed: int = option(1000, "first layout seed")
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
     workers: int = option(2, "parallel evaluation processes")
+    wordings: tuple[str, ...] = option(WORDINGS, "goal wordings: canonical (the task templates) and held-out "
+                                       "(sim/wordings.py HELD_OUT, never used in training)", choices=WORDINGS)
     out: str = option("results/eval_policies", "folder for the table, plots and model card")
 
 
@@ -276,7 +307,7 @@ def run(o: EvalOptions) -> list[dict]:
         raise FileNotFoundError(f"no trained variants under {runs}")
     out.mkdir(parents=True, exist_ok=True)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed)) for v in variants]
+        jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed, 1, o.wordings)) for v in variants]
         rows = [j.get() for j in tqdm(jobs, desc="variants", unit="variant")]
     table = print_table(rows, families, episodes)
     (out / "table.md").write_text(table + "\n")

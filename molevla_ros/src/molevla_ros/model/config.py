@@ -1,6 +1,7 @@
 """MoLe-VLA configuration: one dataclass tree, saved as config.json next to the weights.
 
-`small()` is the model trained and shipped here; `cogact_base()` describes the paper's CogACT-Base stack
+`small()` is the model trained here (MiniLM text features; the shipped mole_small predates them and reads hashed
+words, `small("words")`); `cogact_base()` describes the paper's CogACT-Base stack
 (DINOv2 ViT-L/14 + SigLIP SO400M/14 at 224 px, 4096-d projector, Llama-2-7B, DiT-B) so every code path
 can be exercised at that scale (random weights; no checkpoint can be downloaded here).
 """
@@ -39,11 +40,12 @@ class LLMConfig:
     heads: int = 4
     kv_heads: int = 4
     intermediate: int = 256
-    vocab: int = 512  # PAD, BOS + 510 hashed word buckets (the "words" tokenizer)
-    # "words": hashed words (the small simulator model); "cogact": the model folder's own tokenizer/ (Llama-2,
-    # loaded with transformers) and CogACT's prompt, the cognition feature read at its final EOS token
+    vocab: int = 512  # PAD, BOS + 510 hashed word buckets (the "words" tokenizer; "minilm" uses PAD and BOS only)
+    # "minilm": frozen pretrained MiniLM token features, projected (the small simulator model); "words": hashed
+    # words (older small models); "cogact": the model folder's own tokenizer/ (Llama-2, loaded with
+    # transformers) and CogACT's prompt, the cognition feature read at its final EOS token
     tokenizer: str = "words"
-    max_text: int = 16  # text positions (right-padded): instruction words, or CogACT's whole prompt after BOS
+    max_text: int = 16  # text positions (right-padded): words / wordpieces, or CogACT's whole prompt after BOS
     bos_id: int = 1
     rope_theta: float = 10000.0
     rms_eps: float = 1e-5
@@ -125,7 +127,7 @@ class MoLeConfig:
     @property
     def proprio_token(self) -> bool:
         """The small model reads the joint state as one token; CogACT has no proprio input."""
-        return self.llm.tokenizer == "words"
+        return self.llm.tokenizer != "cogact"
 
     @property
     def sequence_length(self) -> int:
@@ -150,9 +152,10 @@ class MoLeConfig:
                    **{k: tuple(d[k]) if k == "state_joints" else d[k] for k in ("state_joints", "camera") if k in d})
 
 
-def small() -> MoLeConfig:
-    """The shipped model's configuration."""
-    return MoLeConfig(vision=VisionConfig(film=True, keypoints=32), proprio_fk=True)
+def small(tokenizer: str = "minilm") -> MoLeConfig:
+    """The small simulator model's configuration (MiniLM text features; "words" for the older hashed words)."""
+    llm = LLMConfig(tokenizer="minilm", vocab=2, max_text=24) if tokenizer == "minilm" else LLMConfig()
+    return MoLeConfig(vision=VisionConfig(film=True, keypoints=32), llm=llm, proprio_fk=True)
 
 
 def cogact_base(layers: int = 32) -> MoLeConfig:

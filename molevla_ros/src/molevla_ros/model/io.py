@@ -31,7 +31,7 @@ def load_model(path: Path, device: str = "cpu") -> MoLeVLA:
         if old in state:
             state[f"proprio.{old}"] = state.pop(old)
     model.load_state_dict(state)
-    if model.cfg.llm.tokenizer != "words":
+    if model.cfg.llm.tokenizer == "cogact":
         model.text = text_encoder(model.cfg.llm, path)
     return model.to(device).eval()
 

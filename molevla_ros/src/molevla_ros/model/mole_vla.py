@@ -1,8 +1,8 @@
 """MoLe-VLA: vision encoder + projector -> Llama decoder gated by the STAR router -> cognition feature ->
 diffusion action head. Pure PyTorch, no ROS.
 
-Sequence per sample, small model ("words" tokenizer): [BOS, vision tokens, proprio token, instruction tokens
-(padded), learned cognition token]. Imported CogACT ("cogact"): [BOS, vision tokens, prompt tokens ending
+Sequence per sample, small model ("minilm" or "words" tokenizer): [BOS, vision tokens, proprio token, instruction
+tokens (padded), learned cognition token]. Imported CogACT ("cogact"): [BOS, vision tokens, prompt tokens ending
 with "▁" EOS, padding]. The final hidden state at the last valid position (the cognition token / EOS) is the
 cognition feature that conditions the action head.
 """
@@ -18,6 +18,7 @@ from torch import nn
 from molevla_ros.model.action_head import DiffusionActionHead
 from molevla_ros.model.config import ActionSpec, LLMConfig, MoLeConfig, VisionConfig
 from molevla_ros.model.llama import LlamaStack
+from molevla_ros.model.minilm import WIDTH as TEXT_FEATURES
 from molevla_ros.model.proprio import ProprioFeatures
 from molevla_ros.model.router import Route, STARRouter, top_k_mask
 from molevla_ros.model.text import TextEncoder, text_encoder
@@ -172,8 +173,9 @@ class MoLeVLA(nn.Module):
             self.vision = DinoSigLIP(cfg.vision)
         else:
             raise ValueError(f"unknown vision kind {cfg.vision.kind!r} (patch_cnn, dinov2_siglip)")
-        # Instruction -> ids; a "cogact" tokenizer lives in the model folder (set by load_model).
-        self.text: TextEncoder | None = text_encoder(cfg.llm) if cfg.llm.tokenizer == "words" else None
+        # Instruction -> ids or features; a "cogact" tokenizer lives in the model folder (set by load_model).
+        self.text: TextEncoder | None = text_encoder(cfg.llm) if cfg.llm.tokenizer != "cogact" else None
+        self.text_in = nn.Linear(TEXT_FEATURES, cfg.llm.hidden) if cfg.llm.tokenizer == "minilm" else None
         dims = (cfg.vision.feature_dim, *cfg.projector_dims)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -210,6 +212,10 @@ class MoLeVLA(nn.Module):
             raise ValueError("this model's tokenizer lives in its folder: load it with load_model(folder)")
         return self.text(texts)
 
+    def text_tokens(self, text: torch.Tensor) -> torch.Tensor:
+        """Tokenizer output (ids [B, T], or MiniLM features [B, T, 384]) -> text tokens [B, T, hidden]."""
+        return self.llm.embed_tokens(text) if self.text_in is None else self.text_in(text)
+
     # ---- forward ------------------------------------------------------------------------------
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
               proprio: torch.Tensor, vision_features: torch.Tensor | None = None
@@ -217,7 +223,7 @@ class MoLeVLA(nn.Module):
         """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features.
         pixels: preprocess_images() output; vision_features: precomputed encoder features (skip the encoder)."""
         b, dev = text_ids.shape[0], text_ids.device
-        txt = self.llm.embed_tokens(text_ids)
+        txt = self.text_tokens(text_ids)
         if vision_features is None:
             film = self.cfg.vision.kind == "patch_cnn"
             vision_features = self.vision(pixels, instruction_summary(txt, text_valid)) if film else self.vision(pixels)

@@ -1,6 +1,9 @@
-"""Instruction -> token ids. Two tokenizers, chosen by LLMConfig.tokenizer:
+"""Instruction -> the text input of the backbone. Three tokenizers, chosen by LLMConfig.tokenizer:
 
-- "words" (the small simulator model): each lower-case word hashes (CRC-32) into one of vocab - 2 buckets;
+- "minilm" (the small simulator model since issue 17): the per-token features of a frozen pretrained sentence
+  encoder (minilm.py, 384 wide), which the model projects into its hidden size. Words it never saw in
+  training still arrive with their meaning ("tap" lands near "touch").
+- "words" (older small models): each lower-case word hashes (CRC-32) into one of vocab - 2 buckets;
   any sentence is accepted, no vocabulary file is needed, sequences stay short for CPU inference.
 - "cogact" (imported CogACT checkpoints): the checkpoint's Llama-2 tokenizer, loaded with transformers from
   the model folder's `tokenizer/`, and CogACT's prompt: "In: What action should the robot take to
@@ -8,7 +11,9 @@
   and EOS (2), whose final hidden state is the cognition feature. The vision tokens go between BOS and the
   prompt (Prismatic's layout), so the ids returned here start after BOS (LLMConfig.bos_id).
 
-Both return right-padded ids [B, max_text] and a validity mask, so batches have one static shape.
+All return right-padded input [B, max_text] (ids; "minilm": features [B, max_text, 384]) and a validity mask,
+so batches have one static shape. "minilm" keeps the first max_text wordpieces of a longer sentence (each
+already encoded in the context of the whole sentence).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ TOKENIZER_DIR = "tokenizer"  # inside a model folder, for tokenizer "cogact"
 
 class TextEncoder(Protocol):
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids [B, max_text] (long) and validity [B, max_text] (bool)."""
+        """Token ids [B, max_text] (long) or features [B, max_text, F] (float) and validity [B, max_text]."""
 
 
 def words(texts: list[str], cfg: LLMConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,6 +41,26 @@ def words(texts: list[str], cfg: LLMConfig) -> tuple[torch.Tensor, torch.Tensor]
         for j, w in enumerate(re.findall(r"[\w'-]+", t.lower())[: cfg.max_text]):
             ids[i, j] = 2 + zlib.crc32(w.encode()) % (cfg.vocab - 2)
     return ids, ids != PAD
+
+
+class MiniLMTokens:
+    """Per-token features of the frozen MiniLM encoder (shared by the process, cached per sentence)."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        from molevla_ros.model.minilm import shared
+
+        self.encoder = shared()
+        self.max_text = cfg.max_text
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        from molevla_ros.model.minilm import WIDTH
+
+        feats = torch.zeros(len(texts), self.max_text, WIDTH)
+        valid = torch.zeros(len(texts), self.max_text, dtype=torch.bool)
+        for i, f in enumerate(self.encoder.token_features(texts)):
+            n = min(len(f), self.max_text)
+            feats[i, :n], valid[i, :n] = f[:n], True
+        return feats, valid
 
 
 def cogact_prompt(instruction: str) -> str:
@@ -85,8 +110,10 @@ class CogACTTokenizer:
 def text_encoder(cfg: LLMConfig, model_dir: Path | None = None) -> TextEncoder:
     if cfg.tokenizer == "words":
         return lambda texts: words(texts, cfg)
+    if cfg.tokenizer == "minilm":
+        return MiniLMTokens(cfg)
     if cfg.tokenizer == "cogact":
         if model_dir is None:
             raise ValueError("tokenizer 'cogact' reads the model folder's tokenizer/: pass model_dir")
         return CogACTTokenizer(Path(model_dir) / TOKENIZER_DIR, cfg)
-    raise ValueError(f"unknown tokenizer {cfg.tokenizer!r} (words, cogact)")
+    raise ValueError(f"unknown tokenizer {cfg.tokenizer!r} (minilm, words, cogact)")

@@ -57,6 +57,10 @@ PARAMS = [
     Param("latency_budget_ms", 0.0, "When > 0: each step keeps as many decoder layers as fit this model time, from "
           "the last step's measured fixed and per-layer times (overrides keep_layers; at least 1 layer).", low=0.0,
           high=60000.0, dynamic=True),
+    Param("min_goal_similarity", 0.5, "Models with a goal reference (MiniLM text): a goal whose sentence "
+          "embedding has cosine similarity below this to every goal the model was trained on is refused: no chunks, "
+          "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.45 "
+          "(README). 0 disables.", low=0.0, high=1.0),
     Param("trigger", "frame", "When to step: 'frame' (on each new camera frame once a step is due: no timer wait) or "
           "'timer' (every 1/control_hz, all robots in one batch).", choices=("frame", "timer")),
     Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder).",
@@ -152,8 +156,18 @@ class PolicyNode(Node):
 
     def on_goal(self, robot: RobotIO, goal: str) -> None:
         robot.goal = goal
-        if self.backend is not None:
-            self.backend.reset()
+        if self.backend is None:
+            return
+        self.backend.reset()
+        familiarity = getattr(self.backend, "familiarity", None)
+        if goal and familiarity is not None and self.p.min_goal_similarity > 0:
+            similarity = familiarity.similarity(goal)
+            self.status.values["goal_similarity"] = round(similarity, 3)
+            if similarity < self.p.min_goal_similarity:
+                robot.goal = ""  # no chunks: the executor stops when the last one runs out
+                self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' is unlike any goal the model "
+                            f"was trained on (similarity {similarity:.2f} < min_goal_similarity "
+                            f"{self.p.min_goal_similarity:g}); not acting on it", error=True)
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:

@@ -8,6 +8,10 @@ With a driver (DAgger, Ross et al. 2011), a trained policy moves the arm instead
 still drives a fraction ``beta`` of the control steps), and the expert's chunk for every state the policy
 reached is recorded as the label: the data then cover the states the policy itself gets into, which
 expert-only demonstrations never show it.
+
+With ``noise`` (DART, Laskey et al. 2017), the expert drives but each executed chunk is offset by a random
+velocity (the labels stay the expert's clean chunks): the arm drifts off the expert's path the way a learned
+policy does, and the labels show how to get back. Unlike DAgger it needs no trained model.
 """
 from __future__ import annotations
 
@@ -40,14 +44,17 @@ Driver = Callable[[Observation], np.ndarray]
 
 
 def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, control_hz: float = 5.0,
-                   goal: int = 0, driver: Driver | None = None, beta: float = 0.0, driver_name: str = "") -> bool:
-    """One episode into ``path``, labelled by the expert; driven by the expert, or by ``driver`` on a
-    fraction 1 - ``beta`` of the control steps. Returns success."""
+                   goal: int = 0, driver: Driver | None = None, beta: float = 0.0, driver_name: str = "",
+                   noise: float = 0.0) -> bool:
+    """One episode into ``path``, labelled by the expert; driven by the expert (its chunks offset by N(0,
+    ``noise``) metres per action step in xyz, one draw per chunk), or by ``driver`` on a fraction 1 - ``beta``
+    of the control steps. Returns success."""
     task = sample_task(family, seed, goal=goal)
     expert = ScriptedExpert()
     rng = np.random.default_rng(seed * 3 + goal)
     t_base = time.time()
-    policy = "scripted_expert" if driver is None else f"dagger: {driver_name}, expert share {beta:g}"
+    policy = f"dagger: {driver_name}, expert share {beta:g}" if driver else (
+        f"scripted_expert + noise {noise:g}" if noise else "scripted_expert")
     writer = McapRos2Writer(path, {"family": family, "seed": str(seed), "goal": str(goal),
                                    "instruction": task.instruction, "policy": policy, "labels": "scripted_expert",
                                    "control_hz": str(control_hz)})
@@ -58,7 +65,11 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
     def act(obs: Observation) -> np.ndarray:
         current["frame"] = resize(obs.images[CAMERA], IMAGE_SIZE, IMAGE_SIZE)
         current["label"] = expert.act(obs.instruction, obs.privileged)
-        if driver is None or rng.random() < beta:
+        if driver is None:
+            executed = current["label"].copy()
+            executed[:, :3] += rng.normal(0.0, noise, 3) if noise else 0.0
+            return executed
+        if rng.random() < beta:
             return current["label"]
         return driver(replace(obs, images={CAMERA: current["frame"]}, privileged=None))
 
@@ -101,6 +112,8 @@ class CollectOptions:
     driver: str | None = option(None, "DAgger: a model folder that drives the arm while the expert labels")
     route: str = option("full", "the driver's layer routing (full, mole, ...)")
     beta: float = option(0.3, "DAgger: share of control steps the expert drives")
+    noise: float = option(0.0, "DART: std of a per-chunk xyz offset on the expert's executed actions (m per "
+                          "action step; labels stay clean)")
 
 
 def collect(o: CollectOptions) -> None:
@@ -110,6 +123,8 @@ def collect(o: CollectOptions) -> None:
     With ``driver`` (a model folder), the model drives and the expert labels (DAgger, see above)."""
     out, families, episodes, seed, goals, driver, route, beta = (Path(o.out), o.tasks, o.episodes, o.seed, o.goals,
                                                                  o.driver, o.route, o.beta)
+    if driver and o.noise:
+        raise ValueError("--noise perturbs the expert's own driving; it does not combine with --driver")
     out.mkdir(parents=True, exist_ok=True)
     drive = model_driver(driver, route, seed) if driver else None
     sim = FrankaTableSim()
@@ -124,7 +139,7 @@ def collect(o: CollectOptions) -> None:
                         if not path.exists():
                             part = path.with_suffix(".part")
                             ok += record_episode(sim, family, s, part, goal=g, driver=drive, beta=beta,
-                                                 driver_name=f"{driver} ({route})")
+                                                 driver_name=f"{driver} ({route})", noise=o.noise)
                             part.rename(path)
                             total += 1
                         bar.set_postfix(success=f"{ok}/{total}")

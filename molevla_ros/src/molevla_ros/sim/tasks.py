@@ -73,12 +73,13 @@ def parse_instruction(text: str) -> tuple[str, str, str | None] | None:
 
 def is_goal_of(goal: str, task: Task) -> bool:
     """Whether a goal sentence, however worded, names this task's colours: the cube's colour, then the target's
-    (push), and no other. The simulator judges success only for such goals."""
+    (push; named once when it is the cube's colour too), and no other. The simulator judges success only for
+    such goals."""
     named: list[str] = []
     for word in re.findall(r"[a-z]+", goal.lower()):
         if word in COLOURS and word not in named:
             named.append(word)
-    return named == [task.cube] + ([task.target] if task.target else [])
+    return named == list(dict.fromkeys([task.cube] + ([task.target] if task.target else [])))
 
 
 def _scatter(rng: np.random.Generator, n: int, taken: list[np.ndarray], margin: float = 0.0) -> list[np.ndarray]:

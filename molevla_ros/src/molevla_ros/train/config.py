@@ -33,6 +33,8 @@ class TrainConfig:
     route_search: int = option(0, "N > 0: train the router on the best of its route and N one-swap variants")
     save_every: int = option(500, "checkpoint every this many steps")
     threads: int = option(0, "torch threads (0: torch's default)")
+    wording: str = option("varied", "goal sentences: as recorded (canonical), or a new random wording of each "
+                          "sample's goal at every step (varied: sim/wordings.py)", choices=("canonical", "varied"))
     shift: int = option(1, "image augmentation: random translation up to this many pixels (the camera is fixed)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

@@ -66,8 +66,9 @@ def read_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list
 
 def load_samples(folders: Path | str, vision: VisionConfig, only_successful: bool = True) -> Samples:
     """Every control step of the episodes in ``folders`` (one folder, or several comma-separated). With
-    ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger)
-    are kept whatever their outcome: their labels are the expert's, and their failures are the point."""
+    ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger) or
+    the expert drove with noise (DART) are kept whatever their outcome: their labels are the expert's clean
+    chunks, and their failures are the point."""
     names = [f for f in str(folders).split(",") if f]
     files = sorted(f for name in names for f in Path(name).glob("*.mcap"))
     if not files:

@@ -23,7 +23,7 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
-from molevla_ros.train.trainer import TrainConfig, _augment, set_statistics
+from molevla_ros.train.trainer import TrainConfig, _augment, goals, set_statistics
 from molevla_ros.train.validate import horizontal_travel, swap_colours
 
 
@@ -46,13 +46,14 @@ class DirectionProbe(nn.Module):
     def forward(self, images: torch.Tensor, instructions: list[str], proprio: torch.Tensor) -> torch.Tensor:
         m = self.model
         ids, valid = m.tokenize(instructions)
-        summary = instruction_summary(m.llm.embed_tokens(ids), valid)
+        summary = instruction_summary(m.text_tokens(ids), valid)
         tokens = m.vision(preprocess_images(images, m.cfg.vision), summary)
         return self.head(torch.cat([tokens[:, -1], summary, m.proprio(proprio)], -1))
 
     def parameters_to_train(self) -> list[nn.Parameter]:
         m = self.model
-        return [*m.vision.parameters(), *m.llm.embed_tokens.parameters(), *self.head.parameters()]
+        text = m.llm.embed_tokens if m.text_in is None else m.text_in
+        return [*m.vision.parameters(), *text.parameters(), *self.head.parameters()]
 
 
 @torch.no_grad()
@@ -86,11 +87,12 @@ def pretrain_grounding(tc: TrainConfig, model_cfg: MoLeConfig | None = None, dat
     pool = torch.nonzero(moving)[:, 0]
     images, proprio = torch.from_numpy(data.images), torch.from_numpy(data.proprio)
     gen = torch.Generator().manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
     history: list[dict] = []
     bar = tqdm(range(tc.steps), desc="train grounding", unit="step")
     for step in bar:
         idx = pool[torch.randint(0, len(pool), (tc.batch,), generator=gen)]
-        pred = probe(_augment(images[idx], gen, tc.shift), [data.instructions[i] for i in idx], proprio[idx])
+        pred = probe(_augment(images[idx], gen, tc.shift), goals(data, idx, tc.wording, rng), proprio[idx])
         loss = F.mse_loss(pred, target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

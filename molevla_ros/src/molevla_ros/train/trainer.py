@@ -24,10 +24,12 @@ from torch import nn
 from tqdm import tqdm
 
 from molevla_ros.model.config import MoLeConfig, small
+from molevla_ros.model.goal_familiarity import training_goals, write_reference
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.model.text import TOKENIZER_DIR
+from molevla_ros.sim.wordings import reword
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -58,6 +60,12 @@ def _augment(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Te
     s = images.shape[1]
     x = x[:, :, shift + dy: shift + dy + s, shift + dx: shift + dx + s]
     return x.permute(0, 2, 3, 1).round().to(torch.uint8)
+
+
+def goals(data: Samples, idx: torch.Tensor, wording: str, rng: np.random.Generator) -> list[str]:
+    """The instructions of samples idx: as recorded ("canonical"), or each reworded afresh ("varied")."""
+    texts = [data.instructions[i] for i in idx.tolist()]
+    return [reword(t, rng) for t in texts] if wording == "varied" else texts
 
 
 def lr_factor(step: int, total: int, warmup: int = 100) -> float:
@@ -113,6 +121,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     opt = torch.optim.AdamW([*model.parameters(), *aux.parameters()], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)  # wordings
     history: list[dict] = []
     start = 0
     ckpt = out / "checkpoint.pt"
@@ -127,7 +136,6 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start, history = state["step"], state["history"]
-    ids_all, valid_all = model.tokenize(data.instructions)
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
@@ -135,7 +143,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        batch = (_augment(images_all[idx], gen, tc.shift), ids_all[idx], valid_all[idx], proprio_all[idx])
+        batch = (_augment(images_all[idx], gen, tc.shift), *model.tokenize(goals(data, idx, tc.wording, rng)),
+                 proprio_all[idx])
         h_t = None
         if mode == "mole" and tc.route_search > 0:
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
@@ -185,6 +194,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
                             "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
     if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
         shutil.copytree(Path(tc.init) / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
+    if model.cfg.llm.tokenizer == "minilm":  # what the policy node's min_goal_similarity compares goals with
+        write_reference(out, training_goals(data.instructions, tc.wording, seed=tc.seed))
     (out / "history.json").write_text(json.dumps(history))
     ckpt.unlink(missing_ok=True)
     return history

@@ -15,6 +15,7 @@ import torch
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.sim.tasks import COLOURS
+from molevla_ros.sim.wordings import reword_held_out
 from molevla_ros.train.episodes import Samples, step_in_episode
 
 MIN_TRAVEL = 0.005  # m: expert moves shorter than this have no meaningful direction
@@ -65,8 +66,8 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     dir_cos_swapped: the same with the goal's colour words swapped, so low = the colour word is obeyed;
     dir_cos_start: direction agreement at each episode's first step only, where the arm is in its start pose
     and nothing but the instruction says which cube to go for (later steps also show where the arm is
-    already heading, which a policy can extrapolate without reading the goal); grip_acc: first-step
-    gripper agreement."""
+    already heading, which a policy can extrapolate without reading the goal); dir_cos_start_held_out: the same
+    with the goals in held-out wordings (sim/wordings.py); grip_acc: first-step gripper agreement."""
     was_training = model.training
     model.eval()
     idx = np.sort(np.random.default_rng(seed).choice(len(data), min(max_samples, len(data)), replace=False))
@@ -74,6 +75,8 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     swapped = _predict(model, data, idx, [swap_colours(t) for t in data.instructions], mode, batch, seed)
     starts = np.flatnonzero(step_in_episode(data.episode) == 0)
     start_pred = _predict(model, data, starts, data.instructions, mode, batch, seed)
+    held_out = [reword_held_out(t, i) for i, t in enumerate(data.instructions)]
+    start_held_out = _predict(model, data, starts, held_out, mode, batch, seed)
     model.train(was_training)
     true = data.chunks[idx]
     def norm(a):
@@ -82,4 +85,5 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     return {"mse": float(((norm(pred) - norm(true))[..., :6] ** 2).mean()),
             "dir_cos": _direction_cosine(pred, true), "dir_cos_swapped": _direction_cosine(swapped, true),
             "dir_cos_start": _direction_cosine(start_pred, data.chunks[starts]),
+            "dir_cos_start_held_out": _direction_cosine(start_held_out, data.chunks[starts]),
             "grip_acc": float((pred[:, 0, 6] == (true[:, 0, 6] >= 0.5)).mean())}

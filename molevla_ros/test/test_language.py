@@ -1,0 +1,136 @@
+"""Language: the pinned MiniLM encoder, the training / held-out wordings, the MiniLM text path of the model (train,
+serve, ONNX), and the policy node refusing goals unlike anything the model was trained on."""
+from __future__ import annotations
+
+import hashlib
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, training_goals, write_reference
+from molevla_ros.model.minilm import WEIGHTS_SHA256, MiniLM, package_zip, shared
+from molevla_ros.sim.tasks import COLOURS, FAMILIES, instruction_for, is_goal_of, parse_instruction, sample_task
+from molevla_ros.sim.wordings import HELD_OUT, content_words, held_out_wording, random_wording, training_vocabulary
+
+CANONICAL = ([instruction_for("touch", c) for c in COLOURS] + [instruction_for("pick_place", c) for c in COLOURS]
+             + [instruction_for("push", c, t) for c in COLOURS for t in COLOURS])
+PARAPHRASES = ["Tap the red block, please.", "could you put the blue brick into the bin",
+               "slide the green cube onto the yellow spot"]
+UNRELATED = ["coge el cubo rojo", "pon el cubo azul en la bandeja", "Nimm den roten Würfel", "make me a coffee",
+             "what is the weather like", "drive to the kitchen"]
+
+
+def test_weights_are_the_pinned_file_and_other_bytes_are_refused(tmp_path):
+    with zipfile.ZipFile(package_zip()) as z:
+        assert hashlib.sha256(z.read("model.safetensors")).hexdigest() == WEIGHTS_SHA256
+        forged = tmp_path / "model.zip"
+        with zipfile.ZipFile(forged, "w") as out:
+            for name in ("config.json", "tokenizer.json"):
+                out.writestr(name, z.read(name))
+            out.writestr("model.safetensors", z.read("model.safetensors")[:-1] + b" ")  # one byte changed
+    with pytest.raises(ValueError, match="sha256"):
+        MiniLM(forged)
+
+
+def test_sentence_embeddings_put_paraphrases_near_and_other_requests_far():
+    enc = shared()
+    ref = enc.sentence(["touch the red cube"])[0]
+    near = enc.sentence(["Touch the red cube.", "please touch the red cube", "tap the red block"]) @ ref
+    far = enc.sentence(["coge el cubo rojo", "make me a coffee"]) @ ref
+    assert near.min() > far.max() + 0.2, (near, far)
+    assert enc.token_features(["touch the red cube"])[0].shape == (6, 384)  # [CLS] touch the red cube [SEP]
+
+
+def test_training_wordings_keep_the_goal_and_held_out_wordings_share_no_content_word():
+    rng = np.random.default_rng(0)
+    for family in FAMILIES:
+        for seed in range(40):
+            task = sample_task(family, seed)
+            text = random_wording(family, task.cube, task.target, rng)
+            assert is_goal_of(text, task), text  # the colours, in order, and nothing else
+            assert is_goal_of(held_out_wording(family, task.cube, task.target, seed), task)
+    assert len({random_wording("touch", "red", None, rng) for _ in range(200)}) > 100  # varied, not a handful
+    vocabulary = training_vocabulary()
+    for options in HELD_OUT.values():
+        for option in options:
+            assert not content_words(option.replace("{C}", "").replace("{T}", "")) & vocabulary, option
+    assert parse_instruction(held_out_wording("touch", "red", None, 0)) is None  # not one of the templates
+
+
+def test_familiarity_separates_paraphrases_from_other_languages_and_requests(tmp_path):
+    write_reference(tmp_path, training_goals(CANONICAL, "varied"))
+    fam = GoalFamiliarity.of(tmp_path)
+    held_out = [held_out_wording(f, "red", "blue", i) for f in FAMILIES for i in range(4)]
+    assert min(map(fam.similarity, PARAPHRASES + held_out)) > 0.5 > max(map(fam.similarity, UNRELATED))
+    assert GoalFamiliarity.of(tmp_path / "elsewhere") is None
+
+
+def test_minilm_model_trains_on_varied_wording_and_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch):
+    from molevla_ros.backends.mole import make_mole_backend
+    from molevla_ros.model.io import load_model
+    from molevla_ros.train.config import TrainConfig
+    from molevla_ros.train.episodes import Samples
+    from molevla_ros.train.trainer import train
+
+    monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    n = 48
+    instructions = [CANONICAL[i % len(CANONICAL)] for i in range(n)]
+    chunks = np.zeros((n, 4, 7), np.float32)
+    chunks[:, :, 0] = np.array([0.01 if "red" in t.split()[2] else -0.01 for t in instructions])[:, None]
+    chunks[:, :, 6] = 1.0
+    data = Samples(rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), rng.normal(size=(n, 9)).astype(np.float32),
+                   chunks, instructions, ["touch"] * n, np.arange(n))
+    hist = train(TrainConfig(out=str(tmp_path / "m"), stage="teacher", steps=40, batch=8, lr=2e-3),
+                 tiny(0.5, "minilm"), data)
+    assert hist and (tmp_path / "m" / FILE).is_file()
+    model = load_model(tmp_path / "m")
+    assert model.text_in is not None and model.text_in.in_features == 384
+    obs_text = ["Tap the red block, please.", "push the blue cube to the green target"]
+    ids, valid = model.tokenize(obs_text)
+    assert ids.dtype == torch.float32 and ids.shape == (2, 8, 384) and valid.sum(1).tolist() == [8, 8]  # truncated
+    from molevla_ros.backends.base import Observation
+
+    def chunk(kind):
+        backend = make_mole_backend(kind, tmp_path / "m")
+        assert backend.familiarity is not None
+        obs = Observation(obs_text[0], {f"panda_joint{i}": 0.1 for i in range(1, 8)} | {
+            "panda_finger_joint1": 0.04, "panda_finger_joint2": 0.04}, {"main": np.full((40, 40, 3), 90, np.uint8)},
+            0.0)
+        return backend.act(obs).chunk
+
+    np.testing.assert_allclose(chunk("torch"), chunk("onnx"), atol=1e-3)
+
+
+def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tiny):
+    from test_nodes import _fake_world, _wait_matched
+
+    from molevla_ros.model.io import save_model
+    from molevla_ros.model.mole_vla import MoLeVLA
+    from molevla_ros.nodes.common import STATUS_QOS
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny_minilm"
+    save_model(MoLeVLA(tiny(0.5, "minilm")).eval(), folder)
+    write_reference(folder, training_goals(CANONICAL, "varied"))
+    overrides = {"policy": {"backend": "mole_torch", "model_dir": str(folder), "control_hz": 10.0}}
+    with ros(["camera", "policy"], overrides) as probe:
+        chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
+        status = probe.listen(String, "molevla/status", STATUS_QOS)
+        publish, goal_pub, image_pub = _fake_world(probe)
+        _wait_matched(probe, image_pub)
+        probe.wait_for(lambda: any(s.data.startswith("ready") for s in status), 30, "policy ready")
+        goal_pub.publish(String(data="coge el cubo rojo"))
+        probe.wait_for(lambda: any("unlike any goal" in s.data for s in status), 15, "the refusal on status")
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            publish()
+            probe.spin_for(0.05)
+        assert not chunks, "a refused goal moved the arm"
+        goal_pub.publish(String(data="Tap the red block, please."))
+        probe.wait_for(lambda: (publish(), probe.spin_for(0.05), bool(chunks))[-1], 30, "chunks for a paraphrase")
