@@ -25,4 +25,4 @@ def test_wording_column_shows_canonical_and_held_out_success_side_by_side():
            "backbone_mflops_per_step": 1, "backbone_ms_p50": 1, "latency_ms_p50": 1, "latency_ms_p99": 2,
            "success_by_wording": {"canonical": {"touch": 0.9}, "held-out": {"touch": 0.55}}}
     table = print_table([row], ["touch"], 20)
-    assert "canonical / held-out" in table and "| m | 90% / 55% | 90% / 55% |" in table
+    assert "canonical / held-out" in table and "| m | 90% / 55% | 90.0% / 55.0% |" in table

@@ -145,9 +145,12 @@ def _backbone_latency(model, route: str, repeats: int = 60) -> float:
 
 
 def _cell(r: dict, family: str | None) -> str:
-    """Success of a row in one family (None: mean over families), per wording ("canonical / held-out")."""
+    """Success of a row in one family (None: mean over families, one decimal), per wording ("canonical /
+    held-out")."""
     by = r.get("success_by_wording") or {"canonical": r["success"]}
-    return " / ".join(f"{100 * (s[family] if family else np.mean(list(s.values()))):.0f}%" for s in by.values())
+    if family:
+        return " / ".join(f"{100 * s[family]:.0f}%" for s in by.values())
+    return " / ".join(f"{100 * np.mean(list(s.values())):.1f}%" for s in by.values())
 
 
 def print_table(rows: list[dict], families: list[str], episodes: int) -> str:
