@@ -134,3 +134,24 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
         assert not chunks, "a refused goal moved the arm"
         goal_pub.publish(String(data="Tap the red block, please."))
         probe.wait_for(lambda: (publish(), probe.spin_for(0.05), bool(chunks))[-1], 30, "chunks for a paraphrase")
+
+
+def test_goal_inputs_draw_encoded_rewordings_of_each_samples_own_goal(tiny):
+    from molevla_ros.model.mole_vla import MoLeVLA
+    from molevla_ros.model.text import words
+    from molevla_ros.train.trainer import GoalInputs
+
+    cfg = tiny()
+    cfg.llm.max_text, cfg.llm.vocab = 32, 10007  # whole sentences, few hash collisions
+    model = MoLeVLA(cfg)  # hashed words: a colour word is one known id
+    colour = {c: int(words([c], model.cfg.llm)[0][0, 0]) for c in COLOURS}
+    recorded = ["touch the red cube", "push the blue cube to the green target", "touch the red cube"]
+    gen = torch.Generator().manual_seed(0)
+    ids, _ = GoalInputs(model, recorded, "canonical").sample(torch.tensor([0, 1, 2]), gen)
+    assert torch.equal(ids, model.tokenize(recorded)[0])
+    varied = GoalInputs(model, recorded, "varied", per_goal=16)
+    assert len(varied.inputs) == 2 * 16  # two distinct goals, encoded once each
+    ids, _ = varied.sample(torch.ones(300, dtype=torch.long), gen)  # sample 1, drawn 300 times
+    assert len({tuple(r.tolist()) for r in ids}) > 8  # many wordings
+    for row in ids.tolist():
+        assert colour["blue"] in row and colour["green"] in row and colour["red"] not in row

@@ -23,7 +23,7 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
-from molevla_ros.train.trainer import TrainConfig, _augment, goals, set_statistics
+from molevla_ros.train.trainer import GoalInputs, TrainConfig, _augment, set_statistics
 from molevla_ros.train.validate import horizontal_travel, swap_colours
 
 
@@ -43,9 +43,11 @@ class DirectionProbe(nn.Module):
         inp = model.cfg.vision.feature_dim + model.cfg.llm.hidden + model.proprio.dim
         self.head = nn.Sequential(nn.Linear(inp, 256), nn.GELU(), nn.Linear(256, 2))
 
-    def forward(self, images: torch.Tensor, instructions: list[str], proprio: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor], proprio: torch.Tensor
+                ) -> torch.Tensor:
+        """text: the model's tokenizer output for the goals (ids or features, validity)."""
         m = self.model
-        ids, valid = m.tokenize(instructions)
+        ids, valid = text
         summary = instruction_summary(m.text_tokens(ids), valid)
         tokens = m.vision(preprocess_images(images, m.cfg.vision), summary)
         return self.head(torch.cat([tokens[:, -1], summary, m.proprio(proprio)], -1))
@@ -63,7 +65,7 @@ def direction_metrics(probe: DirectionProbe, data: Samples) -> dict[str, float]:
     start = torch.from_numpy(step_in_episode(data.episode) == 0) & moving
     images, proprio = torch.from_numpy(data.images), torch.from_numpy(data.proprio)
     def cos(texts):
-        return (F.normalize(probe(images, texts, proprio), dim=-1) * target).sum(-1)
+        return (F.normalize(probe(images, probe.model.tokenize(texts), proprio), dim=-1) * target).sum(-1)
 
     own, swapped = cos(data.instructions), cos([swap_colours(t) for t in data.instructions])
     return {"dir_cos": own[moving].mean().item(), "dir_cos_start": own[start].mean().item(),
@@ -87,12 +89,12 @@ def pretrain_grounding(tc: TrainConfig, model_cfg: MoLeConfig | None = None, dat
     pool = torch.nonzero(moving)[:, 0]
     images, proprio = torch.from_numpy(data.images), torch.from_numpy(data.proprio)
     gen = torch.Generator().manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
+    text = GoalInputs(model, data.instructions, tc.wording, tc.seed)
     history: list[dict] = []
     bar = tqdm(range(tc.steps), desc="train grounding", unit="step")
     for step in bar:
         idx = pool[torch.randint(0, len(pool), (tc.batch,), generator=gen)]
-        pred = probe(_augment(images[idx], gen, tc.shift), goals(data, idx, tc.wording, rng), proprio[idx])
+        pred = probe(_augment(images[idx], gen, tc.shift), text.sample(idx, gen), proprio[idx])
         loss = F.mse_loss(pred, target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

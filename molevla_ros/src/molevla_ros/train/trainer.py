@@ -62,10 +62,26 @@ def _augment(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Te
     return x.permute(0, 2, 3, 1).round().to(torch.uint8)
 
 
-def goals(data: Samples, idx: torch.Tensor, wording: str, rng: np.random.Generator) -> list[str]:
-    """The instructions of samples idx: as recorded ("canonical"), or each reworded afresh ("varied")."""
-    texts = [data.instructions[i] for i in idx.tolist()]
-    return [reword(t, rng) for t in texts] if wording == "varied" else texts
+class GoalInputs:
+    """The text inputs of the samples' goals, encoded once: each distinct recorded goal as it is ("canonical"), or
+    `per_goal` random rewordings of it ("varied", sim/wordings.py), one of which a sample draws at every use. Training
+    then runs the text encoder (MiniLM: about 3 ms a sentence here) once per wording instead of at every step."""
+
+    def __init__(self, model: MoLeVLA, instructions: list[str], wording: str, seed: int = 0,
+                 per_goal: int = 256, max_texts: int = 8192) -> None:
+        distinct = sorted(set(instructions))
+        index = {g: i for i, g in enumerate(distinct)}
+        self.goal = torch.tensor([index[t] for t in instructions])
+        self.n = max(1, min(per_goal, max_texts // len(distinct))) if wording == "varied" else 1
+        rng = np.random.default_rng(seed)
+        texts = [reword(g, rng) if wording == "varied" else g for g in distinct for _ in range(self.n)]
+        parts = [model.tokenize(texts[i:i + 256]) for i in range(0, len(texts), 256)]
+        self.inputs, self.valid = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def sample(self, idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text inputs, validity) for samples idx, a random wording of each sample's goal."""
+        rows = self.goal[idx] * self.n + torch.randint(0, self.n, (len(idx),), generator=gen)
+        return self.inputs[rows], self.valid[rows]
 
 
 def lr_factor(step: int, total: int, warmup: int = 100) -> float:
@@ -121,7 +137,6 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     opt = torch.optim.AdamW([*model.parameters(), *aux.parameters()], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)  # wordings
     history: list[dict] = []
     start = 0
     ckpt = out / "checkpoint.pt"
@@ -136,6 +151,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         start, history = state["step"], state["history"]
+    text = GoalInputs(model, data.instructions, tc.wording, tc.seed)
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
@@ -143,8 +159,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        batch = (_augment(images_all[idx], gen, tc.shift), *model.tokenize(goals(data, idx, tc.wording, rng)),
-                 proprio_all[idx])
+        batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen), proprio_all[idx])
         h_t = None
         if mode == "mole" and tc.route_search > 0:
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
