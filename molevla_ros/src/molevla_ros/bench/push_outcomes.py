@@ -20,7 +20,7 @@ from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backen
 from molevla_ros.bringup import resolve_model
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor
-from molevla_ros.sim.expert import ScriptedExpert
+from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import PUSH_TOLERANCE, FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
@@ -64,11 +64,7 @@ def _policy(spec: str, seed: int):
     if name == "expert":
         expert, noise, rng = ScriptedExpert(), float(arg or 0), np.random.default_rng(seed)
 
-        def act(obs):
-            chunk = expert.act(obs.instruction, obs.privileged)
-            chunk[:, :3] += rng.normal(0.0, noise, 3) if noise else 0.0
-            return chunk
-        return act, False
+        return (lambda obs: offset_chunk(expert.act(obs.instruction, obs.privileged), noise, rng)), False
     from molevla_ros.model.io import load_model
 
     model = load_model(resolve_model(name))

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import torch
 
+from molevla_ros.model import minilm
 from molevla_ros.model.config import LLMConfig
 
 PAD, BOS = 0, 1  # "words" ids; words hash into 2 .. vocab - 1
@@ -47,15 +48,11 @@ class MiniLMTokens:
     """Per-token features of the frozen MiniLM encoder (shared by the process, cached per sentence)."""
 
     def __init__(self, cfg: LLMConfig) -> None:
-        from molevla_ros.model.minilm import shared
-
-        self.encoder = shared()
+        self.encoder = minilm.shared()
         self.max_text = cfg.max_text
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        from molevla_ros.model.minilm import WIDTH
-
-        feats = torch.zeros(len(texts), self.max_text, WIDTH)
+        feats = torch.zeros(len(texts), self.max_text, minilm.WIDTH)
         valid = torch.zeros(len(texts), self.max_text, dtype=torch.bool)
         for i, f in enumerate(self.encoder.token_features(texts)):
             n = min(len(f), self.max_text)

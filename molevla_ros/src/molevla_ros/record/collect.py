@@ -32,7 +32,7 @@ from molevla_ros.inputs.images import resize
 from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SUCCESS,
                                       chunk_to_msg, rgb_to_msg, to_stamp)
 from molevla_ros.record.mcap_writer import McapRos2Writer
-from molevla_ros.sim.expert import ScriptedExpert
+from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
@@ -66,9 +66,7 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
         current["frame"] = resize(obs.images[CAMERA], IMAGE_SIZE, IMAGE_SIZE)
         current["label"] = expert.act(obs.instruction, obs.privileged)
         if driver is None:
-            executed = current["label"].copy()
-            executed[:, :3] += rng.normal(0.0, noise, 3) if noise else 0.0
-            return executed
+            return offset_chunk(current["label"], noise, rng)
         if rng.random() < beta:
             return current["label"]
         return driver(replace(obs, images={CAMERA: current["frame"]}, privileged=None))

@@ -25,6 +25,15 @@ class PrivilegedState:
     objects: dict[str, np.ndarray]  # name -> xyz ("red_cube", "blue_target", "tray")
 
 
+def offset_chunk(chunk: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of `chunk` with one random xyz offset, N(0, `noise`) metres per action step, added to every row:
+    what the expert executes when recording with DART noise (`molevla collect --noise`, `molevla bench-push`)."""
+    out = np.array(chunk, dtype=float)
+    if noise:
+        out[:, :3] += rng.normal(0.0, noise, 3)
+    return out
+
+
 class ScriptedExpert:
     action_dt = 0.1  # s between the actions of its chunks: the simulator's training data and its models use it
     def __init__(self, horizon: int = 16) -> None:
