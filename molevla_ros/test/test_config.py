@@ -128,6 +128,13 @@ def test_launch_arguments_override_the_yaml_only_when_given():
     assert got["policy"]["backend"] == "mole_onnx" and got["executor"]["dry_run"] is False
     assert "sim" not in got and all(p["use_sim_time"] is True for p in got.values())
     assert launch_overrides("sim", {"seed": "7"})["sim"] == {"seed": 7}
+    # image_source raw: no camera node; the policy reads image_raw and the executor watches it
+    from molevla_ros.bringup import profile_nodes
+
+    raw = launch_overrides("robot", {"image_source": "raw"})
+    assert profile_nodes("robot", raw) == ["instruction", "policy", "executor"]
+    assert raw["policy"]["image_source"] == raw["executor"]["image_source"] == "raw"
+    assert profile_nodes("sim", launch_overrides("sim", {})) == PROFILES["sim"]
 
 
 def test_installed_layout_finds_config_and_models(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molevla_ros.inputs.images import ImageError, decode, decode_compressed, resize
+from molevla_ros.inputs.images import ImageError, decode, decode_compressed, decode_resized, resize
 from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
@@ -91,3 +91,21 @@ def test_instruction_validation():
 
 def test_stop_words():
     assert is_stop("STOP!") and is_stop(" cancel. ") and not is_stop("stop near the red cube")
+
+
+@pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_decode_resized_gives_the_pixels_of_decode_then_resize(enc):
+    """The fast path (resize in the buffer's channel order, reorder the small result) changes no pixel."""
+    rgb = np.random.default_rng(2).integers(0, 255, (48, 64, 4), dtype=np.uint8)
+    src = {"rgb8": rgb[:, :, :3], "bgr8": rgb[:, :, 2::-1], "rgba8": rgb, "bgra8": rgb[:, :, [2, 1, 0, 3]],
+           "mono8": rgb[:, :, :1]}[enc]
+    c = src.shape[2]
+    padded = np.zeros((48, 64 * c + 5), np.uint8)  # rows padded: step > width * channels
+    padded[:, : 64 * c] = src.reshape(48, -1)
+    args = (enc, 48, 64, 64 * c + 5, padded.tobytes())
+    out = decode_resized(*args, 20, 16)
+    assert out.shape == (16, 20, 3) and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, resize(decode(*args), 20, 16))
+    np.testing.assert_array_equal(decode_resized(*args, 64, 48), decode(*args))  # same size: no resize
+    with pytest.raises(ImageError, match="expected step"):
+        decode_resized(enc, 48, 64, 64 * c + 5, padded.tobytes()[:-1], 20, 16)

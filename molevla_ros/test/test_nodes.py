@@ -172,8 +172,12 @@ def _fake_world(probe, image_encoding="bgr8"):
     return publish, goal_pub, image_pub
 
 
-def test_image_to_policy_to_chunk(ros):
-    with ros(["camera", "policy"], {"policy": EXPERT}) as probe:
+@pytest.mark.parametrize("source", ["camera", "raw"])
+def test_image_to_policy_to_chunk(ros, source):
+    """A 640x480 bgr8 camera image -> a chunk stamped with its capture time: through the camera node, or read raw by
+    the policy itself (image_source raw: no camera node)."""
+    nodes = ["camera", "policy"] if source == "camera" else ["policy"]
+    with ros(nodes, {"policy": {**EXPERT, "image_source": source}}) as probe:
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         frames = probe.listen(Image, "molevla/image", SENSOR_QOS)
         publish, goal_pub, image_pub = _fake_world(probe)
@@ -185,8 +189,9 @@ def test_image_to_policy_to_chunk(ros):
             stamps.append(stamp_s(publish()))
             probe.spin_for(0.05)
         assert chunks, "no chunk arrived"
-        frame = frames[-1]
-        assert (frame.width, frame.height, frame.encoding) == (224, 224, "rgb8")
+        if source == "camera":
+            frame = frames[-1]
+            assert (frame.width, frame.height, frame.encoding) == (224, 224, "rgb8")
         c = chunks[-1]
         assert stamp_s(c.header.stamp) in stamps, "the chunk must carry its observation's capture stamp"
         assert len(c.points) == 16 and all(len(p.positions) == 7 for p in c.points)
@@ -203,15 +208,18 @@ JOINT_FAULTS = {  # a joint state the policy must refuse (read by name, length a
 }
 
 
-@pytest.mark.parametrize("fault", ["nan_joints", "bad_encoding", "wrong_size", *JOINT_FAULTS])
-def test_bad_inputs_give_status_and_no_chunk(ros, fault):
-    with ros(["camera", "policy"], {"policy": EXPERT}) as probe:
+@pytest.mark.parametrize("fault,source", [(f, "camera") for f in ["nan_joints", "bad_encoding", "wrong_size",
+                                                                    *JOINT_FAULTS]] +
+                         [("bad_encoding", "raw"), ("wrong_size", "raw")])
+def test_bad_inputs_give_status_and_no_chunk(ros, fault, source):
+    nodes = ["camera", "policy"] if source == "camera" else ["policy"]
+    with ros(nodes, {"policy": {**EXPERT, "image_source": source}}) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)
         publish, goal_pub, image_pub = _fake_world(probe, "yuv422" if fault == "bad_encoding" else "bgr8")
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, image_pub)
-        _wait_status_publishers(probe, 2)
+        _wait_status_publishers(probe, len(nodes))
         q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
         mangle, expect = JOINT_FAULTS.get(fault, (None, None))
         expect = expect or {"nan_joints": "NaN", "bad_encoding": "unsupported encoding",
@@ -301,14 +309,16 @@ def _moving(probe, twists, feed, chunk_pub, seconds=1.0):
     return twists[-1].twist.linear.x > 0.1
 
 
-def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros):
-    """Stale camera -> halt; chunk publisher gone (liveliness) -> halt; dry_run publishes nothing."""
-    with ros(["executor"], {"executor": {"chunk_timeout_s": 2.0}}) as probe:
+@pytest.mark.parametrize("source", ["camera", "raw"])
+def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros, source):
+    """Stale camera (the frames the policy reads: the camera node's, or raw) -> halt; chunk publisher gone
+    (liveliness) -> halt; dry_run publishes nothing."""
+    with ros(["executor"], {"executor": {"chunk_timeout_s": 2.0, "image_source": source}}) as probe:
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
         chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-        image_pub = probe.create_publisher(Image, "molevla/image", SENSOR_QOS)
+        image_pub = probe.create_publisher(Image, {"camera": "molevla/image", "raw": "image_raw"}[source], SENSOR_QOS)
         joints_pub = probe.create_publisher(JointState, "joint_states", 10)
         rgb = np.zeros((8, 8, 3), np.uint8)
         camera_on = [True]

@@ -49,6 +49,8 @@ LAUNCH_ARGUMENTS = {
     "blend": ("executor", "blend", "Executor chunk blending: average, latest or adaptive (CogACT's ensemble)."),
     "dry_run": ("executor", "dry_run", "Executor logs commands instead of sending them (the robot profile "
                 "starts with true)."),
+    "image_source": ("policy", "image_source", "raw: the policy reads the camera driver's image_raw itself (one DDS "
+                     "hop less; no camera node); camera: the camera node's resized frames (the YAML default)."),
     "task_family": ("sim", "task_family", "Simulated scene: touch, push or pick_place."),
     "seed": ("sim", "seed", "Simulated layout seed."),
 }
@@ -69,6 +71,15 @@ def launch_overrides(profile: str, given: dict[str, str]) -> dict[str, dict[str,
         for params in out.values():
             params["use_sim_time"] = bool(yaml.safe_load(given["use_sim_time"]))
     return out
+
+
+def profile_nodes(profile: str, overrides: dict[str, dict[str, object]]) -> list[str]:
+    """The profile's nodes for these overrides: without the camera node when the policy reads raw frames
+    (policy image_source raw), and then the executor watches the raw frames too (unless set otherwise)."""
+    if overrides.get("policy", {}).get("image_source") != "raw":
+        return PROFILES[profile]
+    overrides.setdefault("executor", {}).setdefault("image_source", "raw")
+    return [n for n in PROFILES[profile] if n != "camera"]
 
 
 def config_dir() -> Path:

@@ -92,15 +92,16 @@ def build_engines(o: EngineOptions) -> int:
 
 
 def launch(a: argparse.Namespace) -> int:
-    from molevla_ros.bringup import PROFILE_DEFAULTS, PROFILES, Bringup
+    from molevla_ros.bringup import PROFILE_DEFAULTS, Bringup, profile_nodes
 
     overrides = {node: dict(values) for node, values in PROFILE_DEFAULTS[a.profile].items()}
     for item in a.set or []:
         key, _, value = item.partition("=")
         node, _, param = key.partition(".")
         overrides.setdefault(node, {})[param] = value
-    with Bringup(PROFILES[a.profile], overrides, namespace=a.namespace) as b:
-        print(f"running {', '.join(PROFILES[a.profile])}; Ctrl-C stops")
+    nodes = profile_nodes(a.profile, overrides)
+    with Bringup(nodes, overrides, namespace=a.namespace) as b:
+        print(f"running {', '.join(nodes)}; Ctrl-C stops")
         if overrides.get("executor", {}).get("dry_run") is True:
             print("executor in DRY RUN: commands are logged, not sent (--set executor.dry_run=false to move the arm)")
         try:

@@ -12,11 +12,12 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from molevla_ros.bringup import LAUNCH_ARGUMENTS, PROFILES, launch_overrides
+from molevla_ros.bringup import LAUNCH_ARGUMENTS, launch_overrides, profile_nodes
 
 COMMON = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
-    "image_topic": ("image_raw", "Camera topic the camera node reads (sensor_msgs/Image)."),
+    "image_topic": ("image_raw", "Camera topic (sensor_msgs/Image) the camera node reads, or the policy and "
+                    "executor with image_source:=raw."),
     "params_file": ("", "Your own parameter YAML (ros__parameters per node name), applied after config/*.yaml "
                     "and before the arguments above."),
     "log_level": ("", "Node log level (debug, info, warn, error); empty: the ROS default."),
@@ -34,7 +35,7 @@ def _nodes(context, profile: str) -> list[Node]:
                  parameters=[os.path.join(share, "config", f"{name}.yaml"), *extra, overrides[name]],
                  remappings=[("image_raw", given["image_topic"])], arguments=args, output="screen",
                  emulate_tty=True)
-            for name in PROFILES[profile]]
+            for name in profile_nodes(profile, overrides)]
 
 
 def describe(profile: str) -> LaunchDescription:

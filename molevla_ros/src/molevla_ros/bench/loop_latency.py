@@ -11,7 +11,8 @@ measures on the receiving side:
 - executor: interval between TwistStamped commands (rate and jitter against 1 / rate_hz)
 
 Configurations, one run each, side by side: the policy's `trigger` timer vs frame with the shipped Fast DDS
-profile, and Fast DDS defaults (trigger frame).
+profile, Fast DDS defaults (trigger frame), and the policy reading the raw frames itself (`image_source raw`: no
+camera node, one image hop; there is then no camera stage to time).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.config_cli import option
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      TOPIC_TWIST, rgb_to_msg, stamp_s)
+                                      TOPIC_TWIST, image_topic, rgb_to_msg, stamp_s)
 
 
 class Feeder(Node):
@@ -87,6 +88,8 @@ class Feeder(Node):
 
 
 def _pct(x: np.ndarray) -> tuple[float, float, float]:
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
     return float(np.percentile(x, 50)), float(np.percentile(x, 99)), float(x.max())
 
 
@@ -110,9 +113,10 @@ def run(o: LoopBenchOptions) -> dict:
     profile = ros_environment().get("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"))
     results = {}
     shipped, defaults = {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}, {"FASTRTPS_DEFAULT_PROFILES_FILE": ""}
-    for label, env, trigger in (("profile, trigger timer", shipped, "timer"),
-                                ("profile, trigger frame", shipped, "frame"),
-                                ("Fast DDS defaults, frame", defaults, "frame")):
+    for label, env, trigger, source in (("profile, trigger timer", shipped, "timer", "camera"),
+                                        ("profile, trigger frame", shipped, "frame", "camera"),
+                                        ("Fast DDS defaults, frame", defaults, "frame", "camera"),
+                                        ("profile, frame, raw (1 hop)", shipped, "frame", "raw")):
         print(f"\n=== {label} ===", flush=True)
         # A fresh interpreter per configuration: Fast DDS reads its profile once per process.
         os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
@@ -120,14 +124,14 @@ def run(o: LoopBenchOptions) -> dict:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(1) as pool:
             results[label] = pool.apply(measure, (seconds, fps, width, height, control_hz, executor_hz, env,
-                                                  trigger))
-    print(f"\n{'configuration':<28} {'frames delivered':>17} {'e2e p50/p99 ms':>15} {'frame wait p50/p99':>19} "
+                                                  trigger, source))
+    print(f"\n{'configuration':<28} {'frames -> chunks':>17} {'e2e p50/p99 ms':>15} {'frame wait p50/p99':>19} "
           f"{'overhead p50/p99':>17}")
     for label, r in results.items():
         e2e, wait, over = (r["ms"][k] for k in ("end to end (frame publish -> chunk)",
                                                 "of which frame wait (timer phase)",
                                                 "overhead (end to end - model - wait)"))
-        print(f"{label:<28} {r['frames_delivered']:>16.0%} {e2e['p50']:>7.2f}/{e2e['p99']:<7.2f} "
+        print(f"{label:<28} {r['frames_stepped']:>16.0%} {e2e['p50']:>7.2f}/{e2e['p99']:<7.2f} "
               f"{wait['p50']:>10.2f}/{wait['p99']:<8.2f} {over['p50']:>8.2f}/{over['p99']:<8.2f}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
@@ -135,16 +139,18 @@ def run(o: LoopBenchOptions) -> dict:
 
 
 def measure(seconds: float, fps: float, width: int, height: int, control_hz: float, executor_hz: float,
-            env: dict[str, str], trigger: str) -> dict:
+            env: dict[str, str], trigger: str, image_source: str) -> dict:
     # The scripted expert (~0.2 ms) keeps model time out of the way: this measures the plumbing.
-    overrides = {"policy": {"control_hz": control_hz, "backend": "scripted_expert", "trigger": trigger},
-                 "executor": {"rate_hz": executor_hz}}
-    with Bringup(["camera", "policy", "executor"], overrides, env=env):
+    overrides = {"policy": {"control_hz": control_hz, "backend": "scripted_expert", "trigger": trigger,
+                            "image_source": image_source},
+                 "executor": {"rate_hz": executor_hz, "image_source": image_source}}
+    with Bringup(["camera", "policy", "executor"][image_source == "raw":], overrides, env=env):
         rclpy.init()
         node = Feeder(fps, width, height)
         try:
             end = time.monotonic() + 60
-            while node.image_pub.get_subscription_count() == 0 or node.count_subscribers(TOPIC_IMAGE) == 0:
+            while node.image_pub.get_subscription_count() == 0 or \
+                    node.count_subscribers(image_topic(image_source)) == 0:
                 rclpy.spin_once(node, timeout_sec=0.05)
                 if time.monotonic() > end:
                     raise RuntimeError("nodes did not come up")
@@ -187,6 +193,6 @@ def measure(seconds: float, fps: float, width: int, height: int, control_hz: flo
     print(f"executor command rate: {rate:.1f} Hz (target {executor_hz:.0f})")
     return {"config": {"seconds": seconds, "fps": fps, "width": width, "height": height, "control_hz": control_hz,
                        "executor_hz": executor_hz, "trigger": trigger, "frames_sent": node.sent, "chunks": len(keys)},
-            "frames_delivered": len(cam) / max(node.sent, 1),
+            "frames_stepped": len(keys) / max(node.sent, 1),
             "ms": {k.strip(): dict(zip(("p50", "p99", "max"), v)) for k, v in rows.items()},
             "executor_rate_hz": rate}

@@ -8,7 +8,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from molevla_ros.inputs.images import ImageError, decode_compressed, resize
-from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_rgb,
+from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_frame,
                                       rgb_to_msg, run)
 
 PARAMS = [
@@ -39,20 +39,21 @@ class CameraNode(Node):
         self.create_timer(0.1, self.check_stale)
 
     def on_image(self, msg: Image) -> None:
-        self.forward(msg, lambda: msg_to_rgb(msg), f"{msg.width}x{msg.height} {msg.encoding}")
+        self.forward(msg, lambda: msg_to_frame(msg, self.p.width, self.p.height),
+                     f"{msg.width}x{msg.height} {msg.encoding}")
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        self.forward(msg, lambda: decode_compressed(msg.format, msg.data), f"compressed {msg.format}")
+        self.forward(msg, lambda: resize(decode_compressed(msg.format, msg.data), self.p.width, self.p.height),
+                     f"compressed {msg.format}")
 
     def forward(self, msg: Image | CompressedImage, decode, what: str) -> None:
-        """Decode (refusing bad frames with a status), resize and publish with the input's stamp and frame."""
+        """Decode and resize (refusing bad frames with a status), publish with the input's stamp and frame."""
         try:
-            rgb = decode()
+            out = decode()
         except ImageError as e:
             self.rejected += 1
             self.status("rejected", f"camera frame: {e}", error=True, event=True)
             return
-        out = resize(rgb, self.p.width, self.p.height)
         self.pub.publish(rgb_to_msg(out, msg.header.stamp, msg.header.frame_id))
         self.frames += 1
         self.status.values.update(frames=self.frames, rejected=self.rejected)

@@ -20,7 +20,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from molevla_ros.control.chunk_executor import ACTION_NAMES, order_by_names
-from molevla_ros.inputs.images import decode
+from molevla_ros.inputs.images import decode, decode_resized
 
 SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-effort publishers
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -81,6 +81,19 @@ class Param:
         if self.low is not None or self.high is not None:
             return f"[{self.low if self.low is not None else '-inf'}, {self.high if self.high is not None else 'inf'}]"
         return ""
+
+
+IMAGE_SOURCE = Param(
+    "image_source", "camera", "Frames the policy steps on: 'camera' (the camera node's validated, resized frames on "
+    "molevla/image) or 'raw' (the camera driver's sensor_msgs/Image on image_raw, validated and resized in the policy "
+    "with the camera node's code: one DDS hop and one process less, lower latency (README); the launch argument "
+    "image_source:=raw also leaves the camera node out). The executor watches the same topic for a live camera.",
+    choices=("camera", "raw"))
+
+
+def image_topic(source: str) -> str:
+    """The frame topic of an image_source."""
+    return TOPIC_IMAGE_RAW if source == "raw" else TOPIC_IMAGE
 
 
 class ParameterError(ValueError):
@@ -228,6 +241,12 @@ def rgb_to_msg(rgb: np.ndarray, stamp, frame_id: str) -> Image:
 def msg_to_rgb(msg: Image) -> np.ndarray:
     """(H, W, 3) RGB from a sensor_msgs/Image; raises ImageError on anything malformed."""
     return decode(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def msg_to_frame(msg: Image, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) RGB from a camera's sensor_msgs/Image: what the camera node publishes; ImageError on
+    anything malformed."""
+    return decode_resized(msg.encoding, msg.height, msg.width, msg.step, msg.data, width, height)
 
 
 def chunk_to_msg(chunk: np.ndarray, stamp, frame_id: str, action_dt: float) -> JointTrajectory:

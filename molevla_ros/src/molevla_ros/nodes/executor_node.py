@@ -31,9 +31,10 @@ from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.panda_kinematics import JOINT_NAMES
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER,
-                                      TOPIC_IMAGE, TOPIC_JOINT_STATES, TOPIC_PLAN, TOPIC_TWIST, Param, Status,
-                                      chunk_qos, chunk_to_msg, declare, msg_to_chunk, now_s, run, stamp_s)
+from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL,
+                                      TOPIC_GRIPPER, TOPIC_JOINT_STATES, TOPIC_PLAN, TOPIC_TWIST, Param, Status,
+                                      chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk, now_s, run,
+                                      stamp_s)
 from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTopic, InterfaceUnavailable,
                                                 JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
 
@@ -72,8 +73,9 @@ PARAMS = [
     Param("frame_id", "panda_link0", "The robot base frame (fr3_link0 on an FR3): frame of the published twists "
           "and of moveit_py goals; chunks' deltas are expressed in it."),
     Param("tcp_frame", "panda_hand_tcp", "interface moveit_py: the link whose pose is commanded (fr3_hand_tcp)."),
-    Param("camera_timeout_s", 0.35, "Halt when the camera node's last frame is older than this (0 disables).",
-          low=0.0, high=10.0),
+    IMAGE_SOURCE,
+    Param("camera_timeout_s", 0.35, "Halt when the last frame the policy reads (image_source) is older than this "
+          "(0 disables).", low=0.0, high=10.0),
     Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "
           "joint states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
     Param("joint_names", JOINT_NAMES, "The 7 arm joints in kinematic order (fr3_joint1..7 on an FR3), that every "
@@ -117,8 +119,9 @@ class ExecutorNode(Node):
         self.robot, self.gripper_out = self.make_interfaces()
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, chunk_qos(p.policy_liveliness_s),
                                  event_callbacks=SubscriptionEventCallbacks(liveliness=self.on_liveliness))
-        self.create_subscription(Image, TOPIC_IMAGE, lambda _m: self.seen.__setitem__("camera", time.monotonic()),
-                                 SENSOR_QOS)
+        # Only the arrival time matters: taken serialized (raw), the frame is never converted to Python.
+        self.create_subscription(Image, image_topic(p.image_source),
+                                 lambda _m: self.seen.__setitem__("camera", time.monotonic()), SENSOR_QOS, raw=True)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joints, SENSOR_QOS)
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)

@@ -26,10 +26,10 @@ from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
+from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL,
                                       TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_PLAN, TOPIC_POLICY_STATS, Param,
-                                      Status, chunk_qos, chunk_to_msg, declare, msg_to_chunk, msg_to_rgb, now_s, run,
-                                      stamp_s)
+                                      Status, chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk,
+                                      msg_to_frame, msg_to_rgb, now_s, run, stamp_s)
 from molevla_ros.sim.scene import JOINT_NAMES
 
 PARAMS = [
@@ -61,6 +61,11 @@ PARAMS = [
           "embedding has cosine similarity below this to every goal the model was trained on is refused: no chunks, "
           "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.45 "
           "(README). 0 disables.", low=0.0, high=1.0),
+    IMAGE_SOURCE,
+    Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
+          "model was trained on).", low=1, high=8192),
+    Param("raw_height", 224, "image_source raw: frame height after resizing here (the camera node's height).", low=1,
+          high=8192),
     Param("trigger", "frame", "When to step: 'frame' (on each new camera frame once a step is due: no timer wait) or "
           "'timer' (every 1/control_hz, all robots in one batch).", choices=("frame", "timer")),
     Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder).",
@@ -94,7 +99,8 @@ class RobotIO:
         self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), chunk_qos(node.p.liveliness_s))
         self.mask_pub = node.create_publisher(UInt8MultiArray, t(TOPIC_LAYER_MASK), 5)
         self.stats_pub = node.create_publisher(DiagnosticStatus, t(TOPIC_POLICY_STATS), 5)
-        node.create_subscription(Image, t(TOPIC_IMAGE), lambda m: node.on_frame(self, m), SENSOR_QOS)
+        node.create_subscription(Image, t(image_topic(node.p.image_source)), lambda m: node.on_frame(self, m),
+                                 SENSOR_QOS)
         node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
         self.plan: tuple[float, np.ndarray, float] | None = None  # executor's plan: (stamp, rows, period)
@@ -192,8 +198,9 @@ class PolicyNode(Node):
         if now - r.joints[0] > self.p.joint_state_timeout_s:
             return None, f"no valid joint state for {now - r.joints[0]:.2f} s"
         q = r.joints[2]
-        try:
-            image = msg_to_rgb(r.frame[1])
+        try:  # a raw frame is validated and resized as the camera node would (one DDS hop less)
+            image = msg_to_rgb(r.frame[1]) if self.p.image_source == "camera" else \
+                msg_to_frame(r.frame[1], self.p.raw_width, self.p.raw_height)
         except ImageError as e:
             return None, f"camera frame: {e}"
         privileged = r.truth.state(r.joints[1]) if r.truth is not None else None
@@ -270,11 +277,12 @@ class PolicyNode(Node):
             if self.backend is None:  # reported while a goal waits, so the operator sees why nothing moves
                 self.status("halted", f"policy{self.where(r)}: {self.backend_error}", error=True)
                 continue
-            obs, problem = self.check_inputs(r)
+            waited = time.monotonic() - r.frame[0] if r.frame is not None else 0.0  # the frame's wait for this step
+            obs, problem = self.check_inputs(r)  # (with image_source raw, this decodes and resizes the frame)
             if obs is None:
                 self.status("halted", f"policy{self.where(r)}: {problem}", error=True)
                 continue
-            ready.append((r, obs, time.monotonic() - r.frame[0]))  # how long the frame waited for this step
+            ready.append((r, obs, waited))
         if not ready:
             return
         self.choose_keep()
