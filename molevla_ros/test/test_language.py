@@ -67,6 +67,12 @@ def test_familiarity_separates_paraphrases_from_other_languages_and_requests(tmp
     fam = GoalFamiliarity.of(tmp_path)
     held_out = [held_out_wording(f, "red", "blue", i) for f in FAMILIES for i in range(4)]
     assert min(map(fam.similarity, PARAPHRASES + held_out)) > 0.5 > max(map(fam.similarity, UNRELATED))
+    assert not any(fam.refusal(g, 0.5)[1] for g in PARAPHRASES + held_out + ["RED CUBE -> TRAY"])
+    # near in meaning (0.86), but naming no colour the model was trained on: refused for that reason
+    assert fam.refusal("touch the purple cube", 0.5)[1] == "names none of the colours the model knows (blue, green, " \
+        "red, yellow)"
+    # about 0.5 similar: refused by one check or the other
+    assert all(fam.refusal(g, 0.5)[1] for g in ("touche le cube rouge", "open the drawer", "wave hello"))
     assert GoalFamiliarity.of(tmp_path / "elsewhere") is None
 
 

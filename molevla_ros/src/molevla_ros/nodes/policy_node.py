@@ -59,8 +59,9 @@ PARAMS = [
           high=60000.0, dynamic=True),
     Param("min_goal_similarity", 0.5, "Models with a goal reference (MiniLM text): a goal whose sentence "
           "embedding has cosine similarity below this to every goal the model was trained on is refused: no chunks, "
-          "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.45 "
-          "(README). 0 disables.", low=0.0, high=1.0),
+          "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.5 "
+          "(README). A goal naming none of the training goals' colours is refused too. 0 disables both checks.",
+          low=0.0, high=1.0),
     IMAGE_SOURCE,
     Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
           "model was trained on).", low=1, high=8192),
@@ -167,13 +168,12 @@ class PolicyNode(Node):
         self.backend.reset()
         familiarity = getattr(self.backend, "familiarity", None)
         if goal and familiarity is not None and self.p.min_goal_similarity > 0:
-            similarity = familiarity.similarity(goal)
+            similarity, why = familiarity.refusal(goal, self.p.min_goal_similarity)
             self.status.values["goal_similarity"] = round(similarity, 3)
-            if similarity < self.p.min_goal_similarity:
+            if why:
                 robot.goal = ""  # no chunks: the executor stops when the last one runs out
-                self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' is unlike any goal the model "
-                            f"was trained on (similarity {similarity:.2f} < min_goal_similarity "
-                            f"{self.p.min_goal_similarity:g}); not acting on it", error=True)
+                self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' {why}; not acting on it",
+                            error=True)
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:
