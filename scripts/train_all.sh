@@ -3,26 +3,27 @@
 # full-depth teacher, fine-tune the four routed variants from it, evaluate all of them in closed loop, and
 # ship the MoLe one.
 # Usage: scripts/train_all.sh [LAYOUTS_PER_FAMILY] [EVAL_EPISODES_PER_FAMILY]
-# Data: LAYOUTS seeds per family with their own goal (push: 1.6x as many, the hardest family), and the first
-# 80% of them also recorded with the two other cubes as goals (collection is resumable: existing episode files
-# are kept). The expert drives with DART noise (--noise: its executed chunks drift, its labels stay clean), so
-# the data show how to recover from the errors a learned policy makes. Held-out validation episodes use seeds
+# Data: touch and pick_place: LAYOUTS seeds with their own goal, the first 80% of them also with the two other cubes
+# as goals; push (the hardest family): 44/15 x LAYOUTS seeds with their own goal (more distinct layouts), the first
+# third of LAYOUTS also with the other cubes as goals. Collection is resumable: existing episode files are kept.
+# The shipped models were trained on LAYOUTS=300: 780 + 780 + 1076 episodes (push with other goals: seeds 0-97).
+# The expert drives with DART noise (--noise: its executed chunks drift, its labels stay clean), so the data show
+# how to recover from the errors a learned policy makes. Held-out validation episodes use seeds
 # 5000+, closed-loop evaluation seeds 1000+. Training rewords every goal at every step (--wording varied).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 M=.venv/bin/molevla
-LAYOUTS=${1:-500}
+LAYOUTS=${1:-300}
 EVAL=${2:-50}
-PUSH=$((LAYOUTS * 8 / 5))
+PUSH=$((LAYOUTS * 44 / 15))
 $M collect --tasks touch,pick_place --episodes "$LAYOUTS" --noise 0.005 --out data/episodes
 $M collect --tasks touch,pick_place --episodes $((LAYOUTS * 4 / 5)) --goals 3 --noise 0.005 --out data/episodes
 $M collect --tasks push --episodes "$PUSH" --noise 0.005 --out data/episodes
-$M collect --tasks push --episodes $((PUSH * 4 / 5)) --goals 3 --noise 0.005 --out data/episodes
+$M collect --tasks push --episodes $((LAYOUTS / 3)) --goals 3 --noise 0.005 --out data/episodes
 $M collect --episodes 10 --seed 5000 --out data/heldout
 # Grounding pre-training of the vision encoder + embeddings, then the teacher from it. (The shipped model's
-# grounding run came from a prototype of this stage with the same objective and modules; a rerun is close,
-# not identical.)
+# grounding run started while recording went on: it saw the first 616 episodes.)
 $M train --stage grounding --out runs/grounding --steps 3000 --batch 64 --lr 1e-3 --val data/heldout --val-every 500
 $M train --stage teacher --init runs/grounding --out runs/teacher --steps 8000 --val data/heldout --val-every 500
 # The two STAR variants train their router by route search (README); the baselines have no router to train.
