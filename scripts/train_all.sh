@@ -6,7 +6,7 @@
 # Data: touch and pick_place: LAYOUTS seeds with their own goal, the first 80% of them also with the two other cubes
 # as goals; push (the hardest family): 44/15 x LAYOUTS seeds with their own goal (more distinct layouts), the first
 # third of LAYOUTS also with the other cubes as goals. Collection is resumable: existing episode files are kept.
-# The shipped models were trained on LAYOUTS=300: 780 + 780 + 1076 episodes (push with other goals: seeds 0-97).
+# models/teacher_minilm was trained on LAYOUTS=300: 780 + 780 + 1076 episodes (push with other goals: seeds 0-97).
 # The expert drives with DART noise (--noise: its executed chunks drift, its labels stay clean), so the data show
 # how to recover from the errors a learned policy makes. Held-out validation episodes use seeds
 # 5000+, closed-loop evaluation seeds 1000+. Training rewords every goal at every step (--wording varied).
@@ -22,8 +22,8 @@ $M collect --tasks touch,pick_place --episodes $((LAYOUTS * 4 / 5)) --goals 3 --
 $M collect --tasks push --episodes "$PUSH" --noise 0.005 --out data/episodes
 $M collect --tasks push --episodes $((LAYOUTS / 3)) --goals 3 --noise 0.005 --out data/episodes
 $M collect --episodes 10 --seed 5000 --out data/heldout
-# Grounding pre-training of the vision encoder + embeddings, then the teacher from it. (The shipped model's
-# grounding run started while recording went on: it saw the first 616 episodes.)
+# Grounding pre-training of the vision encoder + embeddings, then the teacher from it. (teacher_minilm's grounding
+# run started while recording went on: it saw the first 616 episodes.)
 $M train --stage grounding --out runs/grounding --steps 3000 --batch 64 --lr 1e-3 --val data/heldout --val-every 500
 $M train --stage teacher --init runs/grounding --out runs/teacher --steps 8000 --val data/heldout --val-every 500
 # The two STAR variants train their router by route search (README); the baselines have no router to train.
