@@ -144,7 +144,8 @@ def measure(seconds: float, fps: float, width: int, height: int, control_hz: flo
     overrides = {"policy": {"control_hz": control_hz, "backend": "scripted_expert", "trigger": trigger,
                             "image_source": image_source},
                  "executor": {"rate_hz": executor_hz, "image_source": image_source}}
-    with Bringup(["camera", "policy", "executor"][image_source == "raw":], overrides, env=env):
+    nodes = ["policy", "executor"] if image_source == "raw" else ["camera", "policy", "executor"]
+    with Bringup(nodes, overrides, env=env):
         rclpy.init()
         node = Feeder(fps, width, height)
         try:

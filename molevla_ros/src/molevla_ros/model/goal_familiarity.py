@@ -12,7 +12,6 @@ lists the colour words of the training goals, and a goal that names none of them
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from molevla_ros.sim.tasks import COLOURS
+from molevla_ros.sim.tasks import colours_named
 from molevla_ros.sim.wordings import reword
 
 FILE = "familiar_goals.safetensors"
@@ -35,16 +34,12 @@ def training_goals(instructions: list[str], wording: str, per_goal: int = 32, se
     return distinct + [reword(g, rng) for g in distinct for _ in range(per_goal)]
 
 
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
 def write_reference(folder: Path, goals: list[str]) -> None:
     """Sentence embeddings of `goals` (float16, 768 bytes per goal) and their colour words -> folder/FILE."""
     from molevla_ros.model.minilm import shared
 
     emb = torch.cat([shared().sentence(goals[i:i + 256]) for i in range(0, len(goals), 256)])
-    colours = sorted(set(COLOURS) & set().union(*map(words, goals)))
+    colours = sorted(set().union(*map(colours_named, goals)))
     save_file({"sentences": emb.half().contiguous()}, str(Path(folder) / FILE), {"colours": json.dumps(colours)})
 
 
@@ -73,6 +68,6 @@ class GoalFamiliarity:
         if similarity < min_similarity:
             return similarity, (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
                                 f"min_goal_similarity {min_similarity:g})")
-        if self.colours and not words(goal) & self.colours:
+        if self.colours and not self.colours.intersection(colours_named(goal)):
             return similarity, f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
         return similarity, ""

@@ -71,15 +71,16 @@ def parse_instruction(text: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def colours_named(text: str) -> list[str]:
+    """The colour words a sentence names, each once, in order of first mention."""
+    return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOURS))
+
+
 def is_goal_of(goal: str, task: Task) -> bool:
     """Whether a goal sentence, however worded, names this task's colours: the cube's colour, then the target's
     (push; named once when it is the cube's colour too), and no other. The simulator judges success only for
     such goals."""
-    named: list[str] = []
-    for word in re.findall(r"[a-z]+", goal.lower()):
-        if word in COLOURS and word not in named:
-            named.append(word)
-    return named == list(dict.fromkeys([task.cube] + ([task.target] if task.target else [])))
+    return colours_named(goal) == list(dict.fromkeys([task.cube] + ([task.target] if task.target else [])))
 
 
 def _scatter(rng: np.random.Generator, n: int, taken: list[np.ndarray], margin: float = 0.0) -> list[np.ndarray]:
