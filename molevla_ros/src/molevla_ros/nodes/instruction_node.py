@@ -91,13 +91,15 @@ class InstructionNode(Node):
         self.set_goal(text, "accepted", text + replaced)
 
     def set_goal(self, goal: str, state: str, reason: str) -> None:
-        """Make `goal` the goal ("" = none) in `state`; the goal it replaces ends (and its action goal with it)."""
+        """Make `goal` the goal ("" = none) in `state`; the goal it replaces ends (and its action goal with it).
+
+        The new goal is published first so that the arm stops following the old one before anything else."""
+        self.goal_pub.publish(String(data=goal))
         if self.action is not None and self.goal:
             outcome = "replaced" if state == "accepted" else state
             self.action.ended(outcome, f"replaced by '{goal}'" if outcome == "replaced" else reason)
         self.goal, self.state, self.started = goal, state, time.monotonic()
         self.success_armed = False
-        self.goal_pub.publish(String(data=goal))
         self.status(state, reason, repeat=True)
 
     def stop(self, reason: str) -> None:
