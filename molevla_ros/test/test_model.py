@@ -109,6 +109,19 @@ def test_teacher_and_student_losses_decrease(tmp_path, tiny):
     assert {"val_dir_cos", "val_dir_cos_swapped", "val_dir_cos_start"} <= set(hist[-1])  # held-out metrics at the end
 
 
+def test_mixed_keep_trains_a_range_of_k_and_saves_the_model_keep_ratio(tmp_path, tiny):
+    data = _synthetic_samples()
+    train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=5, batch=8), tiny(0.5), data)
+    hist = train(TrainConfig(out=str(tmp_path / "s"), stage="mole", init=str(tmp_path / "t"), steps=160, batch=8,
+                             route_search=1, mixed_keep="2,5"), data=data)
+    kept = [h["layers_kept"] for h in hist if "layers_kept" in h]
+    assert len(set(kept)) > 1 and set(kept) <= {2, 3, 4, 5}, kept
+    assert load_model(tmp_path / "s").cfg.router.keep_ratio == 0.5
+    with pytest.raises(ValueError, match="mixed_keep"):
+        train(TrainConfig(out=str(tmp_path / "x"), stage="mole", init=str(tmp_path / "t"), steps=1, mixed_keep="0,9"),
+              data=data)
+
+
 def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_starts_from(tmp_path, tiny):
     data = _synthetic_samples()
     torch.manual_seed(0)  # the stage seeds with TrainConfig.seed (0) before building the model

@@ -25,6 +25,9 @@ class TrainConfig:
     cog_weight: float = option(0.5, "CogKD: weight of the cognition-feature distillation loss (routed students)")
     aux_weight: float = option(1.0, "training-only chunk regression from the cognition feature (0 = off)")
     keep_ratio: float | None = option(None, "override the router keep ratio of the model config")
+    mixed_keep: str | None = option(None, "routed students: 'LO,HI' draws the layers kept uniformly from LO..HI at "
+                                    "every step (one model for a range of k, e.g. for latency_budget_ms); the "
+                                    "saved keep ratio stays the model's")
     depth_prior: float | None = option(None, "router score ramp +p (layer 0) .. -p (last layer); > 0 starts the "
                                        "router at early exit (RouterConfig.depth_prior)")
     gumbel_scale: float | None = option(None, "router training noise (config default 1 = paper; 0 = train on the "

@@ -16,6 +16,7 @@ import random
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -92,6 +93,16 @@ def lr_factor(step: int, total: int, warmup: int = 100) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def mixed_keep(spec: str | None, n_layers: int) -> Callable[[torch.Generator], float] | None:
+    """'LO,HI' -> a function drawing a keep ratio k / n_layers with k uniform in LO..HI; None -> None."""
+    if not spec:
+        return None
+    lo, hi = (int(v) for v in spec.split(","))
+    if not 1 <= lo <= hi <= n_layers:
+        raise ValueError(f"mixed_keep {spec!r}: need 1 <= LO <= HI <= {n_layers} (the decoder's layers)")
+    return lambda gen: int(torch.randint(lo, hi + 1, (1,), generator=gen)) / n_layers
+
+
 def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
     with torch.no_grad():
         for pt, ps in zip(teacher.layers.parameters(), student.layers.parameters()):
@@ -155,10 +166,13 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
+    keep_ratio, keep_draw = model.cfg.router.keep_ratio, mixed_keep(tc.mixed_keep, model.cfg.llm.layers)
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step")
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
+        if keep_draw is not None:
+            model.cfg.router.keep_ratio = keep_draw(gen)
         batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen), proprio_all[idx])
         h_t = None
         if mode == "mole" and tc.route_search > 0:
@@ -189,9 +203,11 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v.item()) + 0.02 * v.item()
         if step % 50 == 0 or step == tc.steps - 1:
-            history.append({"step": step, **{k: v.item() for k, v in losses.items()}})
+            kept = {"layers_kept": model.cfg.router.keep(model.cfg.llm.layers)} if keep_draw is not None else {}
+            history.append({"step": step, **kept, **{k: v.item() for k, v in losses.items()}})
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
         if val is not None and ((step + 1) % tc.val_every == 0 or step == tc.steps - 1):
+            model.cfg.router.keep_ratio = keep_ratio  # validate at the model's own k
             metrics = open_loop_metrics(model, val, mode)
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
@@ -202,6 +218,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state()}, ckpt)
     model.eval()
+    model.cfg.router.keep_ratio = keep_ratio
     if mode == "mole":
         model.cfg.router_trained = True  # e.g. an imported CogACT after MoLe fine-tuning: its backends now route
     final_val = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if val is not None else None
