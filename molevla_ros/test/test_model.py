@@ -122,6 +122,17 @@ def test_mixed_keep_trains_a_range_of_k_and_saves_the_model_keep_ratio(tmp_path,
               data=data)
 
 
+def test_router_lr_trains_the_router_at_its_own_rate(tmp_path, tiny):
+    data = _synthetic_samples()
+    train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=5, batch=8), tiny(), data)
+    train(TrainConfig(out=str(tmp_path / "s"), stage="mole", init=str(tmp_path / "t"), steps=20, batch=8, lr=1e-12,
+                      router_lr=1e-2, route_search=1, aux_weight=0), data=data)
+    before, after = load_model(tmp_path / "t").state_dict(), load_model(tmp_path / "s").state_dict()
+    moved = {k: (after[k] - before[k]).abs().max().item() for k in before if before[k].is_floating_point()}
+    assert max(v for k, v in moved.items() if k.startswith("router.")) > 1e-3
+    assert max(v for k, v in moved.items() if k.startswith("llm.layers.")) < 1e-6
+
+
 def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_starts_from(tmp_path, tiny):
     data = _synthetic_samples()
     torch.manual_seed(0)  # the stage seeds with TrainConfig.seed (0) before building the model

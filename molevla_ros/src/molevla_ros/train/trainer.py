@@ -145,7 +145,10 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     # loss alone (which, on these data, learns "go to some cube" long before "go to the blue cube").
     h, a = model.cfg.llm.hidden, model.cfg.action_head
     aux = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, a.horizon * a.action_dim))
-    opt = torch.optim.AdamW([*model.parameters(), *aux.parameters()], lr=tc.lr, weight_decay=0.01)
+    router = list(model.router.parameters())
+    others = [p for p in model.parameters() if all(p is not r for r in router)]
+    opt = torch.optim.AdamW([{"params": [*others, *aux.parameters()]},
+                             {"params": router, "lr": tc.router_lr or tc.lr}], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
     history: list[dict] = []
