@@ -20,8 +20,7 @@ class TrainConfig:
     batch: int = option(32, "samples per step")
     lr: float = option(3e-4, "peak learning rate; 100 warm-up steps, then cosine decay to lr / 10 at the last step")
     router_lr: float | None = option(None, "peak learning rate of the STAR router (None: lr). A student's router "
-                                     "starts untrained while its layers are the teacher's: give it a higher rate "
-                                     "than the layers (scripts/train_all.sh: 1e-3 vs 3e-5)")
+                                     "starts untrained while its layers are the teacher's (README: 1e-3 vs 3e-5)")
     seed: int = option(0, "seed for initialisation, sampling and augmentation")
     ema: float = option(0.999, "CogKD: the distillation teacher is an EMA of the student's decoder layers with "
                         "this decay")

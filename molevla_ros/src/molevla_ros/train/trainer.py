@@ -146,7 +146,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     h, a = model.cfg.llm.hidden, model.cfg.action_head
     aux = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, a.horizon * a.action_dim))
     router = list(model.router.parameters())
-    others = [p for p in model.parameters() if all(p is not r for r in router)]
+    in_router = {id(p) for p in router}
+    others = [p for p in model.parameters() if id(p) not in in_router]
     opt = torch.optim.AdamW([{"params": [*others, *aux.parameters()]},
                              {"params": router, "lr": tc.router_lr or tc.lr}], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
