@@ -250,13 +250,15 @@ class MoLeVLA(nn.Module):
 
     def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
                 proprio: torch.Tensor, mode: str = "mole", soft: bool = False,
-                generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None) -> Forward:
+                generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None,
+                keep: int | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
-        first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate."""
+        first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate.
+        keep: k, the layers per sample (default: the router's keep ratio)."""
         pixels = None if images is None else preprocess_images(images, self.cfg.vision)
         x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, vision_features)
         b, n = x.shape[0], self.cfg.llm.layers
-        k = self.cfg.router.keep(n)
+        k = self.cfg.router.keep(n) if keep is None else keep
         route, gate = None, None
         if mode == "mole":
             route = self.router(x, vis, txt, text_valid, prop, k, stochastic=soft)

@@ -56,16 +56,16 @@ def best_routes(model: MoLeVLA, x: torch.Tensor, valid: torch.Tensor, routes: to
 
 def searched_forward(model: MoLeVLA, images: torch.Tensor, ids: torch.Tensor, text_valid: torch.Tensor,
                      proprio: torch.Tensor, actions: torch.Tensor, n: int, gen: torch.Generator,
-                     aux: nn.Module | None, aux_weight: float, teacher: nn.Module | None, cog_weight: float
-                     ) -> tuple[Forward, torch.Tensor | None]:
+                     aux: nn.Module | None, aux_weight: float, teacher: nn.Module | None, cog_weight: float,
+                     keep: int | None = None) -> tuple[Forward, torch.Tensor | None]:
     """Training forward on the searched route, and the teacher's hidden states (None without a teacher).
     The layers run (with gradients) on the best candidate, which is also the mask of the returned Route;
     its logits carry the router's gradient through route_loss. Candidates are scored by the student's loss:
-    diffusion + aux_weight * aux regression + cog_weight * CogKD."""
+    diffusion + aux_weight * aux regression + cog_weight * CogKD. keep: layers kept (default: the router's ratio)."""
     pixels = preprocess_images(images, model.cfg.vision)
     x, valid, vis, txt, prop = model.embed(pixels, ids, text_valid, proprio)
     logits = model.router.scores(x, vis, txt, text_valid, prop)
-    k = model.cfg.router.keep(model.cfg.llm.layers)
+    k = model.cfg.router.keep(model.cfg.llm.layers) if keep is None else keep
     with torch.no_grad():
         h_t = None if teacher is None else teacher(x.detach(), valid)
 

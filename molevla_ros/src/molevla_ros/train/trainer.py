@@ -93,14 +93,14 @@ def lr_factor(step: int, total: int, warmup: int = 100) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def mixed_keep(spec: str | None, n_layers: int) -> Callable[[torch.Generator], float] | None:
-    """'LO,HI' -> a function drawing a keep ratio k / n_layers with k uniform in LO..HI; None -> None."""
+def mixed_keep(spec: str | None, n_layers: int) -> Callable[[torch.Generator], int] | None:
+    """'LO,HI' -> a function drawing the layers kept, k uniform in LO..HI; None -> None."""
     if not spec:
         return None
     lo, hi = (int(v) for v in spec.split(","))
     if not 1 <= lo <= hi <= n_layers:
         raise ValueError(f"mixed_keep {spec!r}: need 1 <= LO <= HI <= {n_layers} (the decoder's layers)")
-    return lambda gen: int(torch.randint(lo, hi + 1, (1,), generator=gen)) / n_layers
+    return lambda gen: int(torch.randint(lo, hi + 1, (1,), generator=gen))
 
 
 def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
@@ -170,20 +170,19 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
-    keep_ratio, keep_draw = model.cfg.router.keep_ratio, mixed_keep(tc.mixed_keep, model.cfg.llm.layers)
+    keep_draw = mixed_keep(tc.mixed_keep, model.cfg.llm.layers)
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step")
     running: dict[str, float] = {}
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        if keep_draw is not None:
-            model.cfg.router.keep_ratio = keep_draw(gen)
+        keep = keep_draw(gen) if keep_draw is not None else None  # None: the model's own keep ratio
         batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen), proprio_all[idx])
         h_t = None
         if mode == "mole" and tc.route_search > 0:
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
-                                        teacher, tc.cog_weight)
+                                        teacher, tc.cog_weight, keep)
         else:
-            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen)
+            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if tc.aux_weight > 0:
             losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
@@ -207,11 +206,10 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v.item()) + 0.02 * v.item()
         if step % 50 == 0 or step == tc.steps - 1:
-            kept = {"layers_kept": model.cfg.router.keep(model.cfg.llm.layers)} if keep_draw is not None else {}
+            kept = {"layers_kept": keep} if keep is not None else {}
             history.append({"step": step, **kept, **{k: v.item() for k, v in losses.items()}})
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
         if val is not None and ((step + 1) % tc.val_every == 0 or step == tc.steps - 1):
-            model.cfg.router.keep_ratio = keep_ratio  # validate at the model's own k
             metrics = open_loop_metrics(model, val, mode)
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
@@ -222,7 +220,6 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
                         "torch_rng": torch.get_rng_state()}, ckpt)
     model.eval()
-    model.cfg.router.keep_ratio = keep_ratio
     if mode == "mole":
         model.cfg.router_trained = True  # e.g. an imported CogACT after MoLe fine-tuning: its backends now route
     final_val = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if val is not None else None
