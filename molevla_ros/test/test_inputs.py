@@ -80,6 +80,22 @@ def test_resize():
     assert resize(RGB, 5, 4) is not None and np.array_equal(resize(RGB, 5, 4), RGB)
 
 
+@pytest.mark.parametrize("shape,size", [((480, 640, 3), (224, 224)), ((480, 640, 1), (96, 96)),
+                                        ((224, 224, 3), (96, 96)), ((50, 70, 3), (224, 224)), ((9, 7, 3), (3, 4))])
+def test_resize_is_pils_antialiased_bilinear_within_one_grey_level(shape, size):
+    """The data the shipped models were trained on went through PIL's BILINEAR resize; the torch kernel that
+    replaced it must give the same pixels up to rounding."""
+    from PIL import Image as PILImage
+
+    img = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    pil = PILImage.fromarray(img[:, :, 0] if shape[2] == 1 else img).resize(size, PILImage.BILINEAR)
+    ref = np.asarray(pil).reshape(size[1], size[0], shape[2])
+    out = resize(img, *size)
+    assert out.shape == ref.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.02
+
+
 def test_instruction_validation():
     assert validate("  Pick up\tthe red cube\n") == "Pick up the red cube"
     assert validate("put the cube on the \u00e9tag\u00e8re".encode()) == "put the cube on the \u00e9tag\u00e8re"
@@ -109,3 +125,69 @@ def test_decode_resized_gives_the_pixels_of_decode_then_resize(enc):
     np.testing.assert_array_equal(decode_resized(*args, 64, 48), decode(*args))  # same size: no resize
     with pytest.raises(ImageError, match="expected step"):
         decode_resized(enc, 48, 64, 64 * c + 5, padded.tobytes()[:-1], 20, 16)
+
+
+def _image_msg(frame_id: str, encoding: str, height: int, width: int, step: int, data: bytes):
+    from sensor_msgs.msg import Image
+
+    msg = Image(height=height, width=width, encoding=encoding, step=step, data=data)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_123, 456_789_012
+    msg.header.frame_id = frame_id
+    return msg
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera", "wrist_camera_optical_frame"])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgra8", "mono8"])
+def test_read_image_gives_the_fields_rclpy_serialized(frame_id, encoding):
+    """Every string length shifts the alignment of the fields after it."""
+    from rclpy.serialization import serialize_message
+
+    from molevla_ros.inputs.image_wire import read_image
+
+    c = {"rgb8": 3, "bgra8": 4, "mono8": 1}[encoding]
+    data = np.random.default_rng(len(frame_id)).integers(0, 256, 6 * (7 * c + 2), dtype=np.uint8).tobytes()
+    img = read_image(serialize_message(_image_msg(frame_id, encoding, 6, 7, 7 * c + 2, data)))
+    assert (img.sec, img.nanosec, img.frame_id) == (1_700_000_123, 456_789_012, frame_id)
+    assert (img.height, img.width, img.encoding, img.step) == (6, 7, encoding, 7 * c + 2)
+    assert bytes(img.data) == data and img.stamp_s == pytest.approx(1_700_000_123.456789012)
+    np.testing.assert_array_equal(decode(img.encoding, img.height, img.width, img.step, img.data),
+                                  decode(encoding, 6, 7, 7 * c + 2, data))
+
+
+def test_read_image_big_endian():
+    import struct
+
+    from molevla_ros.inputs.image_wire import read_image
+
+    body = struct.pack(">iI", 5, 6) + struct.pack(">I", 3) + b"ab\0" + b"\0"  # frame_id "ab", padded to 4
+    body += struct.pack(">II", 1, 2) + struct.pack(">I", 5) + b"rgb8\0" + b"\0"  # is_bigendian, then pad to 4
+    body += b"\0\0" + struct.pack(">II", 6, 6) + bytes(range(6))
+    img = read_image(b"\x00\x00\x00\x00" + body)
+    assert (img.sec, img.nanosec, img.frame_id, img.height, img.width, img.encoding, img.step) == \
+        (5, 6, "ab", 1, 2, "rgb8", 6)
+    assert bytes(img.data) == bytes(range(6))
+
+
+def test_read_image_refuses_truncated_and_foreign_bytes():
+    """Any prefix of a valid message, and bytes that are not a CDR image, raise ImageError and nothing else."""
+    from rclpy.serialization import serialize_message
+
+    from molevla_ros.inputs.image_wire import read_image
+
+    full = serialize_message(_image_msg("cam", "rgb8", 2, 2, 6, bytes(12)))
+    for n in range(len(full)):
+        with pytest.raises(ImageError):
+            read_image(full[:n])
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        junk = b"\x00\x01\x00\x00" + rng.integers(0, 256, int(rng.integers(0, 80)), dtype=np.uint8).tobytes()
+        try:
+            read_image(junk)
+        except ImageError:
+            pass
+    with pytest.raises(ImageError, match="not a CDR"):
+        read_image(b"\x07\x07\x00\x00" + full[4:])
+    huge = bytearray(full)
+    huge[12:16] = (10**6).to_bytes(4, "little")  # frame_id claims a megabyte
+    with pytest.raises(ImageError, match="string field"):
+        read_image(bytes(huge))

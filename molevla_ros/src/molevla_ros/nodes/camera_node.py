@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
+from molevla_ros.inputs.image_wire import read_image
 from molevla_ros.inputs.images import ImageError, decode_compressed, resize
 from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_frame,
                                       rgb_to_msg, run)
@@ -26,38 +29,48 @@ class CameraNode(Node):
         super().__init__("camera")
         self.p = declare(self, PARAMS)
         self.status = Status(self)
+        import torch  # the resize runs on torch's uint8 kernel: one thread, a pool would only wait on the other nodes
+
+        torch.set_num_threads(1)
         self.pub = self.create_publisher(Image, TOPIC_IMAGE, SENSOR_QOS)
         if self.p.transport == "compressed":
             topic = TOPIC_IMAGE_RAW + "/compressed"
             self.create_subscription(CompressedImage, topic, self.on_compressed, SENSOR_QOS)
         else:
             topic = TOPIC_IMAGE_RAW
-            self.create_subscription(Image, topic, self.on_image, SENSOR_QOS)
+            # raw=True: the frame's bytes, read in place (inputs/image_wire.py) instead of rclpy's conversion
+            self.create_subscription(Image, topic, self.on_image, SENSOR_QOS, raw=True)
         self.last_frame = None  # monotonic time of the last good frame
         self.frames = self.rejected = 0
+        self.what = ""  # the last frame's size and encoding, for the status
         self.status("waiting", f"no camera frame yet on {self.resolve_topic_name(topic)}")
         self.create_timer(0.1, self.check_stale)
 
-    def on_image(self, msg: Image) -> None:
-        self.forward(msg, lambda: msg_to_frame(msg, self.p.width, self.p.height),
-                     f"{msg.width}x{msg.height} {msg.encoding}")
+    def on_image(self, data: bytes) -> None:
+        def decode() -> tuple[np.ndarray, Time, str]:
+            img = read_image(data)
+            self.what = f"{img.width}x{img.height} {img.encoding}"
+            return msg_to_frame(img, self.p.width, self.p.height), Time(sec=img.sec, nanosec=img.nanosec), img.frame_id
+
+        self.forward(decode)
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        self.forward(msg, lambda: resize(decode_compressed(msg.format, msg.data), self.p.width, self.p.height),
-                     f"compressed {msg.format}")
+        self.what = f"compressed {msg.format}"
+        self.forward(lambda: (resize(decode_compressed(msg.format, msg.data), self.p.width, self.p.height),
+                              msg.header.stamp, msg.header.frame_id))
 
-    def forward(self, msg: Image | CompressedImage, decode, what: str) -> None:
+    def forward(self, decode) -> None:
         """Decode and resize (refusing bad frames with a status), publish with the input's stamp and frame."""
         try:
-            out = decode()
+            out, stamp, frame_id = decode()
         except ImageError as e:
             self.rejected += 1
             self.status("rejected", f"camera frame: {e}", error=True, event=True)
             return
-        self.pub.publish(rgb_to_msg(out, msg.header.stamp, msg.header.frame_id))
+        self.pub.publish(rgb_to_msg(out, stamp, frame_id))
         self.frames += 1
         self.status.values.update(frames=self.frames, rejected=self.rejected)
-        self.status("ok", f"camera frames arriving ({what})")  # once per change
+        self.status("ok", f"camera frames arriving ({self.what})")  # once per change
         self.last_frame = time.monotonic()
 
     def check_stale(self) -> None:
@@ -67,7 +80,7 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run(CameraNode, args)
+    run(CameraNode, args, events=True)
 
 
 if __name__ == "__main__":

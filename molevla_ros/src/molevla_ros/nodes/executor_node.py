@@ -293,7 +293,7 @@ class ExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run(ExecutorNode, args)
+    run(ExecutorNode, args, events=True)
 
 
 if __name__ == "__main__":

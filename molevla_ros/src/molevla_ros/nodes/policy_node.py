@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -24,6 +25,7 @@ from trajectory_msgs.msg import JointTrajectory
 from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.control.chunk_executor import validate_chunk
+from molevla_ros.inputs.image_wire import WireImage, read_image
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL,
@@ -100,8 +102,9 @@ class RobotIO:
         self.chunk_pub = node.create_publisher(JointTrajectory, t(TOPIC_CHUNK), chunk_qos(node.p.liveliness_s))
         self.mask_pub = node.create_publisher(UInt8MultiArray, t(TOPIC_LAYER_MASK), 5)
         self.stats_pub = node.create_publisher(DiagnosticStatus, t(TOPIC_POLICY_STATS), 5)
+        # raw=True: the frame's bytes, read in place (inputs/image_wire.py) instead of rclpy's 1.4 ms conversion
         node.create_subscription(Image, t(image_topic(node.p.image_source)), lambda m: node.on_frame(self, m),
-                                 SENSOR_QOS)
+                                 SENSOR_QOS, raw=True)
         node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
         self.plan: tuple[float, np.ndarray, float] | None = None  # executor's plan: (stamp, rows, period)
@@ -112,12 +115,14 @@ class RobotIO:
             from molevla_ros.sim.ground_truth import SimGroundTruth
 
             self.truth = SimGroundTruth(node, prefix)
-        self.frame: tuple[float, Image] | None = None  # (monotonic receipt time, msg)
+        self.frame: tuple[float, WireImage] | None = None  # (monotonic receipt time, frame)
+        self.frame_age = 0.0  # s from the last frame's stamp to its receipt here (the image's transport)
         self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
         self.goal = ""
         self.steps = 0
+        self.prep = 0.0  # s the last step spent checking and preparing the inputs (raw frames: decode + resize)
         self.last_step: float | None = None  # monotonic time of the last published chunk
-        self.stepped_frame: Image | None = None  # the frame of the last step (trigger frame: never twice)
+        self.stepped_frame: WireImage | None = None  # the frame of the last step (trigger frame: never twice)
         self.next_due = 0.0  # trigger frame: monotonic time from which a new frame starts a step
 
     def on_plan(self, msg: JointTrajectory) -> None:
@@ -144,6 +149,10 @@ class PolicyNode(Node):
             self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but joint_names lists "
                                   f"{len(self.p.joint_names)}")
             self.backend = None
+        if self.p.threads:  # also the raw frames' resize (torch) for every backend
+            import torch
+
+            torch.set_num_threads(self.p.threads)
         self.status.values["ready"] = self.backend is not None
         self.last_latency = 0.0  # s, the last policy step (real-time chunking's estimate of the next one)
         self.step_cost: tuple[float, float] | None = None  # (fixed ms, ms per decoder layer): latency_budget_ms
@@ -208,7 +217,7 @@ class PolicyNode(Node):
         model_names = getattr(self.backend, "state_joints", ()) or self.p.joint_names
         state = dict(zip(model_names if len(model_names) == len(q) else self.p.joint_names, map(float, q)))
         images = {getattr(self.backend, "camera", "main"): image}
-        stamp = stamp_s(r.frame[1].header.stamp)
+        stamp = r.frame[1].stamp_s
         prefix, frozen = self.prefix(r, stamp)
         return Observation(r.goal, state, images, stamp, privileged, prefix, frozen), ""
 
@@ -248,9 +257,15 @@ class PolicyNode(Node):
         old = self.step_cost or cost
         self.step_cost = (0.7 * old[0] + 0.3 * cost[0], 0.7 * old[1] + 0.3 * cost[1])
 
-    def on_frame(self, robot: RobotIO, msg: Image) -> None:
+    def on_frame(self, robot: RobotIO, data: bytes) -> None:
         now = time.monotonic()
-        robot.frame = (now, msg)
+        try:
+            frame = read_image(data)
+        except ImageError as e:  # the last good frame ages out: no chunk once it is stale
+            self.status("rejected", f"policy{self.where(robot)}: camera frame: {e}", error=True, event=True)
+            return
+        robot.frame = (now, frame)
+        robot.frame_age = now_s(self) - frame.stamp_s
         if self.p.trigger == "frame" and robot.goal and now >= robot.next_due:
             # Due times on a grid of control periods: on average never faster than control_hz, whatever the
             # frame rate and jitter; a robot that fell behind (slow frames) steps on its next frame.
@@ -278,7 +293,9 @@ class PolicyNode(Node):
                 self.status("halted", f"policy{self.where(r)}: {self.backend_error}", error=True)
                 continue
             waited = time.monotonic() - r.frame[0] if r.frame is not None else 0.0  # the frame's wait for this step
+            t0 = time.perf_counter()
             obs, problem = self.check_inputs(r)  # (with image_source raw, this decodes and resizes the frame)
+            r.prep = time.perf_counter() - t0
             if obs is None:
                 self.status("halted", f"policy{self.where(r)}: {problem}", error=True)
                 continue
@@ -305,7 +322,8 @@ class PolicyNode(Node):
             self.publish(r, obs, out, latency, frame_wait, len(ready))
 
     def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
-        msg = chunk_to_msg(out.chunk, r.frame[1].header.stamp, self.p.base_frame, self.backend.action_dt)
+        msg = chunk_to_msg(out.chunk, Time(sec=r.frame[1].sec, nanosec=r.frame[1].nanosec), self.p.base_frame,
+                           self.backend.action_dt)
         r.chunk_pub.publish(msg)
         if out.layer_mask is not None:
             mask = UInt8MultiArray(data=np.asarray(out.layer_mask, np.uint8).tobytes())
@@ -316,7 +334,8 @@ class PolicyNode(Node):
         r.last_step = now
         r.steps += 1
         values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.3f}", "rate_hz": f"{hz:.2f}",
-                  "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(r.steps),
+                  "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "frame_age_ms": f"{r.frame_age * 1e3:.3f}",
+                  "prep_ms": f"{r.prep * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(r.steps),
                   "batch": str(batch),
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}
         if obs.prefix is not None:  # real-time chunking: rows of the plan continued, of which frozen
@@ -339,7 +358,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    run(PolicyNode, args)
+    run(PolicyNode, args, events=True)
 
 
 if __name__ == "__main__":
