@@ -14,7 +14,7 @@ from molevla_ros.model.router import top_k_mask
 from molevla_ros.train.episodes import Samples, step_in_episode
 from molevla_ros.train.grounding import pretrain_grounding
 from molevla_ros.train.route_search import best_routes, swapped_routes
-from molevla_ros.train.trainer import TrainConfig, train
+from molevla_ros.train.trainer import TrainConfig, _jitter_joints, train
 from molevla_ros.train.validate import _direction_cosine, swap_colours
 
 
@@ -120,6 +120,17 @@ def test_mixed_keep_trains_a_range_of_k_and_saves_the_model_keep_ratio(tmp_path,
     with pytest.raises(ValueError, match="mixed_keep"):
         train(TrainConfig(out=str(tmp_path / "x"), stage="mole", init=str(tmp_path / "t"), steps=1, mixed_keep="0,9"),
               data=data)
+
+
+def test_proprio_noise_jitters_only_the_arm_joints_and_trains(tmp_path, tiny):
+    proprio = torch.zeros(2000, 9)
+    assert _jitter_joints(proprio, torch.Generator().manual_seed(0), 0.0) is proprio
+    out = _jitter_joints(proprio, torch.Generator().manual_seed(0), 0.05)
+    assert torch.equal(out[:, 7:], proprio[:, 7:]) and torch.count_nonzero(proprio) == 0
+    assert abs(out[:, :7].std().item() - 0.05) < 0.005
+    hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=3, batch=8, proprio_noise=0.05), tiny(),
+                 _synthetic_samples())
+    assert np.isfinite([h["diffusion"] for h in hist if "diffusion" in h]).all()
 
 
 def test_router_lr_trains_the_router_at_its_own_rate(tmp_path, tiny):

@@ -41,5 +41,8 @@ class TrainConfig:
     wording: str = option("varied", "goal sentences: as recorded (canonical), or a new random wording of each "
                           "sample's goal at every step (varied: sim/wordings.py)", choices=("canonical", "varied"))
     shift: int = option(1, "image augmentation: random translation up to this many pixels (the camera is fixed)")
+    proprio_noise: float = option(0.0, "proprio augmentation: std (rad) of Gaussian noise on the 7 arm joint angles "
+                                  "(0 = off). Makes the arm state too coarse for a shortcut, so goal-relative "
+                                  "positions must come from the image (README: push)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

@@ -63,6 +63,15 @@ def _augment(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Te
     return x.permute(0, 2, 3, 1).round().to(torch.uint8)
 
 
+def _jitter_joints(proprio: torch.Tensor, gen: torch.Generator, std: float) -> torch.Tensor:
+    """Gaussian noise of `std` rad on the 7 arm joint angles (the fingers stay exact); `std` 0 = unchanged."""
+    if std <= 0:
+        return proprio
+    out = proprio.clone()
+    out[:, :7] += std * torch.randn(len(out), 7, generator=gen)
+    return out
+
+
 class GoalInputs:
     """The text inputs of the samples' goals, encoded once: each distinct recorded goal as it is ("canonical"), or
     `per_goal` random rewordings of it ("varied", sim/wordings.py), one of which a sample draws at every use. Training
@@ -176,7 +185,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
         keep = keep_draw(gen) if keep_draw is not None else None  # None: the model's own keep ratio
-        batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen), proprio_all[idx])
+        batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen),
+                 _jitter_joints(proprio_all[idx], gen, tc.proprio_noise))
         h_t = None
         if mode == "mole" and tc.route_search > 0:
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
