@@ -29,7 +29,8 @@ import torch
 
 from molevla_ros.model.io import load_model
 from molevla_ros.model.proprio import fingertip_position
-from molevla_ros.sim.tasks import CUBE_SIZE, sample_task
+from molevla_ros.sim.expert import push_start
+from molevla_ros.sim.tasks import sample_task
 from molevla_ros.train.episodes import Samples, load_samples, read_episode
 from molevla_ros.train.validate import _predict
 
@@ -58,8 +59,7 @@ def where_it_stays(folder: str, vision) -> Counter:
         q = torch.as_tensor(np.stack([r[1] for r in rows])[:, :7], dtype=torch.float64)
         tail = fingertip_position(q).numpy()[len(rows) // 2:, :2]
         cube, target = np.array(task.cubes[task.cube][:2]), np.array(task.targets[task.target])
-        u = (target - cube) / np.linalg.norm(target - cube)
-        points = [("behind the cube", cube - u * (CUBE_SIZE / 2 + 0.03)), ("goal cube", cube), ("goal target", target)]
+        points = [("behind the cube", push_start(cube, target)), ("goal cube", cube), ("goal target", target)]
         points += [("another cube", np.array(v[:2])) for k, v in task.cubes.items() if k != task.cube]
         points += [("another target", np.array(v)) for k, v in task.targets.items() if k != task.target]
         counts[min(points, key=lambda p: np.linalg.norm(tail - p[1], axis=1).mean())[0]] += 1
@@ -70,9 +70,14 @@ def _cosine(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return (pred * true).sum(1) / (np.linalg.norm(pred, axis=1) * np.linalg.norm(true, axis=1) + 1e-9)
 
 
-def image_reliance(model, data: Samples, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Per family: mean 3D travel cosine with the expert (first 4 action steps, where it moves >= 5 mm) with the
-    step's own frame and with a random frame of another episode of the same family."""
+def travel(model, data: Samples, images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The model's xyz travel over the first 4 action steps [N, 3] for every sample, seeing ``images``."""
+    return _predict(model, replace(data, images=images), np.arange(len(data)), data.instructions, "full", 64,
+                    seed)[:, :4, :3].sum(1)
+
+
+def frames_of_other_episodes(data: Samples, seed: int = 0) -> np.ndarray:
+    """Per sample, the frame of a random sample of another episode of the same family (its own if there is none)."""
     rng = np.random.default_rng(seed)
     families = np.array(data.families)
     swapped = data.images.copy()
@@ -80,41 +85,38 @@ def image_reliance(model, data: Samples, seed: int = 0) -> dict[str, tuple[float
         others = np.flatnonzero((families == families[i]) & (data.episode != data.episode[i]))
         if len(others):
             swapped[i] = data.images[rng.choice(others)]
-    other = replace(data, images=swapped)
-    idx = np.arange(len(data))
-    true = data.chunks[:, :4, :3].sum(1)
-    moving = np.linalg.norm(true, axis=1) >= 0.005
-    cos = [_cosine(_predict(model, d, idx, data.instructions, "full", 64, seed)[:, :4, :3].sum(1), true)
-           for d in (data, other)]
-    return {f: (float(cos[0][(families == f) & moving].mean()), float(cos[1][(families == f) & moving].mean()))
-            for f in dict.fromkeys(data.families) if ((families == f) & moving).any()}
+    return swapped
 
 
 def main(folder: str, models: list[str]) -> None:
     first = load_model(models[0])
     data = load_samples(folder, first.cfg.vision, only_successful=False)
     loaded = {m: first if m == models[0] else load_model(m) for m in models}
-    print("| model | family: travel cosine with own frame / with another episode's frame |\n|---|---|")
+    families = np.array(data.families)
+    true = data.chunks[:, :4, :3].sum(1)
+    moving = np.linalg.norm(true, axis=1) >= 0.005
+    swapped = frames_of_other_episodes(data)
+    own = {m: travel(model, data, data.images) for m, model in loaded.items()}
+
+    print("| model | family: travel cosine with own frame / with another episode's frame (expert moves >= 5 mm) |")
+    print("|---|---|")
     for m, model in loaded.items():
-        rel = image_reliance(model, data)
-        print(f"| {m} | " + ", ".join(f"{f} {a:.2f} / {b:.2f}" for f, (a, b) in rel.items()) + " |")
-    push = np.array(data.families) == "push"
+        cos_own, cos_other = _cosine(own[m], true), _cosine(travel(model, data, swapped), true)
+        rows = {f: (families == f) & moving for f in dict.fromkeys(data.families)}
+        cells = [f"{f} {cos_own[r].mean():.2f} / {cos_other[r].mean():.2f}" for f, r in rows.items() if r.any()]
+        print(f"| {m} | " + ", ".join(cells) + " |")
+
+    push = families == "push"
     if not push.any():
         return
-    data = replace(data, images=data.images[push], proprio=data.proprio[push], chunks=data.chunks[push],
-                   instructions=[t for t, k in zip(data.instructions, push) if k],
-                   families=["push"] * int(push.sum()), episode=data.episode[push])
-    tip_z = fingertip_position(torch.as_tensor(data.proprio[:, :7], dtype=torch.float64))[:, 2].numpy()
-    phase = phases(data.chunks, tip_z)
-    true = data.chunks[:, :4, :3].sum(1)
-    idx = np.arange(len(data))
-    print(f"\n{len(data)} push control steps; fingertip height {tip_z.min():.3f}..{tip_z.max():.3f} m")
+    tip_z = fingertip_position(torch.as_tensor(data.proprio[push, :7], dtype=torch.float64))[:, 2].numpy()
+    phase = phases(data.chunks[push], tip_z)
+    print(f"\n{int(push.sum())} push control steps; fingertip height {tip_z.min():.3f}..{tip_z.max():.3f} m")
     print("| model | " + " | ".join(f"{p} (n={int((phase == p).sum())})" for p in PHASES) + " |")
     print("|---" * (len(PHASES) + 1) + "|")
-    for m, model in loaded.items():
-        pred = _predict(model, data, idx, data.instructions, "full", 64, 0)[:, :4, :3].sum(1)
-        cos = _cosine(pred, true)
-        same_z = np.sign(pred[:, 2]) == np.sign(true[:, 2])
+    for m in loaded:
+        pred, label = own[m][push], true[push]
+        cos, same_z = _cosine(pred, label), np.sign(pred[:, 2]) == np.sign(label[:, 2])
         cells = [f"cos {cos[phase == p].mean():.2f}, z sign {same_z[phase == p].mean():.0%}" if (phase == p).any()
                  else "-" for p in PHASES]
         print(f"| {m} | " + " | ".join(cells) + " |")

@@ -34,6 +34,13 @@ def offset_chunk(chunk: np.ndarray, noise: float, rng: np.random.Generator) -> n
     return out
 
 
+def push_start(cube_xy: np.ndarray, goal_xy: np.ndarray) -> np.ndarray:
+    """xy where the expert's push starts: behind the cube on the line from the goal through the cube, 3 cm clear of
+    its face."""
+    d = goal_xy - cube_xy
+    return cube_xy - d / max(np.linalg.norm(d), 1e-6) * (CUBE_SIZE / 2 + 0.03)
+
+
 class ScriptedExpert:
     action_dt = 0.1  # s between the actions of its chunks: the simulator's training data and its models use it
     def __init__(self, horizon: int = 16) -> None:
@@ -89,7 +96,7 @@ class ScriptedExpert:
         d = goal[:2] - cube[:2]
         dist = np.linalg.norm(d)
         u = d / max(dist, 1e-6)
-        behind = np.r_[cube[:2] - u * (CUBE_SIZE / 2 + 0.03), 0.015]
+        behind = np.r_[push_start(cube[:2], goal[:2]), 0.015]
         # Offset of the EE from the pushing line (through the cube along u), and how far behind it is.
         rel = ee[:2] - cube[:2]
         along = rel @ u
