@@ -1,6 +1,6 @@
 """Why a model fails at push: open-loop checks on recorded episodes (README, "Why push fails").
 
-Usage: .venv/bin/python scripts/push_diagnostics.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
+Usage: .venv/bin/python scripts/push_diagnostics.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...] [--geometry TRAIN_FOLDER]
 
 Chunks come from the policy node's inference path at full depth with fixed DDIM noise; agreement is the cosine
 between the model's and the expert label's travel over the first 4 action steps. Record the folder with a model
@@ -16,10 +16,14 @@ model itself reaches, or use expert episodes (`molevla collect`) for the states 
    expert's sign.
 3. Per push episode: the point the fingertip stays nearest to over the episode's second half (behind the cube,
    where a push starts; the goal cube; the goal target; another cube or target).
+4. With --geometry (both folders recorded with the simulator's ground truth): how well the decoder's vision input
+   holds the goal geometry (train/geometry.py: named cube, goal, push start). A ridge regression is fitted on the
+   frozen features of TRAIN_FOLDER's steps and scored on EPISODE_FOLDER's: the projected keypoint token alone, and
+   all vision tokens. The error is the mean distance in cm; predicting the training mean scores the spread.
 """
 from __future__ import annotations
 
-import sys
+import argparse
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -28,10 +32,12 @@ import numpy as np
 import torch
 
 from molevla_ros.model.io import load_model
+from molevla_ros.model.mole_vla import preprocess_images
 from molevla_ros.model.proprio import fingertip_position
 from molevla_ros.sim.expert import push_start
 from molevla_ros.sim.tasks import sample_task
 from molevla_ros.train.episodes import Samples, load_samples, read_episode
+from molevla_ros.train.geometry import POINTS
 from molevla_ros.train.validate import _predict
 
 PHASES = ("lift", "descend", "travel far", "travel near", "push")
@@ -88,7 +94,69 @@ def frames_of_other_episodes(data: Samples, seed: int = 0) -> np.ndarray:
     return swapped
 
 
-def main(folder: str, models: list[str]) -> None:
+@torch.no_grad()
+def vision_inputs(model, data: Samples, batch: int = 256) -> np.ndarray:
+    """The decoder's vision tokens (after the projector) of every sample with its recorded goal [N, T, D]."""
+    out = []
+    n = model.cfg.vision.n_tokens
+    for i in range(0, len(data), batch):
+        ids, valid = model.tokenize(data.instructions[i:i + batch])
+        pixels = preprocess_images(torch.from_numpy(data.images[i:i + batch]), model.cfg.vision)
+        x = model.embed(pixels, ids, valid, torch.from_numpy(data.proprio[i:i + batch]))[0]
+        out.append(x[:, 1:1 + n].numpy())
+    return np.concatenate(out)
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float):
+    """A ridge regression on standardised features and centred targets; returns the predict function."""
+    mu, sd, y0 = x.mean(0), x.std(0) + 1e-6, y.mean(0)
+    a, reg = (x - mu) / sd, alpha * len(x)
+    if a.shape[1] <= len(a):  # primal or dual form, whichever system is smaller (the same solution)
+        w = np.linalg.solve(a.T @ a + reg * np.eye(a.shape[1]), a.T @ (y - y0))
+    else:
+        w = a.T @ np.linalg.solve(a @ a.T + reg * np.eye(len(a)), y - y0)
+    return lambda z: (z - mu) / sd @ w + y0
+
+
+def ridge_error(x_train: np.ndarray, y_train: np.ndarray, episode: np.ndarray, x_test: np.ndarray,
+                y_test: np.ndarray) -> float:
+    """Mean xy distance (cm) on the test rows of a ridge regression whose strength is chosen on a fifth of the
+    training episodes held out."""
+    inner = episode % 5 != 0
+    def err(fit, x, y):
+        return float(np.linalg.norm(fit(x) - y, axis=1).mean() * 100)
+
+    alpha = min((1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                key=lambda a: err(ridge_fit(x_train[inner], y_train[inner], a), x_train[~inner], y_train[~inner]))
+    return err(ridge_fit(x_train, y_train, alpha), x_test, y_test)
+
+
+def geometry_table(models: dict, train: Samples, test: Samples, limit: int = 4000, seed: int = 0) -> None:
+    """Check 4: ridge probes of the goal geometry from frozen vision tokens (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(train))[:limit]
+    train = replace(train, **{k: getattr(train, k)[pick] for k in ("images", "proprio", "chunks", "episode",
+                                                                    "geometry")},
+                    instructions=[train.instructions[i] for i in pick], families=[train.families[i] for i in pick])
+    print("\n| model | features | " + " | ".join(f"{p} (cm)" for p in POINTS) + " |")
+    print("|---|---|" + "---|" * len(POINTS))
+    spread = [np.linalg.norm(test.geometry[:, j][~np.isnan(test.geometry[:, j, 0])]
+                             - np.nanmean(train.geometry[:, j], 0), axis=1).mean() * 100 for j in range(len(POINTS))]
+    print("| - | training mean | " + " | ".join(f"{v:.1f}" for v in spread) + " |")
+    for name, model in models.items():
+        tr, te = vision_inputs(model, train), vision_inputs(model, test)
+        for label, (a, b) in {"keypoint token": (tr[:, -1], te[:, -1]),
+                              "all vision tokens": (tr.reshape(len(tr), -1), te.reshape(len(te), -1))}.items():
+            cells = []
+            for j in range(len(POINTS)):
+                tr_j, te_j = ~np.isnan(train.geometry[:, j, 0]), ~np.isnan(test.geometry[:, j, 0])
+                err = ridge_error(a[tr_j], train.geometry[tr_j, j], train.episode[tr_j], b[te_j],
+                                  test.geometry[te_j, j])
+                cells.append(f"{err:.1f}")
+            print(f"| {name} | {label} | " + " | ".join(cells) + " |")
+
+
+def main(folder: str, models: list[str], geometry_train: str | None = None) -> None:
     first = load_model(models[0])
     data = load_samples(folder, first.cfg.vision, only_successful=False)
     loaded = {m: first if m == models[0] else load_model(m) for m in models}
@@ -106,6 +174,10 @@ def main(folder: str, models: list[str]) -> None:
         cells = [f"{f} {cos_own[r].mean():.2f} / {cos_other[r].mean():.2f}" for f, r in rows.items() if r.any()]
         print(f"| {m} | " + ", ".join(cells) + " |")
 
+    if geometry_train:
+        if data.geometry is None:
+            raise SystemExit(f"{folder} has no recorded ground truth (sim/privileged_state): re-record it")
+        geometry_table(loaded, load_samples(geometry_train, first.cfg.vision), data)
     push = families == "push"
     if not push.any():
         return
@@ -125,4 +197,9 @@ def main(folder: str, models: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("episodes")
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--geometry", metavar="TRAIN_FOLDER", help="check 4: fit geometry probes on these episodes")
+    args = parser.parse_args()
+    main(args.episodes, args.models, args.geometry)

@@ -133,6 +133,26 @@ def test_proprio_noise_jitters_only_the_arm_joints_and_trains(tmp_path, tiny):
     assert np.isfinite([h["diffusion"] for h in hist if "diffusion" in h]).all()
 
 
+def test_geometry_weight_teaches_the_keypoint_token_where_the_goal_is(tmp_path, tiny):
+    """A bright square at a random place is "the cube": its position (goal and push start unknown, NaN) must become
+    readable from the keypoint token; without ground truth in the data the option refuses to train."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(1)
+    data = _synthetic_samples(128)
+    data.images[:] = 0
+    geometry = np.full((len(data), 3, 2), np.nan, np.float32)
+    for i, (r, c) in enumerate(rng.integers(2, 26, (len(data), 2))):
+        data.images[i, r:r + 5, c:c + 5] = 255
+        geometry[i, 0] = 0.5 + 0.2 * (c / 14 - 1), 0.2 * (r / 14 - 1)  # metres whose normalised value is in [-1, 1]
+    hist = train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=200, batch=16, lr=2e-3, shift=0,
+                             geometry_weight=1.0), tiny(), replace(data, geometry=geometry))
+    g = [h["geometry"] for h in hist if "geometry" in h]
+    assert np.isfinite(g).all() and np.mean(g[-2:]) < 0.3 * g[0], g
+    with pytest.raises(ValueError, match="ground truth"):
+        train(TrainConfig(out=str(tmp_path / "x"), stage="teacher", steps=1, geometry_weight=1.0), tiny(), data)
+
+
 def test_router_lr_trains_the_router_at_its_own_rate(tmp_path, tiny):
     data = _synthetic_samples()
     train(TrainConfig(out=str(tmp_path / "t"), stage="teacher", steps=5, batch=8), tiny(), data)

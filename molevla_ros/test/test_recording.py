@@ -12,6 +12,7 @@ from molevla_ros.record.collect import CollectOptions, collect, record_episode
 from molevla_ros.train.episodes import load_samples, read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
+from molevla_ros.sim.tasks import sample_task
 
 VISION = VisionConfig(image_size=32)  # episodes read at a tiny model's input size
 
@@ -56,8 +57,8 @@ def test_dagger_episode_records_expert_labels_at_the_driver_states(tmp_path: Pat
     info, rows = read_episode(tmp_path / "dagger" / "touch_00001.mcap", VISION)
     assert info["policy"].startswith("dagger: frozen") and info["success"] == "false" and len(rows) == len(seen)
     q0 = rows[0][1]
-    assert all(np.allclose(q[:7], q0[:7], atol=1e-2) for _, q, _ in rows)  # the arm did not move
-    assert all(np.abs(c[:, :3]).sum() > 0.01 for _, _, c in rows)  # but the labels do
+    assert all(np.allclose(q[:7], q0[:7], atol=1e-2) for _, q, *_ in rows)  # the arm did not move
+    assert all(np.abs(c[:, :3]).sum() > 0.01 for _, _, c, _ in rows)  # but the labels do
     both = load_samples(f"{tmp_path / 'dagger'},{tmp_path / 'expert'}", VISION)
     assert len(set(both.episode.tolist())) == 2 and len(both) == len(rows) + len(read_episode(expert_run, VISION)[1])
 
@@ -78,7 +79,7 @@ def test_dart_noise_moves_the_arm_off_the_expert_path_and_keeps_clean_labels(tmp
     np.testing.assert_allclose(noisy[1][0][2], clean[1][0][2])  # same start state: the same label
     steps = min(len(clean[1]), len(noisy[1]))
     assert max(np.abs(noisy[1][i][1] - clean[1][i][1]).max() for i in range(steps)) > 0.02  # the arm drifted
-    assert all(np.linalg.norm(c[:, :3], axis=1).max() <= FAST + 1e-6 for _, _, c in noisy[1])  # clean labels
+    assert all(np.linalg.norm(c[:, :3], axis=1).max() <= FAST + 1e-6 for _, _, c, _ in noisy[1])  # clean labels
 
 
 def test_recorded_episode_reads_back(tmp_path: Path):
@@ -94,9 +95,15 @@ def test_recorded_episode_reads_back(tmp_path: Path):
         for _, channel, _, ros_msg in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
             topics.setdefault(channel.topic, []).append(ros_msg)
     assert set(topics) == {"/molevla/instruction", "/molevla/image", "/joint_states", "/molevla/action_chunk",
-                           "/molevla/task_success"}
+                           "/sim/privileged_state", "/molevla/task_success"}
     n = len(topics["/molevla/image"])
     assert n >= 3 and len(topics["/molevla/action_chunk"]) == n == len(topics["/joint_states"])
+    assert len(topics["/sim/privileged_state"]) == n
+    # The ground truth becomes the goal geometry of every step: the touched cube where the task put it.
+    info, rows = read_episode(path, VISION)
+    task = sample_task("touch", 1)
+    np.testing.assert_allclose(rows[0][3][0], task.cubes[task.cube][:2], atol=2e-3)
+    assert all(np.isnan(g[1:]).all() for *_, g in rows)  # touch has no goal and no push start
     assert topics["/molevla/instruction"][0].data.startswith("touch the")
     assert topics["/molevla/task_success"][0].data is True
     # And by rclpy, from the raw CDR bytes, as ros2 bag would.

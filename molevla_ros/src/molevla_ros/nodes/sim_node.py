@@ -20,12 +20,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW,
                                       TOPIC_JOINT_STATES, TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST,
                                       Param, Status, declare, rgb_to_msg, run)
 from molevla_ros.sim.camera_model import intrinsics, optical_pose, quaternion_xyzw
+from molevla_ros.sim.ground_truth import state_markers
 from molevla_ros.sim.scene import BASE_FRAME, FrankaTableSim, SimConfig
 from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
 
@@ -186,18 +187,7 @@ class SimNode(Node):
             self.info_pub.publish(self.camera_info)
 
     def publish_state(self, stamp) -> None:
-        poses = {name: (pos, orn) for name, (pos, orn) in self.sim.object_poses().items()}
-        poses["ee"] = self.sim.ee_pose()
-        out = MarkerArray()
-        for i, (name, (pos, orn)) in enumerate(poses.items()):
-            m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
-            m.header.stamp, m.header.frame_id = stamp, BASE_FRAME
-            m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, pos)
-            m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = map(float, orn)
-            m.scale.x = m.scale.y = m.scale.z = 0.04
-            m.color.a = 1.0
-            out.markers.append(m)
-        self.state_pub.publish(out)
+        self.state_pub.publish(state_markers(self.sim, stamp))
 
 
 def main(args: list[str] | None = None) -> None:

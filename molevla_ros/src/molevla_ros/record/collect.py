@@ -1,7 +1,9 @@
 """Record scripted-expert episodes to MCAP, one file per episode, with the loop's own topics and types.
 
 Per control step: the policy's camera frame (molevla/image, 224x224 rgb8 as the camera node outputs),
-joint_states, and the expert's action chunk (molevla/action_chunk). The goal goes on
+joint_states, the expert's action chunk (molevla/action_chunk), and the simulator's ground truth
+(sim/privileged_state: object and end-effector positions, for training-only targets such as `--geometry-weight`;
+no model input). The goal goes on
 molevla/instruction at the start; task, seed and success are MCAP metadata.
 
 With a driver (DAgger, Ross et al. 2011), a trained policy moves the arm instead of the expert (the expert
@@ -29,10 +31,11 @@ from molevla_ros.backends.base import Observation
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
-from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SUCCESS,
-                                      chunk_to_msg, rgb_to_msg, to_stamp)
+from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SIM_STATE,
+                                      TOPIC_SUCCESS, chunk_to_msg, rgb_to_msg, to_stamp)
 from molevla_ros.record.mcap_writer import McapRos2Writer
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
+from molevla_ros.sim.ground_truth import state_markers
 from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
@@ -80,6 +83,7 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
         js.header.stamp = stamp
         writer.write("/" + TOPIC_JOINT_STATES, js, ns)
         writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", expert.action_dt), ns)
+        writer.write("/" + TOPIC_SIM_STATE, state_markers(sim, stamp), ns)  # the simulator has not moved since obs
 
     result = run_episode(sim, task, act, ChunkExecutor(expert.action_dt), control_hz=control_hz, with_images=True,
                          on_step=on_step)

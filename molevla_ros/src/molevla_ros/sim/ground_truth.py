@@ -1,17 +1,40 @@
-"""Sim-side adapter: the simulator's ground truth (sim/privileged_state markers + finger joints) as the
-scripted expert's PrivilegedState. Only the policy node's scripted_expert backend creates one; a learned
-policy never sees ground truth."""
+"""The simulator's ground truth as sim/privileged_state markers (one Marker per object, ns = its name, plus "ee"):
+written by the sim node and into recorded episodes (`molevla collect`, for training-only targets), read back as the
+scripted expert's PrivilegedState. Only the policy node's scripted_expert backend reads it live; a learned policy
+never sees ground truth."""
 from __future__ import annotations
 
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from visualization_msgs.msg import MarkerArray
+from visualization_msgs.msg import Marker, MarkerArray
 
 from molevla_ros.nodes.common import SENSOR_QOS, TOPIC_SIM_STATE
 from molevla_ros.sim.expert import PrivilegedState
+from molevla_ros.sim.scene import BASE_FRAME, FrankaTableSim
 
 FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
+
+
+def state_markers(sim: FrankaTableSim, stamp) -> MarkerArray:
+    """Every object's pose and the end effector's ("ee") as markers in the base frame."""
+    poses = dict(sim.object_poses())
+    poses["ee"] = sim.ee_pose()
+    out = MarkerArray()
+    for i, (name, (pos, orn)) in enumerate(poses.items()):
+        m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
+        m.header.stamp, m.header.frame_id = stamp, BASE_FRAME
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = map(float, pos)
+        m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = map(float, orn)
+        m.scale.x = m.scale.y = m.scale.z = 0.04
+        m.color.a = 1.0
+        out.markers.append(m)
+    return out
+
+
+def marker_positions(msg: MarkerArray) -> dict[str, np.ndarray]:
+    """name -> xyz of every marker."""
+    return {m.ns: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z]) for m in msg.markers}
 
 
 class SimGroundTruth:
@@ -21,7 +44,7 @@ class SimGroundTruth:
         self.poses: dict[str, np.ndarray] | None = None
 
     def on_markers(self, msg: MarkerArray) -> None:
-        self.poses = {m.ns: np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z]) for m in msg.markers}
+        self.poses = marker_positions(msg)
 
     def state(self, joints: JointState) -> PrivilegedState | None:
         """The latest ground truth with the finger opening from `joints`; None before the sim published any."""

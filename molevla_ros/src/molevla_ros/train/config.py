@@ -26,6 +26,9 @@ class TrainConfig:
                         "this decay")
     cog_weight: float = option(0.5, "CogKD: weight of the cognition-feature distillation loss (routed students)")
     aux_weight: float = option(1.0, "training-only chunk regression from the cognition feature (0 = off)")
+    geometry_weight: float = option(0.0, "training-only regression of the goal geometry (named cube, goal, push start "
+                                    "point; train/geometry.py) from the keypoint token; needs episodes recorded with "
+                                    "the simulator's ground truth (0 = off; README: push)")
     keep_ratio: float | None = option(None, "override the router keep ratio of the model config")
     mixed_keep: str | None = option(None, "routed students: 'LO,HI' draws the layers kept uniformly from LO..HI at "
                                     "every step (one model for a range of k, e.g. for latency_budget_ms); the "

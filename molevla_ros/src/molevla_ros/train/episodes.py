@@ -11,10 +11,14 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, JointState
 from tqdm import tqdm
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.inputs.images import decode
 from molevla_ros.model.config import VisionConfig
 from molevla_ros.model.mole_vla import resize_images
+from molevla_ros.nodes.common import TOPIC_SIM_STATE
+from molevla_ros.sim.ground_truth import marker_positions
+from molevla_ros.train.geometry import POINTS, goal_points
 
 
 @dataclass
@@ -25,6 +29,9 @@ class Samples:
     instructions: list[str]
     families: list[str]
     episode: np.ndarray  # [N] episode index
+    # [N, 3, 2] base-frame xy of the goal's cube, goal and push start (train/geometry.py); NaN where the family has no
+    # such point or the episode was recorded without the simulator's ground truth. None: no ground truth at all.
+    geometry: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -37,15 +44,15 @@ def step_in_episode(episode: np.ndarray) -> np.ndarray:
 
 
 def read_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray,
-                                                                                          np.ndarray]]]:
-    """(metadata, [(image, proprio, chunk) per control step]) of one recorded episode; images resized to the
-    model's input size the way serving resizes them."""
+                                                                                          np.ndarray, np.ndarray]]]:
+    """(metadata, [(image, proprio, chunk, goal geometry) per control step]) of one recorded episode; images resized to
+    the model's input size the way serving resizes them; the geometry is NaN without recorded ground truth."""
     steps: dict[int, dict] = {}
     with open(path, "rb") as f:
         reader = make_reader(f)
         meta = {m.name: dict(m.metadata) for m in reader.iter_metadata()}
         for _, channel, message in reader.iter_messages(topics=["/molevla/image", "/joint_states",
-                                                               "/molevla/action_chunk"]):
+                                                               "/molevla/action_chunk", "/" + TOPIC_SIM_STATE]):
             step = steps.setdefault(message.log_time, {})
             if channel.topic == "/molevla/image":
                 m = deserialize_message(message.data, Image)
@@ -56,11 +63,16 @@ def read_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list
                 step["image"] = rgb
             elif channel.topic == "/joint_states":
                 step["proprio"] = np.asarray(deserialize_message(message.data, JointState).position, np.float32)
-            else:
+            elif channel.topic == "/molevla/action_chunk":
                 traj = deserialize_message(message.data, JointTrajectory)
                 step["chunk"] = np.array([p.positions for p in traj.points], np.float32)
+            else:
+                step["objects"] = marker_positions(deserialize_message(message.data, MarkerArray))
     info = {**meta.get("molevla_episode", {}), **meta.get("molevla_result", {})}
-    rows = [(s["image"], s["proprio"], s["chunk"]) for _, s in sorted(steps.items()) if len(s) == 3]
+    unknown = np.full((len(POINTS), 2), np.nan, np.float32)
+    rows = [(s["image"], s["proprio"], s["chunk"],
+             goal_points(info["instruction"], s["objects"]) if "objects" in s else unknown)
+            for _, s in sorted(steps.items()) if {"image", "proprio", "chunk"} <= s.keys()]
     return info, rows
 
 
@@ -73,17 +85,20 @@ def load_samples(folders: Path | str, vision: VisionConfig, only_successful: boo
     files = sorted(f for name in names for f in Path(name).glob("*.mcap"))
     if not files:
         raise FileNotFoundError(f"no .mcap episodes in {folders} (record some with `molevla collect`)")
-    images, proprio, chunks, instr, fams, ep = [], [], [], [], [], []
+    images, proprio, chunks, geometry, instr, fams, ep = [], [], [], [], [], [], []
     for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
         info, rows = read_episode(f, vision)
         expert_driven = info.get("policy", "scripted_expert") == "scripted_expert"
         if only_successful and expert_driven and info.get("success") != "true":
             continue
-        for img, q, c in rows:
+        for img, q, c, g in rows:
             images.append(img)
             proprio.append(q)
             chunks.append(c)
+            geometry.append(g)
             instr.append(info["instruction"])
             fams.append(info["family"])
             ep.append(i)
-    return Samples(np.stack(images), np.stack(proprio), np.stack(chunks), instr, fams, np.array(ep))
+    points = np.stack(geometry)
+    return Samples(np.stack(images), np.stack(proprio), np.stack(chunks), instr, fams, np.array(ep),
+                   None if np.isnan(points).all() else points)

@@ -4,7 +4,8 @@ early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint.pt), wit
 Losses (METHOD.md): L = L_diffusion + 0.5 * L_cog + 0.1 * L_balance, where L_cog distils the last-layer
 hidden states of an EMA full-depth teacher (0.5 * MSE + 0.5 * reverse KL over the hidden dimension),
 weighted per token by the token-of-interest weights M. Added here: aux_weight * MSE of a training-only
-regression of the chunk from the cognition feature (see `aux` below). With route_search > 0 the router
+regression of the chunk from the cognition feature (see `aux` below), and geometry_weight * MSE of a training-only
+regression of the goal geometry from the keypoint token (train/geometry.py). With route_search > 0 the router
 trains by route search (route_search.py) instead of through the straight-through gate.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from molevla_ros.sim.wordings import reword
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
+from molevla_ros.train.geometry import GeometryHead, geometry_loss, keypoint_token, normalise
 from molevla_ros.train.route_search import route_loss, searched_forward
 from molevla_ros.train.validate import open_loop_metrics
 
@@ -119,6 +121,18 @@ def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
         teacher.norm.weight.copy_(student.norm.weight)  # embeddings and final norm are not averaged
 
 
+def geometry_head(tc: TrainConfig, model: MoLeVLA, data: Samples) -> nn.Module:
+    """The training-only goal-geometry read-out (an empty module when tc.geometry_weight is 0)."""
+    if tc.geometry_weight <= 0:
+        return nn.Identity()
+    if data.geometry is None:
+        raise ValueError("--geometry-weight needs episodes recorded with the simulator's ground truth "
+                         "(sim/privileged_state; `molevla collect` records it)")
+    if not model.cfg.vision.keypoints:
+        raise ValueError("--geometry-weight reads the keypoint token: the model's vision needs keypoints > 0")
+    return GeometryHead(model.cfg.llm.hidden)
+
+
 def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | None = None,
           val: Samples | None = None) -> list[dict]:
     """Train one stage; data / val default to the episodes in tc.data / tc.val. Returns the loss history."""
@@ -154,10 +168,11 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     # loss alone (which, on these data, learns "go to some cube" long before "go to the blue cube").
     h, a = model.cfg.llm.hidden, model.cfg.action_head
     aux = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, a.horizon * a.action_dim))
+    geometry = geometry_head(tc, model, data)
     router = list(model.router.parameters())
     in_router = {id(p) for p in router}
     others = [p for p in model.parameters() if id(p) not in in_router]
-    opt = torch.optim.AdamW([{"params": [*others, *aux.parameters()]},
+    opt = torch.optim.AdamW([{"params": [*others, *aux.parameters(), *geometry.parameters()]},
                              {"params": router, "lr": tc.router_lr or tc.lr}], lr=tc.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
     gen = torch.Generator().manual_seed(tc.seed)
@@ -168,6 +183,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         aux.load_state_dict(state["aux"])
+        geometry.load_state_dict(state["geometry"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         if teacher is not None:
@@ -179,6 +195,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
+    points_all = normalise(torch.from_numpy(data.geometry)) if tc.geometry_weight > 0 else None
     keep_draw = mixed_keep(tc.mixed_keep, model.cfg.llm.layers)
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step")
     running: dict[str, float] = {}
@@ -196,6 +213,9 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if tc.aux_weight > 0:
             losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
+        if points_all is not None:
+            token = keypoint_token(fwd.embeddings, model.cfg.vision.n_tokens)
+            losses["geometry"] = tc.geometry_weight * geometry_loss(geometry(token), points_all[idx])
         if fwd.route is not None and model.cfg.router.balance_weight > 0:
             losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
         if fwd.route is not None and tc.route_search > 0:
@@ -224,7 +244,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
-            torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "opt": opt.state_dict(),
+            torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "geometry": geometry.state_dict(),
+                        "opt": opt.state_dict(),
                         "sched": sched.state_dict(),
                         "step": step + 1, "history": history,
                         "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),

@@ -1,0 +1,63 @@
+"""Goal geometry from the simulator's ground truth: a training-only target for the vision features.
+
+For every recorded step: the table-plane position (base frame, x and y in metres) of the cube the goal names, of its
+goal (the named target disc for push, the tray for pick-and-place), and of the point behind the cube where the
+expert's push starts (push only). A policy that pushes has to know these from the image; `molevla train
+--geometry-weight` asks the keypoint token (what the decoder reads as "where") to hold them, and
+`scripts/push_diagnostics.py` measures how well a model's features hold them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from molevla_ros.sim.expert import push_start
+from molevla_ros.sim.tasks import parse_instruction
+
+POINTS = ("cube", "goal", "push_start")
+CENTRE, SCALE = np.array([0.5, 0.0], np.float32), 0.2  # table-plane xy -> roughly [-1, 1] (metres)
+
+
+def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
+    """[3, 2] base-frame xy of POINTS for this goal and these object positions; NaN rows where the family has no such
+    point (touch: goal and push start; pick-and-place: push start)."""
+    out = np.full((len(POINTS), 2), np.nan, np.float32)
+    parsed = parse_instruction(instruction)
+    if parsed is None:
+        return out
+    family, cube, target = parsed
+    out[0] = objects[f"{cube}_cube"][:2]
+    goal = objects.get(f"{target}_target") if target else objects.get("tray") if family == "pick_place" else None
+    if goal is not None:
+        out[1] = goal[:2]
+    if family == "push" and goal is not None:
+        out[2] = push_start(out[0].astype(float), np.asarray(goal[:2], float))
+    return out
+
+
+def normalise(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Metres -> the regression scale (about [-1, 1] over the table)."""
+    return (points - torch.as_tensor(CENTRE) if isinstance(points, torch.Tensor) else points - CENTRE) / SCALE
+
+
+def keypoint_token(embeddings: torch.Tensor, n_vision_tokens: int) -> torch.Tensor:
+    """The projected keypoint token (the last vision token) from the decoder input [B, T, D] -> [B, D]."""
+    return embeddings[:, n_vision_tokens]
+
+
+class GeometryHead(nn.Module):
+    """Training-only read-out: keypoint token -> normalised xy of POINTS [B, 3, 2]."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, 256), nn.GELU(), nn.Linear(256, 2 * len(POINTS)))
+
+    def forward(self, token: torch.Tensor) -> torch.Tensor:
+        return self.net(token).view(-1, len(POINTS), 2)
+
+
+def geometry_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE over the defined points (target rows that are NaN are skipped)."""
+    known = ~torch.isnan(target)
+    return (pred[known] - target[known]).pow(2).mean() if known.any() else pred.sum() * 0
