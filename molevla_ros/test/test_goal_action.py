@@ -67,7 +67,9 @@ def test_goal_action_feedback_and_success(ros):
         status, result = client.result(handle, timeout=10.0)
         assert status == GoalStatus.STATUS_ABORTED
         assert (result.success, result.outcome) == (False, "failed") and "timed out" in result.reason
-        assert any(s.startswith("failed: 'touch the blue cube' timed out") for s in probe.statuses())
+        # The status topic and the action result are separate messages: either may arrive first.
+        probe.wait_for(lambda: any(s.startswith("failed: 'touch the blue cube' timed out") for s in probe.statuses()),
+                       what="the timed-out status")
 
 
 def test_goal_action_cancel_replace_and_refusals(ros):
