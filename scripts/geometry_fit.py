@@ -7,7 +7,7 @@ recorded with the simulator's ground truth, and prints the held-out error (mean 
 from a model (default) or from scratch at another input resolution separates "not trained for it" from "cannot see
 it at this resolution".
 
-Usage: .venv/bin/python scripts/geometry_fit.py [--init MODEL | --scratch MODEL --image-size PX] --train DIR --test DIR
+Usage: .venv/bin/python scripts/geometry_fit.py [--init MODEL] [--scratch [--image-size PX]] --train DIR --test DIR
 """
 from __future__ import annotations
 

@@ -183,7 +183,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
         aux.load_state_dict(state["aux"])
-        geometry.load_state_dict(state["geometry"])
+        geometry.load_state_dict(state.get("geometry", {}))  # checkpoints from before --geometry-weight have none
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         if teacher is not None:
