@@ -193,3 +193,31 @@ def test_fr3_servo_config_fits_the_executor():
     # Servo outpaces the executor and keeps moving through one late command, not through a dead executor
     period = 1.0 / executor["rate_hz"]
     assert s["publish_period"] <= period < s["incoming_command_timeout"] <= 0.2
+
+
+def test_realtime_priority_puts_every_thread_on_sched_fifo_or_says_why_not():
+    """In a child process (the test process keeps its scheduler): every thread, also one started before the call,
+    ends on SCHED_FIFO at the priority, or the function returns why it could not; 0 changes nothing."""
+    import subprocess
+    import sys
+
+    code = """
+import os, threading, time
+from molevla_ros.nodes.common import set_realtime_priority
+threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
+assert set_realtime_priority(0) is None and os.sched_getscheduler(0) == os.SCHED_OTHER
+problem = set_realtime_priority(7)
+tids = [int(t) for t in os.listdir('/proc/self/task')]
+print(problem or [(os.sched_getscheduler(t), os.sched_getparam(t).sched_priority) for t in tids])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    if "not applied" in line:  # no rtprio limit here: said, not raised
+        assert line.startswith("realtime_priority 7 not applied")
+    else:
+        import ast
+        import os
+
+        threads = ast.literal_eval(line)
+        assert len(threads) >= 2 and all(t == (os.SCHED_FIFO, 7) for t in threads), threads

@@ -11,8 +11,9 @@ measures on the receiving side:
 - executor: interval between TwistStamped commands (rate and jitter against 1 / rate_hz)
 
 Configurations, one run each, side by side: the policy's `trigger` timer vs frame with the shipped Fast DDS
-profile, Fast DDS defaults (trigger frame), and the policy reading the raw frames itself (`image_source raw`: no
-camera node, one image hop; there is then no camera stage to time).
+profile, Fast DDS defaults (trigger frame), the policy reading the raw frames itself (`image_source raw`: no
+camera node, one image hop; there is then no camera stage to time), and that with `realtime_priority` 50 for the
+policy, the executor and this harness (which stands for the camera driver and the chunk's receiver).
 """
 from __future__ import annotations
 
@@ -41,7 +42,11 @@ from molevla_ros.config_cli import option
 from molevla_ros.inputs.image_wire import read_image
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      TOPIC_TWIST, image_topic, make_executor, rgb_to_msg, stamp_s)
+                                      TOPIC_TWIST, image_topic, make_executor, rgb_to_msg,
+                                      set_realtime_priority, stamp_s)
+
+
+RT_PRIORITY = 50  # raw_rt: SCHED_FIFO priority (ros2_control's controller manager uses 50)
 
 
 class Feeder(Node):
@@ -110,9 +115,10 @@ class LoopBenchOptions:
     height: int = option(480, "camera image height")
     control_hz: float = option(30.0, "policy step rate (trigger frame: at most)")
     executor_hz: float = option(50.0, "executor command rate")
-    configs: str = option("timer,frame,defaults,raw", "configurations to run, comma-separated: timer (profile, "
+    configs: str = option("timer,frame,defaults,raw,raw_rt", "configurations to run, comma-separated: timer (profile, "
                           "trigger timer), frame (profile, trigger frame), defaults (Fast DDS defaults, trigger "
-                          "frame), raw (profile, trigger frame, the policy reads raw frames)")
+                          "frame), raw (profile, trigger frame, the policy reads raw frames), raw_rt (raw, and "
+                          "SCHED_FIFO priority 50 for the policy, the executor and the harness: needs root or rtprio)")
     baseline_src: str = option("", "also run every configuration with the nodes from this source folder (e.g. "
                                "molevla_ros/src of a git worktree at an earlier commit), same harness, alternating")
     out: str = option("results/bench_loop.json", "JSON file for the results")
@@ -127,16 +133,17 @@ def run(o: LoopBenchOptions) -> dict:
     profile = ros_environment().get("FASTRTPS_DEFAULT_PROFILES_FILE", os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE"))
     results = {}
     shipped, defaults = {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}, {"FASTRTPS_DEFAULT_PROFILES_FILE": ""}
-    configs = {"timer": ("profile, trigger timer", shipped, "timer", "camera"),
-               "frame": ("profile, trigger frame", shipped, "frame", "camera"),
-               "defaults": ("Fast DDS defaults, frame", defaults, "frame", "camera"),
-               "raw": ("profile, frame, raw (1 hop)", shipped, "frame", "raw")}
+    configs = {"timer": ("profile, trigger timer", shipped, "timer", "camera", 0),
+               "frame": ("profile, trigger frame", shipped, "frame", "camera", 0),
+               "defaults": ("Fast DDS defaults, frame", defaults, "frame", "camera", 0),
+               "raw": ("profile, frame, raw (1 hop)", shipped, "frame", "raw", 0),
+               "raw_rt": ("profile, frame, raw, realtime 50", shipped, "frame", "raw", RT_PRIORITY)}
     chosen = [c.strip() for c in o.configs.split(",") if c.strip()]
     unknown = set(chosen) - set(configs)
     if unknown or not chosen:
         raise ValueError(f"unknown configurations {sorted(unknown)}; choose from {sorted(configs)}")
     sources = [("", "")] + ([(" [baseline]", str(Path(o.baseline_src).resolve()))] if o.baseline_src else [])
-    for (label, env, trigger, source), (tag, src) in ((configs[c], s) for c in chosen for s in sources):
+    for (label, env, trigger, source, priority), (tag, src) in ((configs[c], s) for c in chosen for s in sources):
         print(f"\n=== {label}{tag} ===", flush=True)
         # A fresh interpreter per configuration: Fast DDS reads its profile once per process.
         os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
@@ -145,7 +152,7 @@ def run(o: LoopBenchOptions) -> dict:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(1) as pool:
             results[label + tag] = pool.apply(measure, (seconds, fps, width, height, control_hz, executor_hz,
-                                                        node_env, trigger, source))
+                                                        node_env, trigger, source, priority))
     print(f"\n{'configuration':<40} {'frames -> chunks':>17} {'e2e p50/p99 ms':>15} {'frame wait p50/p99':>19} "
           f"{'overhead p50/p99':>17}")
     for label, r in results.items():
@@ -160,17 +167,20 @@ def run(o: LoopBenchOptions) -> dict:
 
 
 def measure(seconds: float, fps: float, width: int, height: int, control_hz: float, executor_hz: float,
-            env: dict[str, str], trigger: str, image_source: str) -> dict:
+            env: dict[str, str], trigger: str, image_source: str, priority: int = 0) -> dict:
     # The scripted expert (~0.2 ms) keeps model time out of the way: this measures the plumbing.
     overrides = {"policy": {"control_hz": control_hz, "backend": "scripted_expert", "trigger": trigger,
-                            "image_source": image_source},
-                 "executor": {"rate_hz": executor_hz, "image_source": image_source}}
+                            "image_source": image_source, "realtime_priority": priority},
+                 "executor": {"rate_hz": executor_hz, "image_source": image_source, "realtime_priority": priority}}
     nodes = ["policy", "executor"] if image_source == "raw" else ["camera", "policy", "executor"]
     with Bringup(nodes, overrides, env=env):
         rclpy.init()
         node = Feeder(fps, width, height)
         executor = make_executor(events=True)  # the harness's own callback overhead as small as the nodes'
         executor.add_node(node)
+        problem = set_realtime_priority(priority)  # the harness plays the camera driver and the chunk's receiver
+        if problem:
+            raise RuntimeError(f"harness: {problem}")
         try:
             end = time.monotonic() + 60
             while node.image_pub.get_subscription_count() == 0 or \
@@ -222,7 +232,8 @@ def measure(seconds: float, fps: float, width: int, height: int, control_hz: flo
     rate = len(node.twist_times) / (node.twist_times[-1] - node.twist_times[0]) if len(node.twist_times) > 1 else 0
     print(f"executor command rate: {rate:.1f} Hz (target {executor_hz:.0f})")
     return {"config": {"seconds": seconds, "fps": fps, "width": width, "height": height, "control_hz": control_hz,
-                       "executor_hz": executor_hz, "trigger": trigger, "frames_sent": node.sent, "chunks": len(keys)},
+                       "executor_hz": executor_hz, "trigger": trigger, "realtime_priority": priority,
+                       "frames_sent": node.sent, "chunks": len(keys)},
             "frames_stepped": len(keys) / max(node.sent, 1),
             "ms": {k.strip(): dict(zip(("p50", "p99", "max"), v)) for k, v in rows.items()},
             "executor_rate_hz": rate}

@@ -11,8 +11,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from molevla_ros.inputs.image_wire import read_image
 from molevla_ros.inputs.images import ImageError, decode_compressed, resize
-from molevla_ros.nodes.common import (SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_frame,
-                                      rgb_to_msg, run)
+from molevla_ros.nodes.common import (REALTIME_PRIORITY, SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status,
+                                      declare, msg_to_frame, rgb_to_msg, run)
 
 PARAMS = [
     Param("width", 224, "Output frame width in pixels (the policy's input size)."),
@@ -21,6 +21,7 @@ PARAMS = [
     Param("transport", "raw", "raw: sensor_msgs/Image on image_raw; compressed: sensor_msgs/CompressedImage (jpeg or "
           "png) on image_raw/compressed, as image_transport's compressed plugin publishes it.",
           choices=("raw", "compressed")),
+    REALTIME_PRIORITY,
 ]
 
 

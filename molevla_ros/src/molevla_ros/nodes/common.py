@@ -1,6 +1,7 @@
 """What every node shares: declared parameters, QoS profiles, status messages, Image conversion."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -90,6 +91,26 @@ IMAGE_SOURCE = Param(
     "with the camera node's code: one DDS hop and one process less, lower latency (README); the launch argument "
     "image_source:=raw also leaves the camera node out). The executor watches the same topic for a live camera.",
     choices=("camera", "raw"))
+
+
+REALTIME_PRIORITY = Param(
+    "realtime_priority", 0, "Linux SCHED_FIFO priority for all of the node's threads (its DDS threads too) once it "
+    "is up, as ros2_control's controller manager does; 0 = the normal scheduler. Where other processes share the "
+    "cores this keeps the node's wake-ups from waiting behind them (README: loop latency). Needs the rtprio limit "
+    "(e.g. the 'realtime' group of a real-time kernel install) or root; without it the node warns and runs on "
+    "normally. Give it only to nodes with bounded work per callback.", low=0, high=99)
+
+
+def set_realtime_priority(priority: int) -> str | None:
+    """Put every thread of this process on SCHED_FIFO at `priority` (0: leave them); returns why not, or None."""
+    if priority <= 0:
+        return None
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as e:  # no permission, or not Linux
+        return f"realtime_priority {priority} not applied ({e}); running on the normal scheduler"
+    return None
 
 
 def image_topic(source: str) -> str:
@@ -331,6 +352,12 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None, events:
         sys.exit(2)
     executor = make_executor(events)
     executor.add_node(node)
+    priority = getattr(getattr(node, "p", None), "realtime_priority", 0)
+    problem = set_realtime_priority(priority)
+    if problem:
+        node.get_logger().warn(problem)
+    elif priority:
+        node.get_logger().info(f"all threads on SCHED_FIFO priority {priority}")
     # Everything built so far (modules, the model) lives as long as the node: moved out of the garbage collector's
     # reach, a full collection no longer walks it, so a callback is not held up by a long pause.
     gc.collect()

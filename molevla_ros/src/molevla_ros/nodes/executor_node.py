@@ -31,10 +31,10 @@ from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.panda_kinematics import JOINT_NAMES
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL,
-                                      TOPIC_GRIPPER, TOPIC_JOINT_STATES, TOPIC_PLAN, TOPIC_TWIST, Param, Status,
-                                      chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk, now_s, run,
-                                      stamp_s)
+from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_CHUNK,
+                                      TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_JOINT_STATES, TOPIC_PLAN,
+                                      TOPIC_TWIST, Param, Status, chunk_qos, chunk_to_msg, declare, image_topic,
+                                      msg_to_chunk, now_s, run, stamp_s)
 from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTopic, InterfaceUnavailable,
                                                 JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
 
@@ -74,6 +74,7 @@ PARAMS = [
           "and of moveit_py goals; chunks' deltas are expressed in it."),
     Param("tcp_frame", "panda_hand_tcp", "interface moveit_py: the link whose pose is commanded (fr3_hand_tcp)."),
     IMAGE_SOURCE,
+    REALTIME_PRIORITY,
     Param("camera_timeout_s", 0.35, "Halt when the last frame the policy reads (image_source) is older than this "
           "(0 disables).", low=0.0, high=10.0),
     Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "

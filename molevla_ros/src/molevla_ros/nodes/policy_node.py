@@ -28,10 +28,10 @@ from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.image_wire import WireImage, read_image
 from molevla_ros.inputs.images import ImageError
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL,
+from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL,
                                       TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_PLAN, TOPIC_POLICY_STATS, Param,
-                                      Status, chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk,
-                                      msg_to_frame, msg_to_rgb, now_s, run, stamp_s)
+                                      Status, chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk, msg_to_frame,
+                                      msg_to_rgb, now_s, run, stamp_s)
 from molevla_ros.sim.scene import JOINT_NAMES
 
 PARAMS = [
@@ -65,6 +65,7 @@ PARAMS = [
           "(README). A goal naming none of the training goals' colours is refused too. 0 disables both checks.",
           low=0.0, high=1.0),
     IMAGE_SOURCE,
+    REALTIME_PRIORITY,
     Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
           "model was trained on).", low=1, high=8192),
     Param("raw_height", 224, "image_source raw: frame height after resizing here (the camera node's height).", low=1,
