@@ -294,3 +294,17 @@ def test_best_routes_picks_the_lowest_loss_candidate_and_training_uses_route_sea
                  _synthetic_samples())
     r = [h["route"] for h in hist if "route" in h]
     assert len(r) >= 2 and "balance" in hist[-1] and "cogkd" in hist[-1]
+
+
+def test_hidden_proprio_token_takes_the_arm_state_out_of_the_decoder(tiny, tiny_batch):
+    """Training-only proprio dropout: a sample whose proprio token is hidden gives the same cognition feature
+    whatever its arm state; the others still read it."""
+    torch.manual_seed(0)
+    m = MoLeVLA(tiny()).eval()
+    imgs, ids, valid, q = tiny_batch(4)
+    hide = torch.tensor([True, True, False, False])
+    with torch.no_grad():
+        a = m(imgs, ids, valid, q, mode="full", hide_proprio=hide).cognition
+        b = m(imgs, ids, valid, q + 0.5, mode="full", hide_proprio=hide).cognition
+    assert torch.allclose(a[:2], b[:2], atol=1e-6)
+    assert (a[2:] - b[2:]).abs().max() > 1e-3

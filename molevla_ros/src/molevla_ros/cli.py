@@ -40,9 +40,10 @@ def demo(o) -> int:
 
 def train(o) -> int:
     from molevla_ros.train.grounding import pretrain_grounding
+    from molevla_ros.train.locator import pretrain_locator
     from molevla_ros.train.trainer import train
 
-    (pretrain_grounding if o.stage == "grounding" else train)(o)
+    {"grounding": pretrain_grounding, "locator": pretrain_locator}.get(o.stage, train)(o)
     return 0
 
 

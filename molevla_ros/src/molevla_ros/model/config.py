@@ -20,6 +20,12 @@ class VisionConfig:
     feature_dim: int = 128  # per-patch feature size fed to the projector (2176 for DINOv2 + SigLIP)
     film: bool = False  # patch_cnn only: instruction-conditioned features (FiLM, as in RT-1's image tokenizer)
     keypoints: int = 0  # patch_cnn only: spatial-softmax keypoints (x, y per map) in one extra vision token
+    # patch_cnn only: the goal locator (model/goal_locator.py), one more vision token after the encoder's: where the
+    # named cube and its goal are on the table
+    locator: bool = False
+    # where the locator's features enter the decoder: "token" (a vision token of their own) or "state" (added to the
+    # proprio token, which a trained decoder already reads)
+    locator_input: str = "token"
     resize: str = "bilinear"  # image resize to image_size x image_size (antialiased): bilinear or bicubic
     # dinov2_siglip only: the two timm towers (Prismatic's "dinosiglip-vit-so-224px") and keyword overrides
     # passed to timm.create_model (depth, embed_dim, ... : reduced towers for tests; {} = the real sizes)
@@ -30,7 +36,13 @@ class VisionConfig:
 
     @property
     def n_tokens(self) -> int:
+        """The patch encoder's tokens (patches, then the keypoint token)."""
         return (self.image_size // self.patch_size) ** 2 + (1 if self.keypoints else 0)
+
+    @property
+    def decoder_tokens(self) -> int:
+        """Vision tokens the decoder reads: the encoder's, then the goal locator's."""
+        return self.n_tokens + (1 if self.locator and self.locator_input == "token" else 0)
 
 
 @dataclass
@@ -132,7 +144,7 @@ class MoLeConfig:
     @property
     def sequence_length(self) -> int:
         """Backbone positions: BOS, vision tokens, text (+ proprio and cognition tokens for the small model)."""
-        return (3 if self.proprio_token else 1) + self.vision.n_tokens + self.llm.max_text
+        return (3 if self.proprio_token else 1) + self.vision.decoder_tokens + self.llm.max_text
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

@@ -17,6 +17,7 @@ from torch import nn
 
 from molevla_ros.model.action_head import DiffusionActionHead
 from molevla_ros.model.config import ActionSpec, LLMConfig, MoLeConfig, VisionConfig
+from molevla_ros.model.goal_locator import GoalLocator, spatial_softmax
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.minilm import WIDTH as TEXT_FEATURES
 from molevla_ros.model.proprio import ProprioFeatures
@@ -66,14 +67,6 @@ class PatchCNN(nn.Module):
             keypoints = spatial_softmax(self.keypoint_maps(x), self.grid)
             tokens = torch.cat([tokens, self.keypoint_proj(keypoints)[:, None]], 1)
         return tokens + self.pos
-
-
-def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """[B, K, S, S] -> [B, 2K]: each map's softmax-weighted mean x, then y, in image coordinates given by
-    grid [S] (linspace(-1, 1, S); a module buffer, so that it follows the model's dtype in exported graphs)."""
-    b, k, h, w = maps.shape
-    attn = maps.flatten(2).softmax(-1).view(b, k, h, w)
-    return torch.cat([(attn.sum(2) * grid).sum(-1), (attn.sum(3) * grid).sum(-1)], -1)
 
 
 def instruction_summary(token_embeddings: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -159,6 +152,7 @@ class Forward:
     gate: torch.Tensor | None  # [B, L] hard 0/1 actually used (None = all layers)
     key_valid: torch.Tensor
     embeddings: torch.Tensor  # the backbone's input [B, T, D] (a CogKD teacher runs on the same input)
+    points: torch.Tensor | None = None  # the goal locator's table points [B, 2, 2] (None without a locator)
 
 
 class MoLeVLA(nn.Module):
@@ -183,6 +177,7 @@ class MoLeVLA(nn.Module):
         self.projector = nn.Sequential(*layers[:-1])
         if dims[-1] != cfg.llm.hidden:
             raise ValueError("projector_dims must end at llm.hidden")
+        self.locator = GoalLocator(cfg.vision.image_size, cfg.llm.hidden) if cfg.vision.locator else None
         self.llm = LlamaStack(cfg.llm)
         self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
         self.init_mole_parts()
@@ -218,16 +213,27 @@ class MoLeVLA(nn.Module):
 
     # ---- forward ------------------------------------------------------------------------------
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
-              proprio: torch.Tensor, vision_features: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor]:
-        """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features.
-        pixels: preprocess_images() output; vision_features: precomputed encoder features (skip the encoder)."""
+              proprio: torch.Tensor, vision_features: torch.Tensor | None = None,
+              hide_proprio: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor, torch.Tensor | None]:
+        """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features, and the goal
+        locator's table points [B, 2, 2] (None without a locator).
+        pixels: preprocess_images() output; vision_features: precomputed encoder features (skip the encoder);
+        hide_proprio [B] (training only): samples whose proprio token the decoder may not attend to."""
         b, dev = text_ids.shape[0], text_ids.device
         txt = self.text_tokens(text_ids)
         if vision_features is None:
             film = self.cfg.vision.kind == "patch_cnn"
             vision_features = self.vision(pixels, instruction_summary(txt, text_valid)) if film else self.vision(pixels)
         vis = self.projector(vision_features)
+        points, located = None, None
+        if self.locator is not None:
+            if pixels is None:
+                raise ValueError("the goal locator needs the pixels, not precomputed vision features")
+            points = self.locator.points(pixels, txt, text_valid)
+            located = self.locator.embed(points, proprio[:, :7])
+            if self.cfg.vision.locator_input == "token":
+                vis, located = torch.cat([vis, located], 1), None
         prop = self.proprio(proprio)
         bos = self.llm.embed_tokens.weight[self.cfg.llm.bos_id].expand(b, 1, -1)
         nv = vis.shape[1]
@@ -235,28 +241,31 @@ class MoLeVLA(nn.Module):
         if not self.cfg.proprio_token:  # CogACT: [BOS, vision, prompt ... EOS, padding]
             x = torch.cat([bos, vis, txt], 1)
             valid = torch.cat([ones, ones.expand(b, nv), text_valid], 1)
-            return x, valid, slice(1, 1 + nv), slice(1 + nv, 1 + nv + text_ids.shape[1]), prop
+            return x, valid, slice(1, 1 + nv), slice(1 + nv, 1 + nv + text_ids.shape[1]), prop, points
         cog = self.cognition_token.expand(b, 1, -1)
-        x = torch.cat([bos, vis, self.proprio_in(prop)[:, None], txt, cog], 1)
-        valid = torch.cat([ones, ones.expand(b, nv), ones, text_valid, ones], 1)
-        return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop
+        state = self.proprio_in(prop)[:, None] + (0 if located is None else located)
+        x = torch.cat([bos, vis, state, txt, cog], 1)
+        shown = ones if hide_proprio is None else ~hide_proprio[:, None]
+        valid = torch.cat([ones, ones.expand(b, nv), shown, text_valid, ones], 1)
+        return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop, points
 
     def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
                proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Serving entry (torch, ONNX, TensorRT graphs): (embeddings, key validity, STAR router scores).
         vision_in: preprocess_images() output."""
-        x, valid, vis, txt, prop = self.embed(vision_in, text_ids, text_valid, proprio)
+        x, valid, vis, txt, prop, _ = self.embed(vision_in, text_ids, text_valid, proprio)
         return x, valid, self.router.scores(x, vis, txt, text_valid, prop)
 
     def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
                 proprio: torch.Tensor, mode: str = "mole", soft: bool = False,
                 generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None,
-                keep: int | None = None) -> Forward:
+                keep: int | None = None, hide_proprio: torch.Tensor | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
         first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate.
         keep: k, the layers per sample (default: the router's keep ratio)."""
         pixels = None if images is None else preprocess_images(images, self.cfg.vision)
-        x, valid, vis, txt, prop = self.embed(pixels, text_ids, text_valid, proprio, vision_features)
+        x, valid, vis, txt, prop, points = self.embed(pixels, text_ids, text_valid, proprio, vision_features,
+                                                      hide_proprio)
         b, n = x.shape[0], self.cfg.llm.layers
         k = self.cfg.router.keep(n) if keep is None else keep
         route, gate = None, None
@@ -269,7 +278,7 @@ class MoLeVLA(nn.Module):
             raise ValueError(f"mode must be one of {ROUTE_MODES}")
         hidden = self.llm(x, valid, gate, soft=soft and route is not None)
         hard = None if gate is None else (gate.detach() > 0.5).float()
-        return Forward(hidden, cognition_at(hidden, valid), route, hard, valid, x)
+        return Forward(hidden, cognition_at(hidden, valid), route, hard, valid, x, points)
 
     def sequence_length(self) -> int:
         return self.cfg.sequence_length

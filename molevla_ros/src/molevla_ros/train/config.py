@@ -5,15 +5,16 @@ from dataclasses import dataclass
 
 from molevla_ros.config_cli import REQUIRED, option
 
-STAGES = ("grounding", "teacher", "mole", "mole_nokd", "random", "first_k")
+STAGES = ("grounding", "locator", "teacher", "mole", "mole_nokd", "random", "first_k")
 
 
 @dataclass
 class TrainConfig:
     out: str = option(REQUIRED, "run folder; re-running resumes from its checkpoint")
     data: str = option("data/episodes", "episode folder(s), comma-separated")
-    stage: str = option("teacher", "grounding (vision pre-training, before the teacher), teacher, or a routed "
-                        "student: mole, mole_nokd (no CogKD), random, first_k (early exit)",
+    stage: str = option("teacher", "grounding (vision pre-training, before the teacher), locator (goal-locator "
+                        "pre-training on the simulator's ground truth; adds one to an --init model), teacher, or a "
+                        "routed student: mole, mole_nokd (no CogKD), random, first_k (early exit)",
                         choices=STAGES)
     init: str | None = option(None, "model folder to start from (students start from the teacher)")
     steps: int = option(3000, "optimiser steps")
@@ -26,9 +27,10 @@ class TrainConfig:
                         "this decay")
     cog_weight: float = option(0.5, "CogKD: weight of the cognition-feature distillation loss (routed students)")
     aux_weight: float = option(1.0, "training-only chunk regression from the cognition feature (0 = off)")
-    geometry_weight: float = option(0.0, "training-only regression of the goal geometry (named cube, goal, push start "
-                                    "point; train/geometry.py) from the keypoint token; needs episodes recorded with "
-                                    "the simulator's ground truth (0 = off; README: push)")
+    geometry_weight: float = option(0.0, "regression of the goal geometry (train/geometry.py): of the goal locator's "
+                                    "points where the model has one, else of the named cube, goal and push start "
+                                    "point by a training-only head on the keypoint token; needs episodes recorded "
+                                    "with the simulator's ground truth (0 = off; README: push)")
     keep_ratio: float | None = option(None, "override the router keep ratio of the model config")
     mixed_keep: str | None = option(None, "routed students: 'LO,HI' draws the layers kept uniformly from LO..HI at "
                                     "every step (one model for a range of k, e.g. for latency_budget_ms); the "
@@ -47,5 +49,9 @@ class TrainConfig:
     proprio_noise: float = option(0.0, "proprio augmentation: std (rad) of Gaussian noise on the 7 arm joint angles "
                                   "(0 = off). Makes the arm state too coarse for a shortcut, so goal-relative "
                                   "positions must come from the image (README: push)")
+    proprio_dropout: float = option(0.0, "fraction of training samples whose proprio token the decoder may not "
+                                    "attend to (teacher stages; 0 = off). The arm state alone predicts the expert "
+                                    "along its demonstrated paths, a shortcut that ignores the scene; hidden, the "
+                                    "hand's position has to come from the goal locator's token (README: push)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

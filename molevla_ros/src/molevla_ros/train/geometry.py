@@ -12,11 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from molevla_ros.model.goal_locator import CENTRE as LOCATOR_CENTRE
+from molevla_ros.model.goal_locator import SCALE
 from molevla_ros.sim.expert import push_start
 from molevla_ros.sim.tasks import parse_instruction
 
 POINTS = ("cube", "goal", "push_start")
-CENTRE, SCALE = np.array([0.5, 0.0], np.float32), 0.2  # table-plane xy -> roughly [-1, 1] (metres)
+CENTRE = np.array(LOCATOR_CENTRE, np.float32)  # table-plane xy (metres) -> roughly [-1, 1]: the goal locator's scale
 
 
 def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
@@ -39,6 +41,17 @@ def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
 def normalise(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Metres -> the regression scale (about [-1, 1] over the table)."""
     return (points - torch.as_tensor(CENTRE) if isinstance(points, torch.Tensor) else points - CENTRE) / SCALE
+
+
+def denormalise(points: np.ndarray) -> np.ndarray:
+    """The regression scale -> metres (inverse of normalise)."""
+    return points * SCALE + CENTRE
+
+
+def with_push_start(points: np.ndarray) -> np.ndarray:
+    """[N, 2, 2] cube and goal xy (metres) -> [N, 3, 2] POINTS, the push start derived as the expert derives it."""
+    start = np.stack([push_start(c.astype(float), g.astype(float)) for c, g in points]).astype(points.dtype)
+    return np.concatenate([points, start[:, None]], 1)
 
 
 def keypoint_token(embeddings: torch.Tensor, n_vision_tokens: int) -> torch.Tensor:

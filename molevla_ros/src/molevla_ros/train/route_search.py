@@ -63,7 +63,7 @@ def searched_forward(model: MoLeVLA, images: torch.Tensor, ids: torch.Tensor, te
     its logits carry the router's gradient through route_loss. Candidates are scored by the student's loss:
     diffusion + aux_weight * aux regression + cog_weight * CogKD. keep: layers kept (default: the router's ratio)."""
     pixels = preprocess_images(images, model.cfg.vision)
-    x, valid, vis, txt, prop = model.embed(pixels, ids, text_valid, proprio)
+    x, valid, vis, txt, prop, points = model.embed(pixels, ids, text_valid, proprio)
     logits = model.router.scores(x, vis, txt, text_valid, prop)
     k = model.cfg.router.keep(model.cfg.llm.layers) if keep is None else keep
     with torch.no_grad():
@@ -80,7 +80,8 @@ def searched_forward(model: MoLeVLA, images: torch.Tensor, ids: torch.Tensor, te
     candidates = swapped_routes(top_k_mask(logits.detach(), k), n, gen)
     gate = best_routes(model, x.detach(), valid, candidates, actions, extra, gen)
     hidden = model.llm(x, valid, gate)
-    return Forward(hidden, hidden[:, -1], Route(gate, logits.softmax(-1), logits), gate, valid, x), h_t
+    return Forward(hidden, hidden[:, -1], Route(gate, logits.softmax(-1), logits), gate, valid, x,
+                   points), h_t
 
 
 def route_loss(route: Route) -> torch.Tensor:

@@ -122,12 +122,15 @@ def ema_update(teacher: LlamaStack, student: LlamaStack, decay: float) -> None:
 
 
 def geometry_head(tc: TrainConfig, model: MoLeVLA, data: Samples) -> nn.Module:
-    """The training-only goal-geometry read-out (an empty module when tc.geometry_weight is 0)."""
+    """The training-only goal-geometry read-out (an empty module when tc.geometry_weight is 0 or the model has a
+    goal locator, whose own points are the prediction)."""
     if tc.geometry_weight <= 0:
         return nn.Identity()
     if data.geometry is None:
         raise ValueError("--geometry-weight needs episodes recorded with the simulator's ground truth "
                          "(sim/privileged_state; `molevla collect` records it)")
+    if model.locator is not None:
+        return nn.Identity()
     if not model.cfg.vision.keypoints:
         raise ValueError("--geometry-weight reads the keypoint token: the model's vision needs keypoints > 0")
     return GeometryHead(model.cfg.llm.hidden)
@@ -209,11 +212,14 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
                                         teacher, tc.cog_weight, keep)
         else:
-            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep)
+            hide = torch.rand(tc.batch, generator=gen) < tc.proprio_dropout if tc.proprio_dropout > 0 else None
+            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep, hide_proprio=hide)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if tc.aux_weight > 0:
             losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
-        if points_all is not None:
+        if points_all is not None and fwd.points is not None:  # the goal locator's cube and goal
+            losses["geometry"] = tc.geometry_weight * geometry_loss(fwd.points, points_all[idx, :2])
+        elif points_all is not None:
             token = keypoint_token(fwd.embeddings, model.cfg.vision.n_tokens)
             losses["geometry"] = tc.geometry_weight * geometry_loss(geometry(token), points_all[idx])
         if fwd.route is not None and model.cfg.router.balance_weight > 0:

@@ -1,0 +1,74 @@
+"""Goal locator (ours, small simulator model): where on the table are the cube the goal names and its goal?
+
+A convolution computes features of the frame at half resolution, scaled and shifted by a summary of the instruction
+(FiLM, as in the patch encoder); K more maps over them become K image positions (spatial softmax), and an MLP reads
+the K positions as the table-plane coordinates of the named cube and of its goal (the camera is fixed). The two
+points and the unit direction from cube to goal, with Fourier features so that centimetres stay visible in a wide
+range, become one extra vision token of the decoder, together with the two points relative to the fingertip (forward
+kinematics of the arm state): "where is the cube from the hand" is what the expert's motion follows.
+
+Why: the patch encoder learns where one cube is (touch) but not, to better than 4-7 cm, where the goal is or where
+"behind the cube" lies (README, "Why push fails"). The locator is trained for exactly that on the simulator's
+ground truth (`molevla train --stage locator`, train/geometry.py); the policy then learns to read it. The same
+recipe, trained as the patch encoder's keypoint token (scripts/geometry_fit.py), reached 2-3 cm held out.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molevla_ros.model.proprio import fingertip_position
+
+N_POINTS = 2  # the named cube, its goal (target disc or tray)
+FOURIER = 4  # frequencies pi * 2^k, k < FOURIER
+# Table-plane xy (metres, robot base frame) -> the locator's output scale, about [-1, 1] over the table
+CENTRE, SCALE = (0.5, 0.0), 0.2
+
+
+def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """[B, K, S, S] -> [B, 2K]: each map's softmax-weighted mean x, then y, in image coordinates given by
+    grid [S] (linspace(-1, 1, S); a module buffer, so that it follows the model's dtype in exported graphs)."""
+    b, k, h, w = maps.shape
+    attn = maps.flatten(2).softmax(-1).view(b, k, h, w)
+    return torch.cat([(attn.sum(2) * grid).sum(-1), (attn.sum(3) * grid).sum(-1)], -1)
+
+
+def fourier(x: torch.Tensor) -> torch.Tensor:
+    """[..., N] -> [..., N * (1 + 2 * FOURIER)]: the values, then their sines and cosines at pi * 2^k."""
+    f = x[..., None] * (math.pi * 2.0 ** torch.arange(FOURIER, dtype=x.dtype, device=x.device))
+    return torch.cat([x, f.sin().flatten(-2), f.cos().flatten(-2)], -1)
+
+
+class GoalLocator(nn.Module):
+    """(image, instruction tokens) -> table-plane points [B, 2, 2] (normalised as train/geometry.normalise) and
+    the decoder token [B, 1, hidden] made from them."""
+
+    def __init__(self, image_size: int, hidden: int, channels: int = 64, keypoints: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 4, stride=2, padding=1)
+        self.film = nn.Linear(hidden, 2 * channels)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.maps = nn.Conv2d(channels, keypoints, 3, padding=1)
+        self.to_table = nn.Sequential(nn.Linear(2 * keypoints, 256), nn.GELU(), nn.Linear(256, 2 * N_POINTS))
+        self.token = nn.Linear(5 * 2 * (1 + 2 * FOURIER), hidden)
+        self.register_buffer("grid", torch.linspace(-1, 1, image_size // 2), persistent=False)
+
+    def points(self, pixels: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
+        """pixels: the patch encoder's input [B, 3, S, S]; text: instruction tokens [B, T, hidden] -> [B, 2, 2]."""
+        w = text_valid[..., None].to(text.dtype)
+        gain, shift = self.film((text * w).sum(1) / w.sum(1).clamp(min=1)).chunk(2, -1)
+        x = F.gelu(self.stem(pixels) * (1 + gain[..., None, None]) + shift[..., None, None])
+        return self.to_table(spatial_softmax(self.maps(x), self.grid)).view(-1, N_POINTS, 2)
+
+    def embed(self, points: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
+        """[B, 2, 2] points and the arm's 7 joint angles [B, 7] -> the decoder token [B, 1, hidden]: cube, goal, the
+        unit direction from cube to goal, and cube and goal relative to the fingertip."""
+        cube, goal = points[:, 0], points[:, 1]
+        direction = F.normalize(goal - cube, dim=-1, eps=1e-6)
+        tip = (fingertip_position(joints)[:, :2] - torch.tensor(CENTRE, dtype=points.dtype, device=points.device))
+        tip = tip / SCALE
+        return self.token(fourier(torch.cat([cube, goal, direction, cube - tip, goal - tip], -1)))[:, None]
