@@ -3,6 +3,7 @@ by role, and the teacher trains on top of it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from molevla_ros.model.io import load_model
@@ -63,7 +64,8 @@ def test_locator_finds_the_named_cube_and_its_target_and_the_teacher_trains_on_i
     assert load_model(tmp_path / "t").locator is not None
 
 
-def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch):
+@pytest.mark.parametrize("locator_input", ["token", "state"])
+def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch, locator_input):
     from molevla_ros.backends.base import Observation
     from molevla_ros.backends.mole import make_mole_backend
     from molevla_ros.model.io import save_model
@@ -71,7 +73,7 @@ def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny
 
     monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))
     cfg = tiny(0.5, "minilm")
-    cfg.vision.locator = True
+    cfg.vision.locator, cfg.vision.locator_input = True, locator_input
     torch.manual_seed(0)
     save_model(MoLeVLA(cfg).eval(), tmp_path / "m")
     joints = {f"panda_joint{i}": 0.1 for i in range(1, 8)} | {"panda_finger_joint1": 0.04, "panda_finger_joint2": 0.04}

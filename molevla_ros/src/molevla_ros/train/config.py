@@ -52,6 +52,7 @@ class TrainConfig:
     proprio_dropout: float = option(0.0, "fraction of training samples whose proprio token the decoder may not "
                                     "attend to (teacher stages; 0 = off). The arm state alone predicts the expert "
                                     "along its demonstrated paths, a shortcut that ignores the scene; hidden, the "
-                                    "hand's position has to come from the goal locator's token (README: push)")
+                                    "hand's position has to come from the goal locator's token (README: push; "
+                                    "with locator_input state the locator's features are hidden with it)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")
