@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +27,13 @@ N_POINTS = 2  # the named cube, its goal (target disc or tray)
 FOURIER = 4  # frequencies pi * 2^k, k < FOURIER
 # Table-plane xy (metres, robot base frame) -> the locator's output scale, about [-1, 1] over the table
 CENTRE, SCALE = (0.5, 0.0), 0.2
+
+
+def normalise(xy: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Table-plane xy in metres (numpy or torch, [..., 2]) -> the locator's scale (about [-1, 1] over the table)."""
+    if isinstance(xy, torch.Tensor):
+        return (xy - torch.tensor(CENTRE, dtype=xy.dtype, device=xy.device)) / SCALE
+    return (xy - np.asarray(CENTRE, xy.dtype)) / SCALE
 
 
 def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -57,10 +65,10 @@ class GoalLocator(nn.Module):
         self.token = nn.Linear(5 * 2 * (1 + 2 * FOURIER), hidden)
         self.register_buffer("grid", torch.linspace(-1, 1, image_size // 2), persistent=False)
 
-    def points(self, pixels: torch.Tensor, text: torch.Tensor, text_valid: torch.Tensor) -> torch.Tensor:
-        """pixels: the patch encoder's input [B, 3, S, S]; text: instruction tokens [B, T, hidden] -> [B, 2, 2]."""
-        w = text_valid[..., None].to(text.dtype)
-        gain, shift = self.film((text * w).sum(1) / w.sum(1).clamp(min=1)).chunk(2, -1)
+    def points(self, pixels: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+        """pixels: the patch encoder's input [B, 3, S, S]; summary: the instruction summary [B, hidden]
+        (mole_vla.instruction_summary, the patch encoder's FiLM input too) -> [B, 2, 2]."""
+        gain, shift = self.film(summary).chunk(2, -1)
         x = F.gelu(self.stem(pixels) * (1 + gain[..., None, None]) + shift[..., None, None])
         return self.to_table(spatial_softmax(self.maps(x), self.grid)).view(-1, N_POINTS, 2)
 
@@ -69,6 +77,5 @@ class GoalLocator(nn.Module):
         unit direction from cube to goal, and cube and goal relative to the fingertip."""
         cube, goal = points[:, 0], points[:, 1]
         direction = F.normalize(goal - cube, dim=-1, eps=1e-6)
-        tip = (fingertip_position(joints)[:, :2] - torch.tensor(CENTRE, dtype=points.dtype, device=points.device))
-        tip = tip / SCALE
+        tip = normalise(fingertip_position(joints)[:, :2])
         return self.token(fourier(torch.cat([cube, goal, direction, cube - tip, goal - tip], -1)))[:, None]

@@ -222,15 +222,16 @@ class MoLeVLA(nn.Module):
         hide_proprio [B] (training only): samples whose proprio token the decoder may not attend to."""
         b, dev = text_ids.shape[0], text_ids.device
         txt = self.text_tokens(text_ids)
+        patch_cnn = self.cfg.vision.kind == "patch_cnn"
+        summary = instruction_summary(txt, text_valid) if patch_cnn else None  # FiLM input of encoder and locator
         if vision_features is None:
-            film = self.cfg.vision.kind == "patch_cnn"
-            vision_features = self.vision(pixels, instruction_summary(txt, text_valid)) if film else self.vision(pixels)
+            vision_features = self.vision(pixels, summary) if patch_cnn else self.vision(pixels)
         vis = self.projector(vision_features)
         points, located = None, None
         if self.locator is not None:
             if pixels is None:
                 raise ValueError("the goal locator needs the pixels, not precomputed vision features")
-            points = self.locator.points(pixels, txt, text_valid)
+            points = self.locator.points(pixels, summary)
             located = self.locator.embed(points, proprio[:, :7])
             if self.cfg.vision.locator_input == "token":
                 vis, located = torch.cat([vis, located], 1), None

@@ -14,6 +14,7 @@ from torch import nn
 
 from molevla_ros.model.goal_locator import CENTRE as LOCATOR_CENTRE
 from molevla_ros.model.goal_locator import SCALE
+from molevla_ros.model.goal_locator import normalise as normalise  # metres -> the regression scale
 from molevla_ros.sim.expert import push_start
 from molevla_ros.sim.tasks import parse_instruction
 
@@ -36,11 +37,6 @@ def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
     if family == "push" and goal is not None:
         out[2] = push_start(out[0].astype(float), np.asarray(goal[:2], float))
     return out
-
-
-def normalise(points: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Metres -> the regression scale (about [-1, 1] over the table)."""
-    return (points - torch.as_tensor(CENTRE) if isinstance(points, torch.Tensor) else points - CENTRE) / SCALE
 
 
 def denormalise(points: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
-from molevla_ros.train.trainer import GoalInputs, TrainConfig, _augment, set_statistics
+from molevla_ros.train.trainer import GoalInputs, TrainConfig, _augment, held_out_at_end, set_statistics
 from molevla_ros.train.validate import horizontal_travel, swap_colours
 
 
@@ -110,6 +110,5 @@ def pretrain_grounding(tc: TrainConfig, model_cfg: MoLeConfig | None = None, dat
             bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     model.eval()
     save_model(model, Path(tc.out), {"stage": "grounding", "train": asdict(tc), "samples": len(data),
-                                     "held_out": {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
-                                     if val is not None else None})
+                                     "held_out": held_out_at_end(history) if val is not None else None})
     return history

@@ -18,11 +18,11 @@ from tqdm import tqdm
 from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.goal_locator import GoalLocator
 from molevla_ros.model.io import load_model, save_model
-from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images
+from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
 from molevla_ros.train.geometry import POINTS, denormalise, geometry_loss, normalise, with_push_start
-from molevla_ros.train.trainer import GoalInputs, _augment, lr_factor, set_statistics
+from molevla_ros.train.trainer import GoalInputs, _augment, held_out_at_end, lr_factor, set_statistics
 
 
 def with_locator(model: MoLeVLA) -> MoLeVLA:
@@ -39,8 +39,8 @@ def locate(model: MoLeVLA, images: torch.Tensor, text: tuple[torch.Tensor, torch
     """Normalised table points [B, 2, 2] for uint8 frames [B, H, W, 3] and tokenizer output (inputs, validity)."""
     ids, valid = text
     with torch.no_grad():
-        tokens = model.text_tokens(ids)
-    return model.locator.points(preprocess_images(images, model.cfg.vision), tokens, valid)
+        summary = instruction_summary(model.text_tokens(ids), valid)
+    return model.locator.points(preprocess_images(images, model.cfg.vision), summary)
 
 
 @torch.no_grad()
@@ -97,6 +97,5 @@ def pretrain_locator(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data:
             bar.write(f"step {step + 1}: held-out cm " + ", ".join(f"{k} {v:.2f}" for k, v in cm.items()))
     model.eval()
     save_model(model, Path(tc.out), {"stage": "locator", "train": asdict(tc), "samples": len(data),
-                                     "held_out": {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
-                                     if val is not None else None})
+                                     "held_out": held_out_at_end(history) if val is not None else None})
     return history

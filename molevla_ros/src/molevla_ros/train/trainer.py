@@ -96,6 +96,11 @@ class GoalInputs:
         return self.inputs[rows], self.valid[rows]
 
 
+def held_out_at_end(history: list[dict]) -> dict[str, float]:
+    """The held-out metrics of a run's last history entry, without their "val_" prefix (saved with the model)."""
+    return {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
+
+
 def lr_factor(step: int, total: int, warmup: int = 100) -> float:
     """Learning-rate multiplier: linear warm-up, then cosine from 1 to 0.1."""
     if step < warmup:
@@ -259,7 +264,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     model.eval()
     if mode == "mole":
         model.cfg.router_trained = True  # e.g. an imported CogACT after MoLe fine-tuning: its backends now route
-    final_val = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if val is not None else None
+    final_val = held_out_at_end(history) if val is not None else None
     save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
                             "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
     if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
