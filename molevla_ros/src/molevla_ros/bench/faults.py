@@ -288,6 +288,8 @@ def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2
         if hasattr(probe, "flood_kept_moving"):  # timed from the stop word
             row["note"] += f"; moving after the flood: {'yes' if probe.flood_kept_moving else 'no'}"
         row["time_to_halt_ms"] = None if halt is None else (halt - t_fault) * 1e3
+        stamps = [t for t, _ in after]  # the executor ticks at rate_hz: a long gap means it (or DDS) stalled
+        row["max_command_gap_ms"] = float(np.diff(stamps).max() * 1e3) if len(stamps) > 1 else None
         row["stays_halted"] = halt is not None and not any(t > halt and _speed(m) > 0 for t, m in after)
         row["reason"] = probe.status_since(t_fault, "halted", "stopped", "held")
         row["speed_violations"], row["accel_violations"] = limit_violations(probe.twists)
