@@ -25,7 +25,7 @@ def test_fault_halts_within_bound_without_limit_violations_or_crashes(fault, tmp
         # One rerun on a fresh bring-up: CI once measured 1026 ms for a case that took 147-199 ms in 10 local
         # runs (its row did not say why; rows now carry max_command_gap_ms). A broken detection path misses the
         # bound on both runs.
-        warnings.warn(f"over the bound, rerun once: {row}")
+        warnings.warn(f"over the bound, rerun once: {row}", stacklevel=1)
         row = run_fault(fault, domain=170 + FAULTS.index(fault), log_dir=tmp_path)
     assert row["time_to_halt_ms"] is not None and row["time_to_halt_ms"] <= bound * 1e3, row
     if fault.stays_halted:
