@@ -308,3 +308,21 @@ def test_hidden_proprio_token_takes_the_arm_state_out_of_the_decoder(tiny, tiny_
         b = m(imgs, ids, valid, q + 0.5, mode="full", hide_proprio=hide).cognition
     assert torch.allclose(a[:2], b[:2], atol=1e-6)
     assert (a[2:] - b[2:]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("locator", [False, True])
+def test_hidden_patches_leave_the_scene_to_the_goal_locator(tiny, tiny_batch, locator):
+    """Training-only patch dropout: a sample whose encoder tokens are hidden sees the scene only through the goal
+    locator's token (without a locator, not at all); the others still see the patches."""
+    torch.manual_seed(0)
+    cfg = tiny()
+    cfg.vision.locator = locator
+    m = MoLeVLA(cfg).eval()
+    imgs, ids, valid, q = tiny_batch(4)
+    other = tiny_batch(4, seed=1)[0]
+    hide = torch.tensor([True, True, False, False])
+    with torch.no_grad():
+        a = m(imgs, ids, valid, q, mode="full", hide_patches=hide).cognition
+        b = m(other, ids, valid, q, mode="full", hide_patches=hide).cognition
+    assert (a[:2] - b[:2]).abs().max() > 1e-3 if locator else torch.allclose(a[:2], b[:2], atol=1e-6)
+    assert (a[2:] - b[2:]).abs().max() > 1e-3

@@ -214,12 +214,14 @@ class MoLeVLA(nn.Module):
     # ---- forward ------------------------------------------------------------------------------
     def embed(self, pixels: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
               proprio: torch.Tensor, vision_features: torch.Tensor | None = None,
-              hide_proprio: torch.Tensor | None = None
+              hide_proprio: torch.Tensor | None = None, hide_patches: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, slice, slice, torch.Tensor, torch.Tensor | None]:
         """Backbone input [B, T, D], key validity [B, T], vision and text positions, proprio features, and the goal
         locator's table points [B, 2, 2] (None without a locator).
         pixels: preprocess_images() output; vision_features: precomputed encoder features (skip the encoder);
-        hide_proprio [B] (training only): samples whose proprio token the decoder may not attend to."""
+        hide_proprio [B] (training only): samples whose proprio token the decoder may not attend to;
+        hide_patches [B] (training only): samples whose vision encoder tokens the decoder may not attend to (the goal
+        locator's token stays visible)."""
         b, dev = text_ids.shape[0], text_ids.device
         txt = self.text_tokens(text_ids)
         patch_cnn = self.cfg.vision.kind == "patch_cnn"
@@ -247,7 +249,11 @@ class MoLeVLA(nn.Module):
         state = self.proprio_in(prop)[:, None] + (0 if located is None else located)
         x = torch.cat([bos, vis, state, txt, cog], 1)
         shown = ones if hide_proprio is None else ~hide_proprio[:, None]
-        valid = torch.cat([ones, ones.expand(b, nv), shown, text_valid, ones], 1)
+        vis_shown = ones.expand(b, nv)
+        if hide_patches is not None:
+            n_patches = vision_features.shape[1]  # the encoder's tokens; a locator token follows them
+            vis_shown = torch.cat([~hide_patches[:, None].expand(b, n_patches), ones.expand(b, nv - n_patches)], 1)
+        valid = torch.cat([ones, vis_shown, shown, text_valid, ones], 1)
         return x, valid, slice(1, 1 + nv), slice(2 + nv, 2 + nv + text_ids.shape[1]), prop, points
 
     def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
@@ -260,13 +266,14 @@ class MoLeVLA(nn.Module):
     def forward(self, images: torch.Tensor | None, text_ids: torch.Tensor, text_valid: torch.Tensor,
                 proprio: torch.Tensor, mode: str = "mole", soft: bool = False,
                 generator: torch.Generator | None = None, vision_features: torch.Tensor | None = None,
-                keep: int | None = None, hide_proprio: torch.Tensor | None = None) -> Forward:
+                keep: int | None = None, hide_proprio: torch.Tensor | None = None,
+                hide_patches: torch.Tensor | None = None) -> Forward:
         """Backbone pass. mode: full (all layers), mole (STAR router), random (k random layers per sample),
         first_k (early exit: layers 0..k-1). soft=True trains the router through a straight-through gate.
         keep: k, the layers per sample (default: the router's keep ratio)."""
         pixels = None if images is None else preprocess_images(images, self.cfg.vision)
         x, valid, vis, txt, prop, points = self.embed(pixels, text_ids, text_valid, proprio, vision_features,
-                                                      hide_proprio)
+                                                      hide_proprio, hide_patches)
         b, n = x.shape[0], self.cfg.llm.layers
         k = self.cfg.router.keep(n) if keep is None else keep
         route, gate = None, None

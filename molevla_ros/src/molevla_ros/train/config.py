@@ -54,5 +54,9 @@ class TrainConfig:
                                     "along its demonstrated paths, a shortcut that ignores the scene; hidden, the "
                                     "hand's position has to come from the goal locator's token (README: push; "
                                     "with locator_input state the locator's features are hidden with it)")
+    patch_dropout: float = option(0.0, "fraction of training samples whose vision encoder tokens the decoder may not "
+                                  "attend to (teacher stages; 0 = off; the goal locator's token stays visible). "
+                                  "There the scene reaches the decoder only through the locator, so the decoder "
+                                  "learns to read it (README: push)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

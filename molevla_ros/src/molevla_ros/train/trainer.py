@@ -217,8 +217,10 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
                                         teacher, tc.cog_weight, keep)
         else:
-            hide = torch.rand(tc.batch, generator=gen) < tc.proprio_dropout if tc.proprio_dropout > 0 else None
-            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep, hide_proprio=hide)
+            hide_proprio = torch.rand(tc.batch, generator=gen) < tc.proprio_dropout if tc.proprio_dropout > 0 else None
+            hide_patches = torch.rand(tc.batch, generator=gen) < tc.patch_dropout if tc.patch_dropout > 0 else None
+            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep, hide_proprio=hide_proprio,
+                        hide_patches=hide_patches)
         losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
         if tc.aux_weight > 0:
             losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
