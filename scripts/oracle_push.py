@@ -18,6 +18,7 @@ demonstrations or the behaviour cloning are the limit, whatever the locator does
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,8 @@ def features(q: np.ndarray, cube: np.ndarray, goal: np.ndarray) -> np.ndarray:
     return np.concatenate([tip, q[:, 7:9], cube, goal, cube - tip[:, :2], goal - tip[:, :2], goal - cube], 1)
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, steps: int, seed: int = 0) -> tuple[nn.Module, callable]:
+def train_mlp(x: np.ndarray, y: np.ndarray, steps: int, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """Regress y from x (both standardised; MSE, batch 256); returns the prediction function in y's units."""
     torch.manual_seed(seed)
     mu, sd = x.mean(0), x.std(0) + 1e-6
     ymu, ysd = y.mean(0), y.std(0) + 1e-6
@@ -67,7 +69,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, steps: int, seed: int = 0) -> tuple[
         with torch.no_grad():
             out = net(torch.tensor((f - mu) / sd, dtype=torch.float32)).numpy()
         return out * ysd + ymu
-    return net, predict
+    return predict
 
 
 def main() -> None:
@@ -86,7 +88,7 @@ def main() -> None:
     x = features(data.proprio[push], data.geometry[push, 0], data.geometry[push, 1])
     chunks = data.chunks[push]
     horizon, dim = chunks.shape[1:]
-    _, predict = train_mlp(x, chunks.reshape(len(chunks), -1), a.steps)
+    predict = train_mlp(x, chunks.reshape(len(chunks), -1), a.steps)
     print(f"trained on {push.sum()} push steps of {len(set(data.episode[push]))} episodes")
 
     sim, expert = FrankaTableSim(), ScriptedExpert()
