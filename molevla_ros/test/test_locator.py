@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from molevla_ros.model.goal_locator import CENTRE, SCALE
 from molevla_ros.model.io import load_model
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples
-from molevla_ros.train.geometry import CENTRE, SCALE, with_push_start
+from molevla_ros.train.geometry import with_push_start
 from molevla_ros.train.locator import held_out_cm, locate, pretrain_locator
 from molevla_ros.train.trainer import train
 

@@ -36,6 +36,11 @@ def normalise(xy: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     return (xy - np.asarray(CENTRE, xy.dtype)) / SCALE
 
 
+def denormalise(points: np.ndarray) -> np.ndarray:
+    """The locator's scale -> table-plane xy in metres (numpy; inverse of normalise)."""
+    return points * SCALE + np.asarray(CENTRE, points.dtype)
+
+
 def spatial_softmax(maps: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """[B, K, S, S] -> [B, 2K]: each map's softmax-weighted mean x, then y, in image coordinates given by
     grid [S] (linspace(-1, 1, S); a module buffer, so that it follows the model's dtype in exported graphs)."""

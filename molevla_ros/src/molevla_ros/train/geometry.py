@@ -12,14 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from molevla_ros.model.goal_locator import CENTRE as LOCATOR_CENTRE
-from molevla_ros.model.goal_locator import SCALE
-from molevla_ros.model.goal_locator import normalise as normalise  # metres -> the regression scale
+from molevla_ros.model.goal_locator import SCALE as SCALE  # metres <-> the regression scale (the locator's)
+from molevla_ros.model.goal_locator import denormalise as denormalise
+from molevla_ros.model.goal_locator import normalise as normalise
 from molevla_ros.sim.expert import push_start
 from molevla_ros.sim.tasks import parse_instruction
 
 POINTS = ("cube", "goal", "push_start")
-CENTRE = np.array(LOCATOR_CENTRE, np.float32)  # table-plane xy (metres) -> roughly [-1, 1]: the goal locator's scale
 
 
 def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
@@ -37,11 +36,6 @@ def goal_points(instruction: str, objects: dict[str, np.ndarray]) -> np.ndarray:
     if family == "push" and goal is not None:
         out[2] = push_start(out[0].astype(float), np.asarray(goal[:2], float))
     return out
-
-
-def denormalise(points: np.ndarray) -> np.ndarray:
-    """The regression scale -> metres (inverse of normalise)."""
-    return points * SCALE + CENTRE
 
 
 def with_push_start(points: np.ndarray) -> np.ndarray:
