@@ -52,7 +52,8 @@ class TrainConfig:
     proprio_dropout: float = option(0.0, "fraction of training samples whose proprio token the decoder may not "
                                     "attend to (teacher stages; 0 = off). The arm state alone predicts the expert "
                                     "along its demonstrated paths, a shortcut that ignores the scene; hidden, the "
-                                    "hand's position has to come from the goal locator's token (README: push; "
+                                    "hand's position has to come from the image (README, push: the decoders took it "
+                                    "from the patch tokens, not the goal locator's token; "
                                     "with locator_input state the locator's features are hidden with it)")
     patch_dropout: float = option(0.0, "fraction of training samples whose vision encoder tokens the decoder may not "
                                   "attend to (teacher stages; 0 = off; the goal locator's token stays visible). "
