@@ -65,8 +65,29 @@ def test_locator_finds_the_named_cube_and_its_target_and_the_teacher_trains_on_i
     assert load_model(tmp_path / "t").locator is not None
 
 
-@pytest.mark.parametrize("locator_input", ["token", "state"])
-def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch, locator_input):
+def test_context_blocks_grow_a_trained_locator_without_changing_it_and_then_learn(tiny, monkeypatch, tmp_path):
+    """with_locator(model, n) adds n context blocks that start as the identity (the points do not move) and get
+    gradients through their zero-initialised output layer, so training goes on from the locator's current fit."""
+    from molevla_ros.model.mole_vla import MoLeVLA
+    from molevla_ros.train.geometry import geometry_loss
+    from molevla_ros.train.locator import with_locator
+
+    monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = with_locator(MoLeVLA(tiny(0.5, "minilm")).eval())
+    data = _two_squares(8, 0)
+    images, text = torch.from_numpy(data.images), model.tokenize(data.instructions)
+    before = locate(model, images, text)
+    with_locator(model, 2)
+    assert model.cfg.vision.locator_blocks == 2 and len(model.locator.blocks) == 2
+    after = locate(model, images, text)
+    torch.testing.assert_close(after, before)
+    geometry_loss(after, torch.from_numpy(data.geometry[:, :2])).backward()
+    assert all(block.out.weight.grad.abs().sum() > 0 for block in model.locator.blocks)
+
+
+@pytest.mark.parametrize("locator_input, blocks", [("token", 0), ("state", 0), ("token", 2)])
+def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch, locator_input, blocks):
     from molevla_ros.backends.base import Observation
     from molevla_ros.backends.mole import make_mole_backend
     from molevla_ros.model.io import save_model
@@ -74,9 +95,12 @@ def test_a_model_with_a_locator_serves_the_same_on_torch_and_onnx(tmp_path, tiny
 
     monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))
     cfg = tiny(0.5, "minilm")
-    cfg.vision.locator, cfg.vision.locator_input = True, locator_input
+    cfg.vision.locator, cfg.vision.locator_input, cfg.vision.locator_blocks = True, locator_input, blocks
     torch.manual_seed(0)
-    save_model(MoLeVLA(cfg).eval(), tmp_path / "m")
+    model = MoLeVLA(cfg).eval()
+    for block in model.locator.blocks:  # trained blocks are not the identity they start as
+        torch.nn.init.normal_(block.out.weight, std=0.1)
+    save_model(model, tmp_path / "m")
     joints = {f"panda_joint{i}": 0.1 for i in range(1, 8)} | {"panda_finger_joint1": 0.04, "panda_finger_joint2": 0.04}
     image = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
 

@@ -26,6 +26,7 @@ class VisionConfig:
     # where the locator's features enter the decoder: "token" (a vision token of their own) or "state" (added to the
     # proprio token, which a trained decoder already reads)
     locator_input: str = "token"
+    locator_blocks: int = 0  # context blocks in the locator (model/goal_locator.py ContextBlock; 0 = the first design)
     resize: str = "bilinear"  # image resize to image_size x image_size (antialiased): bilinear or bicubic
     # dinov2_siglip only: the two timm towers (Prismatic's "dinosiglip-vit-so-224px") and keyword overrides
     # passed to timm.create_model (depth, embed_dim, ... : reduced towers for tests; {} = the real sizes)

@@ -1,11 +1,12 @@
 """Goal locator (ours, small simulator model): where on the table are the cube the goal names and its goal?
 
 A convolution computes features of the frame at half resolution, scaled and shifted by a summary of the instruction
-(FiLM, as in the patch encoder); K more maps over them become K image positions (spatial softmax), and an MLP reads
-the K positions as the table-plane coordinates of the named cube and of its goal (the camera is fixed). The two
-points and the unit direction from cube to goal, with Fourier features so that centimetres stay visible in a wide
-range, become one extra vision token of the decoder, together with the two points relative to the fingertip (forward
-kinematics of the arm state): "where is the cube from the hand" is what the expert's motion follows.
+(FiLM, as in the patch encoder), optionally widened by dilated context blocks; K more maps over them become K image
+positions (spatial softmax), and an MLP reads the K positions as the table-plane coordinates of the named cube and
+of its goal (the camera is fixed). The two points and the unit direction from cube to goal, with Fourier features so
+that centimetres stay visible in a wide range, become one extra vision token of the decoder, together with the two
+points relative to the fingertip (forward kinematics of the arm state): "where is the cube from the hand" is what
+the expert's motion follows.
 
 Why: the patch encoder learns where one cube is (touch) but not, to better than 4-7 cm, where the goal is or where
 "behind the cube" lies (README, "Why push fails"). The locator is trained for exactly that on the simulator's
@@ -55,26 +56,53 @@ def fourier(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, f.sin().flatten(-2), f.cos().flatten(-2)], -1)
 
 
+class ContextBlock(nn.Module):
+    """Residual block that widens the view: a depthwise 3x3 convolution with the given dilation, then a per-pixel
+    MLP whose output layer starts at zero, so that a new block leaves the locator's output unchanged (a trained
+    locator can grow blocks and go on training; README, "Why push fails": blocks initialised otherwise did not
+    train)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, groups=channels)
+        self.mix = nn.Conv2d(channels, channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(F.gelu(self.mix(self.spatial(x))))
+
+
 class GoalLocator(nn.Module):
     """(image, instruction tokens) -> table-plane points [B, 2, 2] (normalised as train/geometry.normalise) and
-    the decoder token [B, 1, hidden] made from them."""
+    the decoder token [B, 1, hidden] made from them. `blocks` context blocks (dilations 1, 2, 4, ...) between the
+    instruction-conditioned stem and the keypoint maps let a map see a whole object, not a 4x4 colour patch."""
 
-    def __init__(self, image_size: int, hidden: int, channels: int = 64, keypoints: int = 32) -> None:
+    def __init__(self, image_size: int, hidden: int, channels: int = 64, keypoints: int = 32, blocks: int = 0) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 4, stride=2, padding=1)
         self.film = nn.Linear(hidden, 2 * channels)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        self.blocks = nn.Sequential()
+        self.grow(blocks)
         self.maps = nn.Conv2d(channels, keypoints, 3, padding=1)
         self.to_table = nn.Sequential(nn.Linear(2 * keypoints, 256), nn.GELU(), nn.Linear(256, 2 * N_POINTS))
         self.token = nn.Linear(5 * 2 * (1 + 2 * FOURIER), hidden)
         self.register_buffer("grid", torch.linspace(-1, 1, image_size // 2), persistent=False)
 
+    def grow(self, blocks: int) -> None:
+        """Append context blocks (output unchanged) until there are `blocks`."""
+        channels = self.stem.out_channels
+        while len(self.blocks) < blocks:
+            self.blocks.append(ContextBlock(channels, 2 ** len(self.blocks)))
+
     def points(self, pixels: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
         """pixels: the patch encoder's input [B, 3, S, S]; summary: the instruction summary [B, hidden]
         (mole_vla.instruction_summary, the patch encoder's FiLM input too) -> [B, 2, 2]."""
         gain, shift = self.film(summary).chunk(2, -1)
-        x = F.gelu(self.stem(pixels) * (1 + gain[..., None, None]) + shift[..., None, None])
+        x = self.blocks(F.gelu(self.stem(pixels) * (1 + gain[..., None, None]) + shift[..., None, None]))
         return self.to_table(spatial_softmax(self.maps(x), self.grid)).view(-1, N_POINTS, 2)
 
     def embed(self, points: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:

@@ -177,7 +177,8 @@ class MoLeVLA(nn.Module):
         self.projector = nn.Sequential(*layers[:-1])
         if dims[-1] != cfg.llm.hidden:
             raise ValueError("projector_dims must end at llm.hidden")
-        self.locator = GoalLocator(cfg.vision.image_size, cfg.llm.hidden) if cfg.vision.locator else None
+        self.locator = (GoalLocator(cfg.vision.image_size, cfg.llm.hidden, blocks=cfg.vision.locator_blocks)
+                        if cfg.vision.locator else None)
         self.llm = LlamaStack(cfg.llm)
         self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
         self.init_mole_parts()

@@ -59,5 +59,8 @@ class TrainConfig:
                                   "attend to (teacher stages; 0 = off; the goal locator's token stays visible). "
                                   "There the scene reaches the decoder only through the locator, so the decoder "
                                   "learns to read it (README: push)")
+    locator_blocks: int = option(0, "stage locator: grow the goal locator to this many context blocks (wider view, "
+                                 "model/goal_locator.py; new blocks start as the identity, so a trained locator "
+                                 "goes on from where it was)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

@@ -2,9 +2,9 @@
 cube and its goal are, from the simulator's ground truth (train/geometry.py), before the policy learns to read it.
 
 Only the locator trains; the instruction tokens it reads come from the model's own (frozen) text input. Starting
-from a trained model (`--init`) adds a locator to it if it has none; the saved model is complete, and a teacher
-fine-tuned from it (`molevla train --stage teacher --init <this run> --geometry-weight W`) keeps the locator
-anchored with the same loss while the decoder learns to use its token.
+from a trained model (`--init`) adds a locator to it if it has none and grows it to `--locator-blocks`; the saved
+model is complete, and a teacher fine-tuned from it (`molevla train --stage teacher --init <this run>
+--geometry-weight W`) keeps the locator anchored with the same loss while the decoder learns to use its token.
 """
 from __future__ import annotations
 
@@ -25,13 +25,17 @@ from molevla_ros.train.geometry import POINTS, denormalise, geometry_loss, norma
 from molevla_ros.train.trainer import GoalInputs, _augment, held_out_at_end, lr_factor, set_statistics
 
 
-def with_locator(model: MoLeVLA) -> MoLeVLA:
-    """The model with a (fresh) goal locator if it has none; patch-encoder models only."""
+def with_locator(model: MoLeVLA, blocks: int = 0) -> MoLeVLA:
+    """The model with a (fresh) goal locator if it has none, grown to at least `blocks` context blocks (new blocks
+    leave its output unchanged); patch-encoder models only."""
+    vision = model.cfg.vision
     if model.locator is None:
-        if model.cfg.vision.kind != "patch_cnn":
+        if vision.kind != "patch_cnn":
             raise ValueError("the goal locator is for the small patch-encoder model")
-        model.cfg.vision.locator = True
-        model.locator = GoalLocator(model.cfg.vision.image_size, model.cfg.llm.hidden)
+        vision.locator = True
+        model.locator = GoalLocator(vision.image_size, model.cfg.llm.hidden)
+    model.locator.grow(blocks)
+    vision.locator_blocks = len(model.locator.blocks)
     return model
 
 
@@ -60,7 +64,7 @@ def pretrain_locator(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data:
     torch.manual_seed(tc.seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    model = with_locator(load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small()))
+    model = with_locator(load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small()), tc.locator_blocks)
     data = data or load_samples(tc.data, model.cfg.vision)
     if val is None and tc.val:
         val = load_samples(tc.val, model.cfg.vision, only_successful=False)
