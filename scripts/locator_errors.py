@@ -1,0 +1,60 @@
+"""Where does a goal locator err? (README, "Why push fails".)
+
+Usage: .venv/bin/python scripts/locator_errors.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
+
+On recorded episodes with the simulator's ground truth (`molevla collect` records it), each model's locator finds the
+named cube and its goal in every frame; prints, per family, the median error (cm), the share of steps more than 5 cm
+off and the 90th percentile, then per push episode the mean and largest error: the layouts where it fails.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+from molevla_ros.model.io import load_model
+from molevla_ros.train.episodes import load_samples
+from molevla_ros.train.geometry import denormalise
+from molevla_ros.train.locator import locate
+
+
+def _stat(e: np.ndarray, kind: str) -> str:
+    """One statistic of the defined errors (cm), or '-' where the family has no such point."""
+    e = e[~np.isnan(e)]
+    if len(e) == 0:
+        return "-"
+    return f"{np.mean(e > 5):.1%}" if kind == "over5" else f"{np.percentile(e, 50 if kind == 'median' else 90):.1f}"
+
+
+def main(folder: str, models: list[str]) -> None:
+    torch.set_num_threads(1)
+    for path in models:
+        model = load_model(path)
+        data = load_samples(folder, model.cfg.vision, only_successful=False)
+        if data.geometry is None:
+            raise SystemExit(f"{folder} has no ground truth")
+        with torch.no_grad():
+            points = torch.cat([locate(model, torch.from_numpy(data.images[i:i + 256]),
+                                       model.tokenize(data.instructions[i:i + 256]))
+                                for i in range(0, len(data), 256)])
+        err = np.linalg.norm(denormalise(points.numpy()) - data.geometry[:, :2], axis=-1) * 100  # [N, 2] cm
+        families = np.array(data.families)
+        print(f"\n{path} on {folder} (cm; cube / goal)\n| family | median | share > 5 cm | p90 |\n|---|---|---|---|")
+        for family in ("touch", "push", "pick_place"):
+            e = err[families == family]
+            if len(e):
+                print(f"| {family} | " + " | ".join(" / ".join(_stat(e[:, j], kind) for j in (0, 1))
+                                                    for kind in ("median", "over5", "p90")) + " |")
+        push = np.flatnonzero(families == "push")
+        for episode in sorted(set(data.episode[push])):
+            rows = push[data.episode[push] == episode]
+            mean, worst = err[rows].mean(0), err[rows].max(0)
+            print(f"  {data.instructions[rows[0]]!r}: mean {mean[0]:.1f} / {mean[1]:.1f}, "
+                  f"max {worst[0]:.1f} / {worst[1]:.1f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2:])
