@@ -15,8 +15,7 @@ import torch
 
 from molevla_ros.model.io import load_model
 from molevla_ros.train.episodes import load_samples
-from molevla_ros.train.geometry import denormalise
-from molevla_ros.train.locator import locate
+from molevla_ros.train.locator import locate_all
 
 
 def _stat(e: np.ndarray, kind: str) -> str:
@@ -34,11 +33,7 @@ def main(folder: str, models: list[str]) -> None:
         data = load_samples(folder, model.cfg.vision, only_successful=False)
         if data.geometry is None:
             raise SystemExit(f"{folder} has no ground truth")
-        with torch.no_grad():
-            points = torch.cat([locate(model, torch.from_numpy(data.images[i:i + 256]),
-                                       model.tokenize(data.instructions[i:i + 256]))
-                                for i in range(0, len(data), 256)])
-        err = np.linalg.norm(denormalise(points.numpy()) - data.geometry[:, :2], axis=-1) * 100  # [N, 2] cm
+        err = np.linalg.norm(locate_all(model, data) - data.geometry[:, :2], axis=-1) * 100  # [N, 2] cm
         families = np.array(data.families)
         print(f"\n{path} on {folder} (cm; cube / goal)\n| family | median | share > 5 cm | p90 |\n|---|---|---|---|")
         for family in ("touch", "push", "pick_place"):

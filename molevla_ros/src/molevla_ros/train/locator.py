@@ -48,12 +48,17 @@ def locate(model: MoLeVLA, images: torch.Tensor, text: tuple[torch.Tensor, torch
 
 
 @torch.no_grad()
-def held_out_cm(model: MoLeVLA, data: Samples, batch: int = 256) -> dict[str, float]:
-    """Mean distance (cm) of each of POINTS (the push start derived from the located cube and goal), over the
-    samples where it is defined."""
+def locate_all(model: MoLeVLA, data: Samples, batch: int = 256) -> np.ndarray:
+    """Table-plane cube and goal xy in metres [N, 2, 2] that the locator finds in every sample's frame."""
     pred = torch.cat([locate(model, torch.from_numpy(data.images[i:i + batch]),
                              model.tokenize(data.instructions[i:i + batch])) for i in range(0, len(data), batch)])
-    pred = with_push_start(denormalise(pred.numpy()))
+    return denormalise(pred.numpy())
+
+
+def held_out_cm(model: MoLeVLA, data: Samples) -> dict[str, float]:
+    """Mean distance (cm) of each of POINTS (the push start derived from the located cube and goal), over the
+    samples where it is defined."""
+    pred = with_push_start(locate_all(model, data))
     d = np.linalg.norm(pred - data.geometry, axis=-1) * 100
     return {name: float(np.nanmean(d[:, j])) for j, name in enumerate(POINTS)}
 
