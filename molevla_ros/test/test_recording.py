@@ -9,7 +9,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.model.config import VisionConfig
 from molevla_ros.record.collect import CollectOptions, collect, record_episode
-from molevla_ros.train.episodes import load_samples, read_episode
+from molevla_ros.train.episodes import cached_episode, load_samples, read_episode
 from molevla_ros.record.mcap_writer import msg_definition
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
@@ -117,3 +117,30 @@ def test_recorded_episode_reads_back(tmp_path: Path):
     chunk = deserialize_message(raw["/molevla/action_chunk"], JointTrajectory)
     actions = np.array([p.positions for p in chunk.points])
     assert actions.shape == (16, 7) and np.all(np.isfinite(actions))
+
+
+def test_episode_cache_returns_what_the_recording_holds_and_follows_changes(tmp_path: Path):
+    sim = FrankaTableSim()
+    try:
+        path = tmp_path / "ep.mcap"
+        assert record_episode(sim, "push", 2, path)
+        other = tmp_path / "other.mcap"
+        assert record_episode(sim, "touch", 3, other)
+    finally:
+        sim.close()
+
+    def same(a, b):
+        assert a[0] == b[0] and len(a[1]) == len(b[1])
+        for ra, rb in zip(a[1], b[1]):
+            for x, y in zip(ra, rb):
+                assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
+
+    direct = read_episode(path, VISION)
+    same(cached_episode(path, VISION), direct)  # written
+    (cache,) = (tmp_path / ".cache").glob("ep.*.npz")
+    written = cache.stat().st_mtime_ns
+    same(cached_episode(path, VISION), direct)  # read back, not rewritten
+    assert cache.stat().st_mtime_ns == written
+    same(cached_episode(path, VisionConfig(image_size=48)), read_episode(path, VisionConfig(image_size=48)))
+    other.replace(path)  # the recording changes under the same name: the cache follows
+    same(cached_episode(path, VISION), read_episode(path, VISION))

@@ -1,6 +1,8 @@
 """Recorded MCAP episodes -> training arrays (one sample per control step)."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,33 @@ def read_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list
     return info, rows
 
 
+CACHE_VERSION = 1  # raise when read_episode's output changes for the same recording
+
+
+def cached_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], list[tuple]]:
+    """read_episode through a cache beside the recording (.cache/<name>.<size>-<resize>.npz): decoding and resizing
+    the frames is most of the loading time, and every training run reads the same episodes again. The cache is
+    rebuilt when the recording's size or modification time (or CACHE_VERSION) changes."""
+    st = path.stat()
+    key = f"{CACHE_VERSION}:{st.st_size}:{st.st_mtime_ns}"
+    cache = path.parent / ".cache" / f"{path.stem}.{vision.image_size}-{vision.resize}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    arrays = [z[k] for k in ("images", "proprio", "chunks", "geometry")]
+                    return json.loads(str(z["info"])), list(zip(*arrays))
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or from another version: rebuilt below
+    info, rows = read_episode(path, vision)
+    columns = [np.stack(c) for c in zip(*rows)] if rows else [np.zeros(0)] * 4
+    cache.parent.mkdir(exist_ok=True)
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, key=key, info=json.dumps(info), **dict(zip(("images", "proprio", "chunks", "geometry"), columns)))
+    os.replace(tmp, cache)
+    return info, rows
+
+
 def load_samples(folders: Path | str, vision: VisionConfig, only_successful: bool = True) -> Samples:
     """Every control step of the episodes in ``folders`` (one folder, or several comma-separated). With
     ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger) or
@@ -87,7 +116,7 @@ def load_samples(folders: Path | str, vision: VisionConfig, only_successful: boo
         raise FileNotFoundError(f"no .mcap episodes in {folders} (record some with `molevla collect`)")
     images, proprio, chunks, geometry, instr, fams, ep = [], [], [], [], [], [], []
     for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
-        info, rows = read_episode(f, vision)
+        info, rows = cached_episode(f, vision)
         expert_driven = info.get("policy", "scripted_expert") == "scripted_expert"
         if only_successful and expert_driven and info.get("success") != "true":
             continue
