@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Reproduce the shipped model and the comparison: record expert episodes, pre-train grounding, train the
-# full-depth teacher, fine-tune the four routed variants from it, evaluate all of them in closed loop, and
-# ship the MoLe one.
+# Reproduce the first MiniLM lineage (teacher_minilm and its routed variants) and the comparison: record expert
+# episodes, pre-train grounding, train the full-depth teacher, fine-tune the four routed variants from it, evaluate
+# all of them in closed loop, and copy the MoLe one to models/mole_small. The default model, mole_locator, goes on
+# from that teacher (goal locator, patch dropout, DAgger rounds, then its student): its commands are in the README,
+# "Why push fails", and its seed comparison is scripts/compare_seeds.sh.
 # Usage: scripts/train_all.sh [LAYOUTS_PER_FAMILY] [EVAL_EPISODES_PER_FAMILY]
 # Data: touch and pick_place: LAYOUTS seeds with their own goal, the first 80% of them also with the two other cubes
 # as goals; push (the hardest family): 44/15 x LAYOUTS seeds with their own goal (more distinct layouts), the first

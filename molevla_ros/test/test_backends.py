@@ -15,10 +15,10 @@ from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.backends.tensorrt_graphs import EngineCache, engine_key, profile_shapes
-from molevla_ros.bringup import resolve_model
+from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
 from molevla_ros.model.io import load_model, save_model
 
-SHIPPED = resolve_model("mole_small")
+SHIPPED = resolve_model(DEFAULT_MODEL)  # the policy the node runs by default
 ORT_TOL = 1e-4  # fp32 ONNX Runtime vs torch: max abs difference of the cognition features
 # ... and of the normalised action chunks: DDIM's first step divides the noise estimate by sqrt(alpha_bar_99)
 # = 4.9e-4, so 1e-6 rounding differences in the head grow to ~1e-4 (1.2e-4 measured on a previous mole_small)
@@ -196,13 +196,13 @@ def test_engine_profiles_cover_cfg_doubling():
 @pytest.mark.skipif(HAS_CUDA, reason="a CUDA GPU is usable here")
 def test_cuda_device_without_gpu_is_a_clear_message():
     with pytest.raises(BackendUnavailable, match="sees no CUDA GPU"):
-        make_backend("mole_torch", model_dir="mole_small", device="cuda")
+        make_backend("mole_torch", model_dir=DEFAULT_MODEL, device="cuda")
 
 
 @pytest.mark.skipif(HAS_TRT and HAS_CUDA, reason="TensorRT is usable here")
 def test_tensorrt_unavailable_is_a_clear_message():
     with pytest.raises(BackendUnavailable) as e:
-        make_backend("mole_tensorrt", model_dir="mole_small", device="cuda", precision="fp16")
+        make_backend("mole_tensorrt", model_dir=DEFAULT_MODEL, device="cuda", precision="fp16")
     msg = str(e.value)
     assert "mole_tensorrt" in msg and "available:" in msg and "mole_onnx" in msg
 

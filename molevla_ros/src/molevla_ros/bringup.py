@@ -113,6 +113,10 @@ def models_dir() -> Path:
     return config_dir().parent / "models"
 
 
+# The policy the product runs when nothing else is named: policy node, demo, CLI tools and benchmarks.
+DEFAULT_MODEL = "mole_locator"
+
+
 def resolve_model(path: str) -> Path:
     """An absolute model folder, or a name under models/."""
     p = Path(path)

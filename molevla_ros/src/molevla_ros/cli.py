@@ -12,18 +12,19 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from molevla_ros.bringup import DEFAULT_MODEL
 from molevla_ros.config_cli import add_options, from_options, option
 
 @dataclass
 class ExportOptions:
-    model: str = option("mole_small", "model folder or shipped model name")
+    model: str = option(DEFAULT_MODEL, "model folder or shipped model name")
     precision: str = option("fp32", "weights in the graphs", choices=("fp32", "fp16"))
     out: str | None = option(None, "folder (default: the cache the backends use)")
 
 
 @dataclass
 class EngineOptions:
-    model: str = option("mole_small", "model folder or shipped model name")
+    model: str = option(DEFAULT_MODEL, "model folder or shipped model name")
     precision: str = option("fp16", "engine precision", choices=("fp32", "fp16"))
     device: str = option("cuda", "CUDA device")
     max_batch: int = option(8, "largest batch the engines accept")

@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from molevla_ros.bringup import DEFAULT_MODEL
 from molevla_ros.config_cli import option
 from molevla_ros.backends.mole import make_mole_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
@@ -127,7 +128,7 @@ def random_model_dir(layers: int) -> Path:
 
 @dataclass
 class BackendBenchOptions:
-    model: str = option("mole_small", "model folder or shipped model name")
+    model: str = option(DEFAULT_MODEL, "model folder or shipped model name")
     config: str = option("model", "cogact: a random-weight CogACT-scale model (Llama-2-7B-sized layers) instead of "
                          "--model", choices=("model", "cogact"))
     layers: int = option(32, "decoder layers of the cogact configuration")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
 from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
+from molevla_ros.bringup import DEFAULT_MODEL
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import BLENDS, ChunkExecutor
 from molevla_ros.sim.rollout import run_episode
@@ -34,7 +35,7 @@ MODES = (*BLENDS, "rtc")
 
 @dataclass
 class DelayOptions:
-    policies: tuple[str, ...] = option(("expert", "mole_small"), "'expert' and/or model folders (names under the "
+    policies: tuple[str, ...] = option(("expert", DEFAULT_MODEL), "'expert' and/or model folders (names under the "
                                        "package's models/ or paths)")
     modes: tuple[str, ...] = option(("average", "latest", "rtc"), f"executor modes, of {', '.join(MODES)}")
     delays_ms: tuple[float, ...] = option((0.0, 100.0, 200.0, 300.0, 400.0), "inference delays (ms, simulated)")

@@ -76,8 +76,9 @@ def episode_task(family: str, seed: int, wording: str) -> Task:
 
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1,
                      wordings: tuple[str, ...] = ("canonical",)) -> dict:
-    """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each), latency,
-    layers kept and routing statistics of one variant."""
+    """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each; `episodes`:
+    every episode's outcome, seeds from `first_seed` on), latency, layers kept and routing statistics of one
+    variant."""
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
     backend = torch_backend(model, v.route, seed)
@@ -122,6 +123,8 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
             "success": {f: float(np.mean(r)) for f, r in success[wordings[0]].items()},
             "mean_success": float(np.mean([np.mean(r) for r in success[wordings[0]].values()])),
             "success_by_wording": {w: {f: float(np.mean(r)) for f, r in s.items()} for w, s in success.items()},
+            "episodes": {"first_seed": seed, **{w: {f: [bool(x) for x in r] for f, r in s.items()}
+                                                for w, s in success.items()}},
             "layers_kept_mean": float(np.mean(kept)), "layers": model.cfg.llm.layers,
             "backbone_mflops_per_step": float(np.mean(kept)) * per_layer / 1e6,
             "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
@@ -241,7 +244,7 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
     n_search = stats["train"].get("route_search", 0)
     search = f" and route search (its route + {n_search} one-swap variants per sample)" if n_search else ""
     lines = [
-        "# mole_small: MoLe-VLA trained in the simulator", "",
+        f"# {Path(mole['model_dir']).name}: MoLe-VLA trained in the simulator", "",
         "A small MoLe-VLA (trained from scratch here, CPU) for the simulated Franka's three task families.",
         "It is a demonstration-scale model: it has never seen a real camera and must not drive a real robot.", "",
         "## Data", "",

@@ -9,14 +9,14 @@ from pathlib import Path
 
 
 from molevla_ros.bench.eval_policies import Variant, evaluate_variant
-from molevla_ros.bringup import resolve_model
+from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
 from molevla_ros.config_cli import option
 from molevla_ros.sim.tasks import FAMILIES
 
 
 @dataclass
 class KeepSweepOptions:
-    model: str = option("mole_small", "model folder (a name under the package's models/ or a path)")
+    model: str = option(DEFAULT_MODEL, "model folder (a name under the package's models/ or a path)")
     keeps: tuple[int, ...] = option((1, 2, 3, 4, 5, 6, 7, 8), "decoder layers kept per step")
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
     episodes: int = option(10, "episodes per family and k (seeds seed.., the same for every k)")

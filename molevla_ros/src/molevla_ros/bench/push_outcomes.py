@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
-from molevla_ros.bringup import resolve_model
+from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
@@ -30,7 +30,7 @@ CLASSES = ("ok", "knocked another cube", "cube never moved", "overshoot", "sidew
 
 @dataclass
 class PushOutcomeOptions:
-    policies: tuple[str, ...] = option(("expert", "expert:0.005", "expert:0.01", "mole_small:mole"),
+    policies: tuple[str, ...] = option(("expert", "expert:0.005", "expert:0.01", f"{DEFAULT_MODEL}:mole"),
                                        "expert, expert:NOISE (m per action step), or MODEL:ROUTE")
     episodes: int = option(20, "push layouts (seeds seed..)")
     seed: int = option(1000, "first layout seed")

@@ -24,6 +24,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
+from molevla_ros.bringup import DEFAULT_MODEL
 from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.image_wire import WireImage, read_image
 from molevla_ros.inputs.images import ImageError
@@ -38,7 +39,7 @@ PARAMS = [
     Param("backend", "mole_torch",
           "Policy backend: mole_torch (PyTorch), mole_onnx (ONNX Runtime, CPU), mole_tensorrt (TensorRT, GPU), or "
           "scripted_expert (reads simulator ground truth; sim only, not a learned policy)."),
-    Param("model_dir", "mole_small", "MoLe-VLA model folder: absolute, or a name under the package's models/ "
+    Param("model_dir", DEFAULT_MODEL, "MoLe-VLA model folder: absolute, or a name under the package's models/ "
           "(an imported CogACT: molevla import-cogact). Its config.json carries the action period, horizon, "
           "action layout and image preprocessing."),
     Param("route", "mole", "Layer routing: mole (STAR router), full, random or first_k (early exit). A model "
