@@ -407,6 +407,26 @@ def test_full_loop_succeeds_in_sim(ros):
         probe.wait_for(lambda: expected <= reporting(), 5, f"every node on /diagnostics (seen {reporting()})")
 
 
+def test_demo_runs_the_default_model(domain, tmp_path):
+    """`molevla demo` with no backend option: the shipped default model (not the scripted expert) drives the
+    whole loop, and a touch goal on an evaluation layout (seed 1000, never trained on) succeeds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from molevla_ros.bringup import DEFAULT_MODEL
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    run = subprocess.run([sys.executable, "-m", "molevla_ros.cli", "demo", "--task", "touch", "--out", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "policy: mole_torch, model " + DEFAULT_MODEL in run.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert (result["backend"], result["model"]) == ("mole_torch", DEFAULT_MODEL)
+    assert result["policy_steps"] > 0 and result["success"], result
+
+
 @pytest.mark.parametrize("backend", ["mole_torch", "mole_onnx"])
 def test_mole_policy_publishes_chunk_and_layer_mask(ros, tmp_path, monkeypatch, backend, tiny):
     """The MoLe backends in the policy node: chunks from camera frames, the kept-layer mask on its topic."""
