@@ -14,8 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-MOLE = "MoLe (STAR + CogKD)"
-OTHERS = ("full depth", "early exit (first k)", "random skip")
+from molevla_ros.bench.eval_policies import default_variants
+
+# The variants' names as eval-policies writes them, keyed by their run folder (compare_seeds.sh's stages).
+NAMES = {Path(v.model_dir).name: v.name for v in default_variants(Path())}
+MOLE = NAMES["mole"]
+OTHERS = (NAMES["teacher"], NAMES["first_k"], NAMES["random"])
 
 
 def load(folder: Path) -> dict[str, dict[str, dict]]:

@@ -75,7 +75,8 @@ def run_demo(o: DemoOptions) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.update(ros_environment())
-    policy = {"backend": backend} if backend == "scripted_expert" else {"backend": backend, "model_dir": o.model}
+    model = None if backend == "scripted_expert" else o.model  # the expert reads no model folder
+    policy = {"backend": backend, **({"model_dir": model} if model else {})}
     overrides = {"sim": {"task_family": task_family, "seed": seed}, "policy": policy}
     print(f"starting nodes: {', '.join(PROFILES['sim'])} (logs in {out_dir}/logs)")
     (out_dir / "logs").mkdir(exist_ok=True)
@@ -90,7 +91,7 @@ def run_demo(o: DemoOptions) -> dict:
             if o.goal:
                 print(f"scene goal: '{node.task}'")
                 node.task = o.goal
-            print(f"goal: '{node.task}'  (policy: {describe(backend, o.model)})")
+            print(f"goal: '{node.task}'  (policy: {describe(backend, model)})")
             node.recording = True
             node.instruction_pub.publish(String(data=node.task))
             t0 = time.monotonic()
@@ -102,7 +103,7 @@ def run_demo(o: DemoOptions) -> dict:
     final = next((s for s in reversed(node.statuses) if s.split(":")[0] in FINAL_STATES), "timeout: no final status")
     lat = np.array(node.latencies) if node.latencies else np.zeros(1)
     hz = (len(node.stamps) - 1) / (node.stamps[-1] - node.stamps[0]) if len(node.stamps) > 1 else 0.0
-    result = {"goal": node.task, "backend": backend, "model": None if backend == "scripted_expert" else o.model,
+    result = {"goal": node.task, "backend": backend, "model": model,
               "success": final.startswith("succeeded"), "final_status": final,
               "seconds": round(elapsed, 2), "policy_steps": len(node.latencies), "policy_hz": round(hz, 2),
               "step_latency_ms_mean": round(float(lat.mean()), 3),
@@ -116,9 +117,9 @@ def run_demo(o: DemoOptions) -> dict:
     return result
 
 
-def describe(backend: str, model: str) -> str:
-    """The policy a demo runs, in words: the expert is labelled as what it is."""
-    if backend == "scripted_expert":
+def describe(backend: str, model: str | None) -> str:
+    """The policy a demo runs, in words: the expert (no model) is labelled as what it is."""
+    if model is None:
         return "scripted expert (reads the simulator's ground truth; not a learned policy)"
     return f"{backend}, model {model}"
 
