@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+RGB_CHANNELS = {"rgb8": (0, 1, 2), "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0), "mono8": (0, 0, 0)}
 MAX_SIDE = 8192
 
 
@@ -22,12 +23,12 @@ def decode(encoding: str, height: int, width: int, step: int, data: bytes | memo
 def decode_resized(encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray,
                    out_width: int, out_height: int) -> np.ndarray:
     """`resize(decode(...))` with the same pixels, faster: the resize runs on the buffer in its own channel order
-    and only the small result is reordered (bgr8 640x480 -> 224x224: 1.4 ms instead of 2.4 ms)."""
+    and the channels are put in RGB order while the small result is copied out (bgr8 640x480 -> 224x224: 0.3 ms
+    instead of 2.4 ms)."""
     enc = encoding.lower()
-    img = _pixels(encoding, height, width, step, data)
-    if enc in ("rgba8", "bgra8"):  # alpha dropped first, as decode does (PIL would premultiply it)
-        img = img[:, :, :3]
-    return np.ascontiguousarray(_to_rgb(enc.replace("a8", "8"), resize(img, out_width, out_height)))
+    # Alpha is resized with the colours and left out of the result (channels are resized independently; the
+    # strided copy that would drop it first costs 1.3 ms). PIL would premultiply it: decode drops it too.
+    return resize(_pixels(encoding, height, width, step, data), out_width, out_height, RGB_CHANNELS[enc])
 
 
 def _pixels(encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray) -> np.ndarray:
@@ -58,12 +59,14 @@ def _to_rgb(enc: str, img: np.ndarray) -> np.ndarray:
     return np.repeat(img, 3, axis=2)  # mono8
 
 
-def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize an (H, W, C) uint8 array to (height, width, C): antialiased bilinear, the filter of PIL's BILINEAR
-    resize (equal to it within one grey level), run by torch's uint8 kernel (640x480 -> 224x224: 0.2 ms, PIL 1.3 ms);
-    a no-op when the size already matches."""
+def resize(img: np.ndarray, width: int, height: int, channels: tuple[int, ...] | None = None) -> np.ndarray:
+    """Resize an (H, W, C) uint8 array to a contiguous (height, width, C') array: antialiased bilinear, the filter of
+    PIL's BILINEAR resize (equal to it within one grey level), run by torch's uint8 kernel (640x480 -> 224x224:
+    0.3 ms, PIL 1.3 ms); only a copy when the size already matches. `channels`: the input channels to output, in
+    order (BGR -> RGB: (2, 1, 0)); all of them by default."""
+    order = list(range(img.shape[2]) if channels is None else channels)
     if img.shape[0] == height and img.shape[1] == width:
-        return np.ascontiguousarray(img)
+        return np.ascontiguousarray(img[:, :, order])
     import torch  # here, so that decoding alone does not load torch
 
     with warnings.catch_warnings():  # a read-only buffer (a received message) is only read here
@@ -71,7 +74,8 @@ def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]  # a channels-last view, no copy
     out = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", antialias=True,
                                           align_corners=False)
-    return out[0].permute(1, 2, 0).contiguous().numpy()
+    planes = out[0].numpy()  # (C, height, width): stacking the planes is 3x faster than a strided .contiguous()
+    return np.stack([planes[c] for c in order], axis=-1)
 
 
 COMPRESSED = ("jpeg", "png")  # sensor_msgs/CompressedImage formats image_transport's plugins write

@@ -113,6 +113,28 @@ def set_realtime_priority(priority: int) -> str | None:
     return None
 
 
+# glibc malloc's defaults hand every block over 128 KiB (a camera frame, its resized copy) back to the kernel when
+# freed, so each new frame's buffers are fresh pages the kernel must fault in and zero again: about 1.7 ms of a
+# 640x480 rgb8 frame's 3.3 ms round trip between two processes (scripts/frame_roundtrip.py; README: loop latency).
+MALLOC_MMAP_THRESHOLD = 16 << 20  # blocks below this come from the heap, whose pages are reused (glibc max: 32 MiB)
+MALLOC_TRIM_THRESHOLD = 64 << 20  # free memory kept at the heap's top before it is returned to the kernel
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
+
+
+def reuse_freed_memory() -> str | None:
+    """Keep freed camera-sized buffers in this process's heap for the next frame (glibc mallopt; a few MiB more
+    resident memory). Returns why not (another C library), or None."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD) and libc.mallopt(_M_TRIM_THRESHOLD,
+                                                                                   MALLOC_TRIM_THRESHOLD)
+    except (OSError, AttributeError) as e:
+        return f"malloc thresholds not set ({e})"
+    return None if ok else "malloc thresholds not set (mallopt refused them)"
+
+
 def image_topic(source: str) -> str:
     """The frame topic of an image_source."""
     return TOPIC_IMAGE_RAW if source == "raw" else TOPIC_IMAGE
@@ -340,6 +362,7 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None, events:
 
     from rclpy.executors import ExternalShutdownException
 
+    malloc_problem = reuse_freed_memory()  # before rclpy and DDS allocate their buffers
     rclpy.init(args=args if args is not None else sys.argv)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
@@ -354,16 +377,17 @@ def run(node_factory: Callable[[], Node], args: list[str] | None = None, events:
     executor.add_node(node)
     priority = getattr(getattr(node, "p", None), "realtime_priority", 0)
     problem = set_realtime_priority(priority)
-    if problem:
-        node.get_logger().warn(problem)
-    elif priority:
+    for p in (malloc_problem, problem):
+        if p:
+            node.get_logger().warn(p)
+    if priority and not problem:
         node.get_logger().info(f"all threads on SCHED_FIFO priority {priority}")
     # Everything built so far (modules, the model) lives as long as the node: moved out of the garbage collector's
     # reach, a full collection no longer walks it, so a callback is not held up by a long pause.
     gc.collect()
     gc.freeze()
     try:
-        while rclpy.ok():
+        while rclpy.ok():  # spin_once, never EventsExecutor.spin(): that delivered no messages in a test here
             try:
                 executor.spin_once(timeout_sec=0.5)
             except Exception:  # noqa: BLE001 - see docstring

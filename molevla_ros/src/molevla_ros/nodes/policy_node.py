@@ -88,7 +88,8 @@ PARAMS = [
           "process within about this long; must be <= the executor's policy_liveliness_s.", low=0.0, high=10.0),
     Param("real_time_chunking", False, "Make each chunk continue what the executor will run while the model thinks "
           "(its molevla/executor_plan, executor plan_hz > 0, blend latest): the rows that run before the chunk can "
-          "arrive are inpainted during DDIM (MoLe-VLA backends; README 'Inference delay')."),
+          "arrive are inpainted during DDIM (MoLe-VLA backends; README 'Inference delay': off by default, the shipped "
+          "mole_locator succeeds less with it)."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
           "[''] is one robot on the node's own topics."),
