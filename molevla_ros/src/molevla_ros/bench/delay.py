@@ -4,8 +4,9 @@ effect `delay` after its observation while the executor keeps running what it ha
 Rows: policy (the scripted expert, a trained model) x executor mode x delay. Modes are the executor's blends
 (`average`, `latest`, `adaptive`) and `rtc`: real-time chunking, where the policy receives the executor's plan
 and the number of its rows that run before the chunk arrives, generates a chunk that continues them (DDIM
-inpainting, backends/routed.py) and the executor switches to each new chunk (`latest`). The expert is reactive
-and has no use for a plan, so it has no `rtc` row. Columns: success per family, time to success (successful
+inpainting, backends/routed.py) and the executor switches to each new chunk (`latest`); `rtc_average` is the same
+guidance with the executor still averaging overlapping chunks. The expert is reactive and has no use for a plan,
+so it has no rtc rows. Columns: success per family, time to success (successful
 episodes), the jump of the executor's wanted linear velocity (before its limits) when a new chunk takes effect
 (queue without vs with it), and the 99th percentile of that velocity's change from one command tick to the next
 over whole episodes (smoothness wherever a discontinuity lands).
@@ -30,7 +31,8 @@ from molevla_ros.sim.rollout import run_episode
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
-MODES = (*BLENDS, "rtc")
+RTC_BLENDS = {"rtc": "latest", "rtc_average": "average"}  # real-time chunking modes -> the executor's blend
+MODES = (*BLENDS, *RTC_BLENDS)
 
 
 @dataclass
@@ -74,7 +76,7 @@ def run(o: DelayOptions) -> list[dict]:
     try:
         for name in o.policies:
             policy, action_dt, horizon, images = make_policy(name, o.seed)
-            for mode in [m for m in o.modes if not (name == "expert" and m == "rtc")]:
+            for mode in [m for m in o.modes if not (name == "expert" and m in RTC_BLENDS)]:
                 for delay in o.delays_ms:
                     row = {"policy": name, "mode": mode, "delay_ms": delay, "success": {}, "seconds": [], "jumps": [],
                            "steps": []}
@@ -82,10 +84,10 @@ def run(o: DelayOptions) -> list[dict]:
                         wins = []
                         for s in tqdm(range(o.seed, o.seed + o.episodes), leave=False, unit="ep",
                                       desc=f"{name} {mode} {delay:.0f} ms {family}"):
-                            executor = ChunkExecutor(action_dt, blend="latest" if mode == "rtc" else mode)
+                            executor = ChunkExecutor(action_dt, blend=RTC_BLENDS.get(mode, mode))
                             r = run_episode(sim, sample_task(family, s), policy, executor,
                                             max_seconds=MAX_SECONDS[family], with_images=images,
-                                            delay_s=delay / 1e3, rtc=mode == "rtc", action_dt=action_dt,
+                                            delay_s=delay / 1e3, rtc=mode in RTC_BLENDS, action_dt=action_dt,
                                             horizon=horizon)
                             wins.append(r.success)
                             row["jumps"] += r.boundary_jumps
