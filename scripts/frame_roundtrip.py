@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import struct
 import time
 
 import numpy as np
@@ -25,6 +24,7 @@ def echo(reuse: bool, stop) -> None:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
+    from molevla_ros.inputs.image_wire import read_image
     from molevla_ros.nodes.common import SENSOR_QOS, make_executor, reuse_freed_memory
 
     if reuse:
@@ -34,9 +34,9 @@ def echo(reuse: bool, stop) -> None:
     pub = node.create_publisher(Header, "frame_echo", 10)
 
     def on_frame(data: bytes) -> None:
-        sec, nanosec = struct.unpack("<iI", data[4:12])
+        frame = read_image(data)
         msg = Header()
-        msg.stamp.sec, msg.stamp.nanosec = sec, nanosec
+        msg.stamp.sec, msg.stamp.nanosec = frame.sec, frame.nanosec
         pub.publish(msg)
 
     node.create_subscription(Image, "frame", on_frame, SENSOR_QOS, raw=True)
@@ -53,6 +53,7 @@ def send(shape: tuple[int, int], seconds: float) -> list[float]:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
+    from molevla_ros.inputs.image_wire import write_stamp
     from molevla_ros.nodes.common import SENSOR_QOS, make_executor, rgb_to_msg, stamp_s
 
     rclpy.init()
@@ -66,7 +67,7 @@ def send(shape: tuple[int, int], seconds: float) -> list[float]:
 
     def publish() -> None:
         stamp = node.get_clock().now().to_msg()
-        frame[4:12] = struct.pack("<iI", stamp.sec, stamp.nanosec)
+        write_stamp(frame, stamp.sec, stamp.nanosec)
         pub.publish(bytes(frame))
 
     node.create_timer(1 / 30, publish)

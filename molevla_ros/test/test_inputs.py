@@ -1,3 +1,5 @@
+import struct
+
 import numpy as np
 import pytest
 
@@ -155,8 +157,6 @@ def test_read_image_gives_the_fields_rclpy_serialized(frame_id, encoding):
 
 
 def test_read_image_big_endian():
-    import struct
-
     from molevla_ros.inputs.image_wire import read_image
 
     body = struct.pack(">iI", 5, 6) + struct.pack(">I", 3) + b"ab\0" + b"\0"  # frame_id "ab", padded to 4
@@ -166,6 +166,24 @@ def test_read_image_big_endian():
     assert (img.sec, img.nanosec, img.frame_id, img.height, img.width, img.encoding, img.step) == \
         (5, 6, "ab", 1, 2, "rgb8", 6)
     assert bytes(img.data) == bytes(range(6))
+
+
+def test_write_stamp_restamps_a_serialized_frame_in_either_byte_order():
+    """What the benchmarks' camera stand-ins publish: one serialized frame, re-stamped in place per frame."""
+    from rclpy.serialization import serialize_message
+
+    from molevla_ros.inputs.image_wire import read_image, write_stamp
+
+    little = bytearray(serialize_message(_image_msg("camera", "rgb8", 2, 3, 9, bytes(18))))
+    write_stamp(little, 42, 999_999_999)
+    img = read_image(little)
+    assert (img.sec, img.nanosec, img.frame_id, img.height) == (42, 999_999_999, "camera", 2)
+    assert bytes(img.data) == bytes(18)
+    big = bytearray(b"\x00\x00\x00\x00" + bytes(8) + b"rest")
+    write_stamp(big, -1, 7)
+    assert bytes(big[4:]) == struct.pack(">iI", -1, 7) + b"rest"
+    with pytest.raises(ImageError, match="not a CDR"):
+        write_stamp(bytearray(b"\xff\xff\x00\x00" + bytes(8)), 1, 2)
 
 
 def test_read_image_refuses_truncated_and_foreign_bytes():
@@ -195,6 +213,8 @@ def test_read_image_refuses_truncated_and_foreign_bytes():
 
 FAULTS_OF_A_FRESH_FRAME = """
 import resource, sys
+import struct
+
 import numpy as np
 if sys.argv[1] == "reuse":
     from molevla_ros.nodes.common import reuse_freed_memory

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from visualization_msgs.msg import MarkerArray
 from molevla_ros.bench.fake_robot import fake_robot_msgs
 from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.config_cli import option
-from molevla_ros.inputs.image_wire import read_image
+from molevla_ros.inputs.image_wire import read_image, write_stamp
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
                                       TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
                                       TOPIC_TWIST, image_topic, make_executor, rgb_to_msg,
@@ -55,8 +54,8 @@ class Feeder(Node):
         rgb = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
         frame = rgb_to_msg(rgb[:, :, ::-1], self.get_clock().now().to_msg(), "bench_camera")
         frame.encoding = "bgr8"
-        # Serialized once; each frame only gets its stamp written in (bytes 4-12: sec, nanosec after the CDR header),
-        # as a C++ camera driver publishes without rclpy's 1.4 ms Python conversion of a 640x480 frame.
+        # Serialized once; each frame only gets its stamp written in (write_stamp), as a C++ camera driver publishes
+        # without rclpy's 1.4 ms Python conversion of a 640x480 frame.
         self.frame = bytearray(serialize_message(frame))
         assert read_image(self.frame).frame_id == "bench_camera"
         self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
@@ -80,7 +79,7 @@ class Feeder(Node):
 
     def publish_frame(self) -> None:
         stamp = self.get_clock().now().to_msg()
-        self.frame[4:12] = struct.pack("<iI", stamp.sec, stamp.nanosec)
+        write_stamp(self.frame, stamp.sec, stamp.nanosec)
         self.image_pub.publish(bytes(self.frame))
         self.sent += 1
 
