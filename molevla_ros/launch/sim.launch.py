@@ -7,4 +7,4 @@ from molevla_ros.launch_common import describe
 
 
 def generate_launch_description():
-    return describe("sim")
+    return describe("sim", robot="panda_sim")

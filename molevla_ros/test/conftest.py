@@ -4,13 +4,33 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "standins"))  # the upstream stand-ins' pure rules (jtc.py)
+
+# Property tests draw the same examples on every run (a failure reproduces; mutation scores do not vary by luck).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 from ros_harness import RosTestSession  # noqa: E402
 
 # A private ROS domain per test (and per pytest process) so parallel runs never hear each other.
 _domains = itertools.count(100 + (os.getpid() % 50) * 2)
+
+
+PACKAGING = ("test_colcon_install.py", "test_installed_layout_finds_config_and_models")
+
+
+def pytest_collection_modifyitems(items):
+    """Tiers: `integration` for every test that starts node processes (it takes the `ros` or `domain` fixture),
+    `packaging` for the install tests (colcon, pip --prefix). The fast tier is -m "not integration and not
+    packaging"."""
+    for item in items:
+        if any(p in item.nodeid for p in PACKAGING):
+            item.add_marker(pytest.mark.packaging)
+        elif {"ros", "domain"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

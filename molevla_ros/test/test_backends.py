@@ -15,7 +15,7 @@ from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.backends.tensorrt_graphs import EngineCache, engine_key, profile_shapes
-from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
+from molevla_ros.paths import DEFAULT_MODEL, resolve_model
 from molevla_ros.model.io import load_model, save_model
 
 SHIPPED = resolve_model(DEFAULT_MODEL)  # the policy the node runs by default

@@ -3,6 +3,18 @@ import pytest
 
 from molevla_ros.control.chunk_executor import ACTION_NAMES, ChunkExecutor, Limits, chunk_period, order_by_names
 
+BASE = dict(max_linear_speed=0.3, max_angular_speed=1.0, max_linear_accel=3.0, max_angular_accel=8.0,
+            max_linear_jerk=50.0, max_angular_jerk=400.0, workspace_min=None, workspace_max=None)
+
+
+def lim(**changes) -> Limits:
+    """Limits for a test: BASE with `changes` (every value spelt out: no default limits exist)."""
+    return Limits(**{**BASE, **changes})
+
+
+def executor(action_dt=0.1, limits=None, **kw) -> ChunkExecutor:
+    return ChunkExecutor(action_dt, limits or lim(), **kw)
+
 
 def chunk(vx_step=0.02, n=16, grip=1.0):
     a = np.zeros((n, 7))
@@ -12,7 +24,7 @@ def chunk(vx_step=0.02, n=16, grip=1.0):
 
 
 def test_rows_indexed_by_stamp_and_latency_compensated():
-    ex = ChunkExecutor(action_dt=0.1, limits=Limits(max_linear_accel=1e9, max_linear_jerk=np.inf))
+    ex = executor(action_dt=0.1, limits=lim(max_linear_accel=1e9, max_linear_jerk=np.inf))
     a = chunk()
     a[:, 0] = np.arange(16) * 0.001  # row i asks for i mm per step
     assert ex.add_chunk(10.0, a, now=10.25) is None  # arrives 0.25 s late
@@ -21,8 +33,8 @@ def test_rows_indexed_by_stamp_and_latency_compensated():
 
 
 def test_speed_and_accel_limits_hold():
-    lim = Limits(max_linear_speed=0.3, max_linear_accel=2.0)
-    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)
+    limits = lim(max_linear_speed=0.3, max_linear_accel=2.0)
+    ex = executor(limits=limits, chunk_timeout=10.0)
     assert ex.add_chunk(0.0, chunk(vx_step=0.08), now=0.0) is None  # asks for 0.8 m/s: plausible, clamped
     v, prev = [], 0.0
     for k in range(50):
@@ -34,8 +46,8 @@ def test_speed_and_accel_limits_hold():
 
 
 def test_jerk_limit_holds_across_a_chunk_boundary_without_overshoot():
-    lim = Limits(max_linear_speed=0.3, max_linear_accel=3.0, max_linear_jerk=50.0)
-    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0, blend="latest")
+    limits = lim(max_linear_speed=0.3, max_linear_accel=3.0, max_linear_jerk=50.0)
+    ex = executor(limits=limits, chunk_timeout=10.0, blend="latest")
     ex.add_chunk(0.0, chunk(vx_step=0.01), now=0.0)  # 0.1 m/s
     dt, v, a = 0.02, [0.0], [0.0]
     for k in range(1, 40):
@@ -51,13 +63,13 @@ def test_jerk_limit_holds_across_a_chunk_boundary_without_overshoot():
 
 
 def test_blending_averages_overlapping_chunks():
-    free = Limits(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf)
-    ex = ChunkExecutor(blend="average", blend_decay=0.5, limits=free)
+    free = lim(max_linear_accel=1e9, max_linear_speed=9, max_linear_jerk=np.inf)
+    ex = executor(blend="average", blend_decay=0.5, limits=free)
     ex.add_chunk(0.0, chunk(0.01), now=0.0)
     ex.add_chunk(0.05, chunk(0.04), now=0.05)
     cmd = ex.step(0.1, 0.02)  # newest weight 1, older 0.5
     assert cmd.linear[0] == pytest.approx((1 * 0.4 + 0.5 * 0.1) / 1.5)
-    latest = ChunkExecutor(blend="latest", limits=free)
+    latest = executor(blend="latest", limits=free)
     latest.add_chunk(0.0, chunk(0.01), now=0.0)
     latest.add_chunk(0.05, chunk(0.04), now=0.05)
     assert latest.step(0.1, 0.02).linear[0] == pytest.approx(0.4)
@@ -67,7 +79,7 @@ def test_blending_averages_overlapping_chunks():
     (np.full((16, 7), np.nan), "NaN"), (np.full((16, 7), np.inf), "NaN"), (np.zeros((16, 6)), "shape"),
     (np.zeros((0, 7)), "shape")])
 def test_malformed_chunks_rejected(bad, why):
-    ex = ChunkExecutor()
+    ex = executor()
     assert why in ex.add_chunk(0.0, bad, now=0.0)
     assert not ex.step(0.0, 0.02).active
 
@@ -77,14 +89,14 @@ def test_malformed_chunks_rejected(bad, why):
     (6, -1.0, "gripper")])
 def test_implausible_chunks_refused_not_clamped(column, value, why):
     """A step asking for more than 3x a speed limit (or a gripper far outside [0, 1]) refuses the whole chunk."""
-    ex = ChunkExecutor(action_dt=0.1)
+    ex = executor(action_dt=0.1)
     a = chunk(vx_step=0.01)
     a[5, column] = value
     problem = ex.add_chunk(0.0, a, now=0.0)
     assert problem is not None and why in problem and "implausible" in problem
     assert not ex.step(0.0, 0.02).active and not ex.step(0.02, 0.02).active
     assert ex.add_chunk(0.0, chunk(vx_step=0.089), now=0.0) is None, "just under 3 x 0.3 m/s is plausible"
-    assert "steps" in ChunkExecutor().add_chunk(0.0, chunk(n=1000), now=0.0)
+    assert "steps" in executor().add_chunk(0.0, chunk(n=1000), now=0.0)
 
 
 def test_chunk_columns_mapped_by_name_and_timing_checked():
@@ -105,9 +117,9 @@ def test_chunk_columns_mapped_by_name_and_timing_checked():
 
 def test_chunk_runs_at_its_own_period():
     """A model trained at 5 Hz (CogACT on Bridge: dt 0.2 s) sends 0.2 s steps: same speed, twice as long."""
-    free = Limits(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
+    free = lim(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
     for dt in (0.1, 0.2):
-        ex = ChunkExecutor(limits=free, chunk_timeout=10.0)
+        ex = executor(limits=free, chunk_timeout=10.0)
         a = chunk(vx_step=0.02 * dt / 0.1, n=4)
         assert ex.add_chunk(0.0, a, now=0.0, times=[i * dt for i in range(4)]) is None
         assert ex.step(0.05, 0.02).linear[0] == pytest.approx(0.2)
@@ -116,8 +128,8 @@ def test_chunk_runs_at_its_own_period():
 
 def test_adaptive_ensemble_weights_agreeing_predictions_more():
     """CogACT's adaptive ensemble: weights exp(alpha * cos(prediction, newest)), normalised."""
-    free = Limits(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
-    ex = ChunkExecutor(limits=free, blend="adaptive", adaptive_alpha=2.0, chunk_timeout=10.0)
+    free = lim(max_linear_accel=1e9, max_linear_jerk=np.inf, workspace_min=None, workspace_max=None)
+    ex = executor(limits=free, blend="adaptive", adaptive_alpha=2.0, chunk_timeout=10.0)
     old, new = chunk(vx_step=-0.01), chunk(vx_step=0.01)
     old[:, 6] = new[:, 6] = 0.0
     ex.add_chunk(0.0, old, now=0.0)
@@ -128,13 +140,13 @@ def test_adaptive_ensemble_weights_agreeing_predictions_more():
 
 
 def test_stale_and_future_chunks_rejected():
-    ex = ChunkExecutor(max_chunk_age=0.5)
+    ex = executor(max_chunk_age=0.5)
     assert "stale" in ex.add_chunk(0.0, chunk(), now=0.6)
     assert "future" in ex.add_chunk(5.0, chunk(), now=0.0)
 
 
 def test_halts_without_fresh_chunks():
-    ex = ChunkExecutor(chunk_timeout=0.3)
+    ex = executor(chunk_timeout=0.3)
     ex.add_chunk(0.0, chunk(), now=0.0)
     assert ex.step(0.2, 0.02).active
     cmd = ex.step(0.35, 0.02)
@@ -143,7 +155,7 @@ def test_halts_without_fresh_chunks():
 
 
 def test_chunk_running_out_halts():
-    ex = ChunkExecutor(chunk_timeout=10.0)
+    ex = executor(chunk_timeout=10.0)
     ex.add_chunk(0.0, chunk(n=3), now=0.0)
     assert ex.step(0.29, 0.02).active
     assert not ex.step(0.31, 0.02).active
@@ -164,8 +176,8 @@ def test_blending_and_limits_smooth_chunk_boundaries():
 
 
 def test_a_halt_always_reaches_the_output_then_motion_ramps_from_zero():
-    lim = Limits(max_linear_speed=0.3, max_linear_accel=3.0)
-    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)
+    limits = lim(max_linear_speed=0.3, max_linear_accel=3.0)
+    ex = executor(limits=limits, chunk_timeout=10.0)
     ex.add_chunk(0.0, chunk(vx_step=0.02), now=0.0)
     for k in range(20):
         v = ex.step(k * 0.02, 0.02).linear[0]
@@ -180,16 +192,16 @@ def test_a_halt_always_reaches_the_output_then_motion_ramps_from_zero():
 def test_workspace_box_stops_outward_motion_and_never_pushes():
     from molevla_ros.control.chunk_executor import workspace_clamp
 
-    lim = Limits(workspace_min=(0.2, -0.5, 0.0), workspace_max=(0.8, 0.5, 0.7), workspace_approach_s=0.25)
+    limits = lim(workspace_min=(0.2, -0.5, 0.0), workspace_max=(0.8, 0.5, 0.7), workspace_approach_s=0.25)
     inside = np.array([0.5, 0.0, 0.3])
-    np.testing.assert_allclose(workspace_clamp(np.array([0.2, -0.1, 0.0]), inside, lim), [0.2, -0.1, 0.0])
+    np.testing.assert_allclose(workspace_clamp(np.array([0.2, -0.1, 0.0]), inside, limits), [0.2, -0.1, 0.0])
     near = np.array([0.78, 0.0, 0.3])  # 2 cm from the +x face: at most 0.02 / 0.25 = 0.08 m/s towards it
-    np.testing.assert_allclose(workspace_clamp(np.array([0.3, 0.0, 0.0]), near, lim), [0.08, 0.0, 0.0])
+    np.testing.assert_allclose(workspace_clamp(np.array([0.3, 0.0, 0.0]), near, limits), [0.08, 0.0, 0.0])
     outside = np.array([0.9, 0.0, -0.05])
-    np.testing.assert_allclose(workspace_clamp(np.array([0.1, 0.0, -0.1]), outside, lim), [0.0, 0.0, 0.0])
-    np.testing.assert_allclose(workspace_clamp(np.array([-0.1, 0.0, 0.1]), outside, lim), [-0.1, 0.0, 0.1])
-    np.testing.assert_allclose(workspace_clamp(np.zeros(3), outside, lim), np.zeros(3), err_msg="never pushes")
-    ex = ChunkExecutor(limits=lim, chunk_timeout=10.0)  # closed loop: the hand never crosses the face
+    np.testing.assert_allclose(workspace_clamp(np.array([0.1, 0.0, -0.1]), outside, limits), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(workspace_clamp(np.array([-0.1, 0.0, 0.1]), outside, limits), [-0.1, 0.0, 0.1])
+    np.testing.assert_allclose(workspace_clamp(np.zeros(3), outside, limits), np.zeros(3), err_msg="never pushes")
+    ex = executor(limits=limits, chunk_timeout=10.0)  # closed loop: the hand never crosses the face
     ex.add_chunk(0.0, chunk(vx_step=0.03), now=0.0)
     x = 0.7
     for k in range(100):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from molevla_ros.bringup import NODES, PROFILES, config_dir
+from molevla_ros.bringup import BRINGUPS, NODES
+from molevla_ros.paths import config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,7 @@ def test_every_node_has_a_console_script():
         assert entry is not None, f"no console script {name}_node installed"
         assert entry.module == module and entry.load() is importlib.import_module(module).main
     assert scripts["molevla"].load() is importlib.import_module("molevla_ros.cli").main
-    assert set(PROFILES["sim"]) == set(NODES)
+    assert set(BRINGUPS["sim"]) == set(NODES)
 
 
 @pytest.mark.parametrize("launch_file", ["sim.launch.py", "molevla.launch.py", "fr3.launch.py"])
@@ -115,26 +116,27 @@ def test_every_command_option_comes_from_its_dataclass(command, capsys, monkeypa
 def test_launch_arguments_override_the_yaml_only_when_given():
     """What launch/*.launch.py passes to each node on top of config/*.yaml (the logic is a plain function, so
     it is tested here although launch_ros cannot be installed from PyPI)."""
-    from molevla_ros.bringup import LAUNCH_ARGUMENTS, PROFILE_DEFAULTS, PROFILES, launch_overrides
+    from molevla_ros.bringup import BRINGUP_DEFAULTS, BRINGUPS, LAUNCH_ARGUMENTS, bringup_nodes, launch_overrides
     from molevla_ros.nodes import executor_node, policy_node, sim_node
 
     declared = {"executor": executor_node.PARAMS, "policy": policy_node.PARAMS, "sim": sim_node.PARAMS}
-    for arg, (node, param, _) in LAUNCH_ARGUMENTS.items():
-        assert param in {p.name for p in declared[node]}, f"launch argument {arg} sets an undeclared {node}.{param}"
-    # nothing given: the YAML decides (only the profile's own defaults, e.g. the robot's dry run and FR3 names)
-    assert launch_overrides("robot", {}) == {n: PROFILE_DEFAULTS["robot"].get(n, {}) for n in PROFILES["robot"]}
-    assert launch_overrides("sim", {k: "" for k in LAUNCH_ARGUMENTS}) == {n: {} for n in PROFILES["sim"]}
-    got = launch_overrides("robot", {"backend": "mole_onnx", "dry_run": "false", "seed": "7", "use_sim_time": "true"})
+    for arg, (nodes, param, _) in LAUNCH_ARGUMENTS.items():
+        for node in nodes:
+            assert param in {p.name for p in declared[node]}, f"launch argument {arg} sets an undeclared {node}.{param}"
+    # nothing given: the YAML decides (only the bring-up's own defaults: the robot's dry run)
+    assert launch_overrides("robot", {}) == {n: BRINGUP_DEFAULTS["robot"].get(n, {}) for n in BRINGUPS["robot"]}
+    assert launch_overrides("sim", {k: "" for k in LAUNCH_ARGUMENTS}) == {n: {} for n in BRINGUPS["sim"]}
+    got = launch_overrides("robot", {"backend": "mole_onnx", "dry_run": "false", "seed": "7", "use_sim_time": "true",
+                                     "robot": "fr3"})
     assert got["policy"]["backend"] == "mole_onnx" and got["executor"]["dry_run"] is False
+    assert got["policy"]["robot"] == got["executor"]["robot"] == "fr3" and "robot" not in got["camera"]
     assert "sim" not in got and all(p["use_sim_time"] is True for p in got.values())
     assert launch_overrides("sim", {"seed": "7"})["sim"] == {"seed": 7}
     # image_source raw: no camera node; the policy reads image_raw and the executor watches it
-    from molevla_ros.bringup import profile_nodes
-
     raw = launch_overrides("robot", {"image_source": "raw"})
-    assert profile_nodes("robot", raw) == ["instruction", "policy", "executor"]
+    assert bringup_nodes("robot", raw) == ["instruction", "policy", "executor"]
     assert raw["policy"]["image_source"] == raw["executor"]["image_source"] == "raw"
-    assert profile_nodes("sim", launch_overrides("sim", {})) == PROFILES["sim"]
+    assert bringup_nodes("sim", launch_overrides("sim", {})) == BRINGUPS["sim"]
 
 
 def test_installed_layout_finds_config_and_models(tmp_path):
@@ -157,7 +159,7 @@ def test_installed_layout_finds_config_and_models(tmp_path):
                     "--ignore-installed", "--prefix", str(prefix), str(src)], check=True, capture_output=True)
     shutil.rmtree(src)  # nothing may come from the source tree
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    probe = ("import molevla_ros, molevla_ros.bringup as b; "
+    probe = ("import molevla_ros, molevla_ros.paths as b; "
              "print(molevla_ros.__file__); print(b.config_dir()); print(b.resolve_model('mole_small'))")
     share = prefix / "share" / "molevla_ros"
     for ament in (str(prefix), None):
@@ -172,21 +174,24 @@ def test_installed_layout_finds_config_and_models(tmp_path):
     assert all((prefix / "bin" / f"{n}_node").is_file() for n in ("camera", "instruction", "policy", "executor"))
 
 
-def test_fr3_servo_config_fits_the_executor():
-    """config/fr3_servo.yaml agrees with what the executor (robot profile) sends and with what Jazzy's
-    joint_trajectory_controller accepts by default (moveit_servo cannot be installed here: the file is checked)."""
-    from molevla_ros.bringup import PROFILE_DEFAULTS
-    from molevla_ros.nodes.common import TOPIC_TWIST
+def test_fr3_servo_config_fits_the_fr3_profile():
+    """config/fr3_servo.yaml agrees with the fr3 robot profile (the executor's side) and with what Jazzy's
+    joint_trajectory_controller accepts by default. Every key is one Jazzy's Servo declares (test_fr3 starts the
+    Servo stand-in with this file: it refuses unknown keys)."""
     from molevla_ros.nodes.executor_node import PARAMS
+    from molevla_ros.robot_profile import load
 
+    fr3 = load("fr3")
     servo = yaml.safe_load((ROOT / "config" / "fr3_servo.yaml").read_text())["servo_node"]["ros__parameters"]
     s = servo["moveit_servo"]
-    executor = {p.name: p.default for p in PARAMS} | PROFILE_DEFAULTS["robot"]["executor"]
+    executor = {p.name: p.default for p in PARAMS}
+    assert s["move_group_name"] == fr3.planning_group
     assert s["command_in_type"] == "speed_units"  # the executor's twists are m/s and rad/s
-    assert s["planning_frame"] == s["robot_link_command_frame"] == executor["frame_id"] == "fr3_link0"
-    assert s["ee_frame"] == s["ee_frame_name"] == executor["tcp_frame"]
-    assert "servo_node/" + s["cartesian_command_in_topic"].removeprefix("~/") == TOPIC_TWIST
-    assert s["command_out_topic"] == "/" + executor["joint_trajectory_topic"]
+    assert (s["scale"]["linear"], s["scale"]["rotational"]) == (fr3.servo.scale_linear, fr3.servo.scale_rotational)
+    assert fr3.limits.max_linear_speed <= s["scale"]["linear"]
+    assert fr3.limits.max_angular_speed <= s["scale"]["rotational"]
+    assert "servo_node/" + s["cartesian_command_in_topic"].removeprefix("~/") == fr3.twist_topic
+    assert s["command_out_topic"] == fr3.joint_trajectory_topic and s["joint_topic"] == fr3.joint_states
     assert s["command_out_type"] == "trajectory_msgs/JointTrajectory"
     # Jazzy's JTC refuses a trajectory ending with non-zero velocity (allow_nonzero_velocity_at_trajectory_end)
     assert s["publish_joint_positions"] and not s["publish_joint_velocities"] and not s["publish_joint_accelerations"]

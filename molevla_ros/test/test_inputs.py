@@ -3,7 +3,7 @@ import struct
 import numpy as np
 import pytest
 
-from molevla_ros.inputs.images import ImageError, decode, decode_compressed, decode_resized, resize
+from molevla_ros.inputs.images import ImageError, check_frame_size, decode, decode_compressed, decode_resized, resize
 from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
@@ -99,12 +99,46 @@ def test_resize_is_pils_antialiased_bilinear_within_one_grey_level(shape, size):
 
 
 def test_instruction_validation():
-    assert validate("  Pick up\tthe red cube\n") == "Pick up the red cube"
-    assert validate("put the cube on the \u00e9tag\u00e8re".encode()) == "put the cube on the \u00e9tag\u00e8re"
+    assert validate("  Pick up\tthe red cube\n") == ("Pick up the red cube", "")
+    assert validate("put the cube on the \u00e9tag\u00e8re".encode()) == ("put the cube on the \u00e9tag\u00e8re", "")
     for bad, why in [("", "empty"), ("   \n\t", "empty"), ("x" * 300, "too long"), (b"\xff\xfe", "UTF-8"),
                      (b"a" * 5000, "too long"), ("\x00\x01\x02", "empty")]:
         with pytest.raises(InstructionError, match=why):
             validate(bad)
+
+
+@pytest.mark.parametrize("raw,text", [
+    ("touch the \x1b[2Jred cube", "touch the red cube"),  # clear screen: the whole sequence goes, no "[2J" left
+    ("\x1b]0;title\x07touch the red cube", "touch the red cube"),  # OSC window title
+    ("touch the\x1b[1;31m red\x1b[0m cube", "touch the red cube"),  # colours
+    ("pi\u200bck up the red cube", "pick up the red cube"),  # zero-width space inside a word
+    ("pick\x00up the red cube", "pick up the red cube"),  # a NUL between words leaves a space
+    ("touch\x1c the red cube", "touch the red cube"),  # a file separator is a control, not whitespace
+])
+def test_instruction_cleaning_is_reported(raw, text):
+    """Escape sequences and control characters are removed whole and the note says so (whitespace is not noted)."""
+    assert validate(raw) == (text, "control characters removed")
+
+
+@pytest.mark.parametrize("w,h,ok", [(640, 480, True), (1920, 1080, True), (112, 112, True), (224, 224, True),
+                                    (848, 100, False), (1, 1, False), (8, 8, False), (4000, 1, False),
+                                    (111, 480, False), (3000, 200, False), (200, 3000, False)])
+def test_frames_too_small_or_too_narrow_for_the_model_input_are_refused(w, h, ok):
+    """Defaults against a 224x224 input: each side >= 112 px, aspect ratio within 4x of square."""
+    if ok:
+        check_frame_size(w, h, 224, 224)
+    else:
+        with pytest.raises(ImageError, match=f"frame {w}x{h}"):
+            check_frame_size(w, h, 224, 224)
+
+
+def test_frame_checks_follow_the_input_size_and_can_be_disabled():
+    check_frame_size(320, 180, 320, 180, max_aspect_change=1.01)  # 16:9 input: a 16:9 frame has the same ratio
+    with pytest.raises(ImageError, match="aspect ratio"):
+        check_frame_size(320, 320, 320, 180, max_aspect_change=1.5)
+    with pytest.raises(ImageError, match="aspect ratio"):
+        check_frame_size(4000, 1, 224, 224, min_scale=0.0)  # no size check left: the ratio still refuses it
+    check_frame_size(1, 1, 224, 224, min_scale=0.0, max_aspect_change=0.0)  # both off
 
 
 def test_stop_words():

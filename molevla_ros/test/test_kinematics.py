@@ -3,8 +3,14 @@ import numpy as np
 import pybullet as pb
 import pybullet_data
 import pytest
+from transforms3d import axangles as axangle
+from transforms3d import quaternions
 
 from molevla_ros.control import panda_kinematics as kin
+from molevla_ros.robot_profile import load
+
+PANDA = load("panda_sim")
+Q_MIN, Q_MAX = np.array(PANDA.joint_lower), np.array(PANDA.joint_upper)
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +22,22 @@ def panda():
     pb.disconnect(client)
 
 
-def test_forward_kinematics_matches_pybullet_flange(panda):
+def test_forward_kinematics_matches_pybullet_flange_and_hand(panda):
+    """Position and orientation of the flange (panda_link8) and of the hand TCP frame (panda_hand's axes, 0.1034 m
+    along its z) against PyBullet's Panda URDF."""
     client, robot = panda
     rng = np.random.default_rng(0)
     for _ in range(10):
-        q = rng.uniform(kin.Q_MIN, kin.Q_MAX)
+        q = rng.uniform(Q_MIN, Q_MAX)
         for i in range(7):
             pb.resetJointState(robot, i, q[i], physicsClientId=client)
-        flange = pb.getLinkState(robot, 7, computeForwardKinematics=True, physicsClientId=client)  # panda_link8
-        np.testing.assert_allclose(kin.forward(q, tcp=False)[:3, 3], flange[4], atol=1e-6)
+        for link, tcp in ((7, False), (8, True)):  # panda_link8, panda_hand
+            state = pb.getLinkState(robot, link, computeForwardKinematics=True, physicsClientId=client)
+            rot = np.array(pb.getMatrixFromQuaternion(state[5])).reshape(3, 3)
+            pose = kin.forward(q, tcp=tcp)
+            np.testing.assert_allclose(pose[:3, :3], rot, atol=1e-6)
+            offset = rot @ [0, 0, kin.TCP_OFFSET] if tcp else 0.0
+            np.testing.assert_allclose(pose[:3, 3], np.array(state[4]) + offset, atol=1e-6)
 
 
 def test_torch_fingertip_position_matches_numpy_forward_kinematics():
@@ -33,7 +46,7 @@ def test_torch_fingertip_position_matches_numpy_forward_kinematics():
 
     from molevla_ros.model.proprio import fingertip_position
 
-    q = np.random.default_rng(1).uniform(kin.Q_MIN, kin.Q_MAX, (8, 7))
+    q = np.random.default_rng(1).uniform(Q_MIN, Q_MAX, (8, 7))
     got = fingertip_position(torch.as_tensor(q)).numpy()
     np.testing.assert_allclose(got, np.stack([kin.forward(x)[:3, 3] for x in q]), atol=1e-9)
 
@@ -45,13 +58,27 @@ def test_jacobian_matches_finite_differences_and_ik_realises_the_twist():
     for k in range(7):
         dq = np.zeros(7)
         dq[k] = eps
-        dp = (kin.forward(q + dq)[:3, 3] - kin.forward(q - dq)[:3, 3]) / (2 * eps)
-        np.testing.assert_allclose(j[:3, k], dp, atol=1e-6)
+        plus, minus = kin.forward(q + dq), kin.forward(q - dq)
+        np.testing.assert_allclose(j[:3, k], (plus[:3, 3] - minus[:3, 3]) / (2 * eps), atol=1e-6)
+        # angular rows: the small rotation from q - dq to q + dq (R ~ I + [w]x, base frame) per 2 eps
+        skew = plus[:3, :3] @ minus[:3, :3].T
+        w = np.array([skew[2, 1] - skew[1, 2], skew[0, 2] - skew[2, 0], skew[1, 0] - skew[0, 1]]) / 2
+        np.testing.assert_allclose(j[3:, k], w / (2 * eps), atol=1e-6)
     twist = np.array([0.05, -0.02, 0.03, 0.0, 0.0, 0.2])
     np.testing.assert_allclose(j @ kin.twist_to_joint_velocity(q, twist, damping=1e-4), twist, atol=1e-5)
 
 
-def test_rotation_helpers():
-    r = kin.rotvec_to_matrix(np.array([0.0, 0.0, np.pi / 2]))
-    np.testing.assert_allclose(r @ [1, 0, 0], [0, 1, 0], atol=1e-12)
-    np.testing.assert_allclose(kin.matrix_to_quaternion(r), [0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)], atol=1e-12)
+def test_rotation_helpers_match_transforms3d():
+    """Rotation vector -> matrix and matrix -> quaternion [x y z w] against transforms3d, over many rotations
+    (angles up to pi, where the quaternion's sign choice matters least but its components most)."""
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(kin.rotvec_to_matrix(np.zeros(3)), np.eye(3))
+    for _ in range(200):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = rng.uniform(0.0, np.pi)
+        r = kin.rotvec_to_matrix(axis * angle)
+        np.testing.assert_allclose(r, axangle.axangle2mat(axis, angle), atol=1e-12)
+        w, x, y, z = quaternions.mat2quat(r)
+        q = kin.matrix_to_quaternion(r)
+        np.testing.assert_allclose(q * np.sign(q @ [x, y, z, w]), [x, y, z, w], atol=1e-9)

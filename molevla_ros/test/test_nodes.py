@@ -14,6 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molevla_ros.bench.fake_robot import fake_robot_msgs
+from molevla_ros.sim.scene import SIM_ROBOT
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, STATUS_QOS, chunk_to_msg,
                                       rgb_to_msg, stamp_s, to_duration, to_stamp)
 
@@ -50,6 +51,13 @@ def test_instruction_status_and_bad_goals(ros):
         pub.publish(String(data="  pick up the red cube\n and put it in the tray "))
         probe.wait_for(lambda: any(s.startswith("accepted") for s in probe.statuses()), what="accepted")
         probe.wait_for(lambda: goals[-1].data == "pick up the red cube and put it in the tray", what="goal")
+        assert "accepted: pick up the red cube" in probe.statuses()[-1], "whitespace alone is no cleaning to report"
+
+        probe.spin_for(0.3)  # past the goal rate limit
+        pub.publish(String(data="touch the \x1b[2Jred cube\x07"))  # a terminal escape and a bell
+        probe.wait_for(lambda: goals[-1].data == "touch the red cube", what="the cleaned goal")
+        probe.wait_for(lambda: probe.statuses()[-1].startswith("accepted (control characters removed): touch the red "
+                                                               "cube"), what="the status saying it was cleaned")
 
         bad = {"": "empty", "x" * 5000: "too long", " \t\n ": "empty"}
         for text in bad:
@@ -59,7 +67,7 @@ def test_instruction_status_and_bad_goals(ros):
         rejected = [s for s in probe.statuses() if s.startswith("rejected")]
         assert any("empty" in s for s in rejected) and any("too long" in s for s in rejected)
         assert any("UTF-8" in s for s in rejected)
-        assert goals[-1].data.startswith("pick up the red cube"), "a rejected goal must not replace the active one"
+        assert goals[-1].data == "touch the red cube", "a rejected goal must not replace the active one"
 
         pub.publish(String(data="STOP!"))
         probe.wait_for(lambda: probe.statuses()[-1].startswith("stopped"), what="stopped")
@@ -208,10 +216,15 @@ JOINT_FAULTS = {  # a joint state the policy must refuse (read by name, length a
 }
 
 
+TINY_FRAMES = {"frame_1x1": (1, 1), "frame_8x8": (8, 8), "frame_4000x1": (1, 4000)}  # (height, width)
+
+
 @pytest.mark.parametrize("fault,source", [(f, "camera") for f in ["nan_joints", "bad_encoding", "wrong_size",
-                                                                    *JOINT_FAULTS]] +
-                         [("bad_encoding", "raw"), ("wrong_size", "raw")])
+                                                                    *JOINT_FAULTS, *TINY_FRAMES]] +
+                         [(f, "raw") for f in ["bad_encoding", "wrong_size", *TINY_FRAMES]])
 def test_bad_inputs_give_status_and_no_chunk(ros, fault, source):
+    """Each bad input: a status naming it, and no chunk (so no motion); frames far smaller than the model input or
+    of an extreme aspect ratio are refused by the camera node and by the policy's raw path alike."""
     nodes = ["camera", "policy"] if source == "camera" else ["policy"]
     with ros(nodes, {"policy": {**EXPERT, "image_source": source}}) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
@@ -222,25 +235,35 @@ def test_bad_inputs_give_status_and_no_chunk(ros, fault, source):
         _wait_status_publishers(probe, len(nodes))
         q = [math.nan] + [0.0] * 8 if fault == "nan_joints" else None
         mangle, expect = JOINT_FAULTS.get(fault, (None, None))
+        if fault in TINY_FRAMES:
+            h, w = TINY_FRAMES[fault]
+            expect = f"frame {w}x{h} is too small" if fault != "frame_4000x1" else f"frame {w}x{h}"
         expect = expect or {"nan_joints": "NaN", "bad_encoding": "unsupported encoding",
                             "wrong_size": "buffer has"}[fault]
         end = time.monotonic() + 4.0
         while time.monotonic() < end:
             image = None
             if fault == "wrong_size":
-                image = rgb_to_msg(np.zeros((10, 10, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
-                image.height = 20  # claims more rows than it carries
+                image = rgb_to_msg(np.zeros((240, 320, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
+                image.height = 480  # claims more rows than it carries
+            elif fault in TINY_FRAMES:
+                image = rgb_to_msg(np.full((*TINY_FRAMES[fault], 3), 128, np.uint8),
+                                   probe.get_clock().now().to_msg(), "cam")
             publish(q, image, mangle)
             probe.spin_for(0.05)
         assert any(expect in s for s in probe.statuses()), probe.statuses()
         assert not chunks, "a bad input must never produce a chunk"
 
 
-def _chunk(probe, vx=0.02):
+def _chunk_actions(vx=0.02):
     actions = np.zeros((16, 7))
     actions[:, 0] = vx  # 2 cm per 0.1 s step = 0.2 m/s
     actions[:, 6] = 1.0
-    return chunk_to_msg(actions, probe.get_clock().now().to_msg(), "panda_link0", 0.1)
+    return actions
+
+
+def _chunk(probe, vx=0.02):
+    return chunk_to_msg(_chunk_actions(vx), probe.get_clock().now().to_msg(), SIM_ROBOT.base_frame, 0.1)
 
 
 NO_INPUT_WATCH = {"camera_timeout_s": 0.0, "joint_state_timeout_s": 0.0}  # executor alone: no camera/joints
@@ -262,9 +285,7 @@ def test_executor_halts_when_chunks_stop(ros):
         assert max(moving) == pytest.approx(0.2, abs=1e-6), "executes the chunk at 0.2 m/s"
         stopped_at = time.monotonic()
         probe.spin_for(1.0)
-        times = probe.arrival["servo_node/delta_twist_cmds"]
-        after = [t.twist.linear.x for t, at in zip(twists, times) if at > stopped_at + 0.3 + 0.1]
-        assert after and all(v == 0.0 for v in after), "zero twist after chunk_timeout_s"
+        _assert_zero_after(twists, probe.arrival["servo_node/delta_twist_cmds"], stopped_at + 0.3 + 0.1)
         assert any("no fresh action chunk" in s for s in probe.statuses())
 
 
@@ -288,16 +309,29 @@ def test_executor_rejects_nan_and_stale_chunks(ros):
         future.header.stamp = to_stamp(stamp_s(future.header.stamp) + 5.0)
         chunk_pub.publish(future)
         probe.spin_for(1.0)
-        assert all(t.twist.linear.x == 0.0 and t.twist.linear.y == 0.0 for t in twists), "no motion from bad chunks"
+        assert twists and all(t.twist.linear.x == 0.0 and t.twist.linear.y == 0.0 for t in twists), \
+            "the executor ticks (zero commands) and no motion comes from bad chunks"
         text = " | ".join(probe.statuses())
         assert "NaN" in text and "stale" in text and "future" in text, text
+        n = len(twists)
+        for _ in range(3):  # the control: a valid chunk does move the arm
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        assert any(t.twist.linear.x > 0.05 for t in twists[n:]), "a valid chunk after the refused ones moves the arm"
         estop_pub.publish(Bool(data=True))
         probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), what="e-stop")
         n = len(twists)
         for _ in range(5):
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
-        assert all(t.twist.linear.x == 0.0 for t in twists[n:]), "e-stop holds the arm"
+        assert twists[n:] and all(t.twist.linear.x == 0.0 for t in twists[n:]), "e-stop holds the arm"
+
+
+def _assert_zero_after(twists, arrivals, t0):
+    """Twists arrived after t0 (monotonic) and every one of them is zero."""
+    after = [t.twist for t, at in zip(twists, arrivals) if at > t0]
+    assert after, "no command arrived in the window: the executor stopped ticking"
+    assert all(v.linear.x == v.linear.y == v.linear.z == 0.0 for v in after), [v.linear for v in after]
 
 
 def _moving(probe, twists, feed, chunk_pub, seconds=1.0):
@@ -310,9 +344,9 @@ def _moving(probe, twists, feed, chunk_pub, seconds=1.0):
 
 
 @pytest.mark.parametrize("source", ["camera", "raw"])
-def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros, source):
+def test_executor_watchdogs_stale_camera_and_lost_policy(ros, source):
     """Stale camera (the frames the policy reads: the camera node's, or raw) -> halt; chunk publisher gone
-    (liveliness) -> halt; dry_run publishes nothing."""
+    (liveliness) -> halt."""
     with ros(["executor"], {"executor": {"chunk_timeout_s": 2.0, "image_source": source}}) as probe:
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         probe.listen(String, "molevla/status", RELIABLE_QOS)
@@ -344,14 +378,14 @@ def test_executor_watchdogs_stale_camera_lost_policy_and_dry_run(ros, source):
         assert feed_until(lambda: any("camera stale" in s for s in probe.statuses())), probe.statuses()
         probe.spin_for(0.2)
         times = probe.arrival["servo_node/delta_twist_cmds"]
-        assert all(t.twist.linear.x == 0.0 for t, at in zip(twists, times) if at > stall + 0.35 + 0.1)
+        _assert_zero_after(twists, times, stall + 0.35 + 0.1)
         camera_on[0] = True
         assert _moving(probe, twists, feed, chunk_pub), "moves again once the camera is back"
         probe.destroy_publisher(chunk_pub)  # the policy goes away
         gone = time.monotonic()
         assert feed_until(lambda: any("liveliness" in s for s in probe.statuses())), probe.statuses()
         feed_until(lambda: False, 0.3)
-        assert all(t.twist.linear.x == 0.0 for t, at in zip(twists, times) if at > gone + 0.2)
+        _assert_zero_after(twists, times, gone + 0.2)
 
 
 def test_executor_dry_run_computes_commands_but_publishes_nothing(ros):
@@ -415,7 +449,7 @@ def test_demo_runs_the_default_model(domain, tmp_path):
     import subprocess
     import sys
 
-    from molevla_ros.bringup import DEFAULT_MODEL
+    from molevla_ros.paths import DEFAULT_MODEL
 
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     run = subprocess.run([sys.executable, "-m", "molevla_ros.cli", "demo", "--task", "touch", "--out", str(tmp_path)],
@@ -505,42 +539,24 @@ def test_unavailable_backend_reports_and_never_moves(ros, tmp_path):
         assert not chunks
 
 
-def jtc_rejects(msg: JointTrajectory, controller_joints: list[str]) -> str | None:
-    """Why ros2_controllers' (Jazzy) joint_trajectory_controller would reject `msg` with its default parameters,
-    or None: every name a controller joint, each once (a partial set is allowed only with
-    allow_partial_joints_goal, default false); at least one point; each point's positions one per joint and
-    finite, velocities empty or one per joint; time_from_start increasing and > 0 for a single point; the
-    last point without non-zero velocity (allow_nonzero_velocity_at_trajectory_end, default false)."""
-    names = list(msg.joint_names)
-    if len(set(names)) != len(names) or sorted(names) != sorted(controller_joints):
-        return f"joint names {names} are not the controller's {controller_joints}"
-    if not msg.points:
-        return "no points"
-    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
-    if any(b <= a for a, b in zip(times, times[1:])) or (len(times) == 1 and times[0] <= 0):
-        return f"time_from_start not increasing / not positive: {times}"
-    for p in msg.points:
-        if len(p.positions) != len(names) or not np.all(np.isfinite(p.positions)):
-            return "positions size or values"
-        if len(p.velocities) not in (0, len(names)):
-            return "velocities size"
-    if any(v != 0.0 for v in msg.points[-1].velocities):
-        return "non-zero velocity at the trajectory end"
-    return None
+@pytest.mark.parametrize("robot", ["panda_sim", "fr3"])
+def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, robot):
+    """interface joint_trajectory: a subscriber on the profile's controller topic gets trajectories that Jazzy's
+    joint_trajectory_controller accepts with its defaults (its validation rules: standins/jtc.py), named with the
+    profile's joints (Panda or FR3), whose forward kinematics move the hand the way the chunk asks. The joint states
+    name the joints in another order, with a finger first: read by position instead of by name, the target would be
+    far from the arm."""
+    from jtc import jtc_refusal
 
-
-@pytest.mark.parametrize("arm", ["panda", "fr3"])
-def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, arm):
-    """interface joint_trajectory: a subscriber on the controller topic gets trajectories that the Jazzy
-    controller accepts with its defaults, named with the executor's joint_names (Panda or FR3), whose forward
-    kinematics move the hand the way the chunk asks."""
     from molevla_ros.control import panda_kinematics as kin
+    from molevla_ros.robot_profile import load
 
-    names = [f"{arm}_joint{i}" for i in range(1, 8)]
+    profile = load(robot)
+    names, fingers = list(profile.arm_joints), list(profile.finger_joints)
     q = [0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8]
-    overrides = {"executor": {"interface": "joint_trajectory", "camera_timeout_s": 0.0, "joint_names": names}}
+    overrides = {"executor": {"interface": "joint_trajectory", "camera_timeout_s": 0.0, "robot": robot}}
     with ros(["executor"], overrides) as probe:
-        trajs = probe.listen(JointTrajectory, "fr3_arm_controller/joint_trajectory", 50)
+        trajs = probe.listen(JointTrajectory, profile.joint_trajectory_topic, 50)
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
         chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
@@ -548,46 +564,57 @@ def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, arm):
         goal_pub.publish(String(data=GOAL))
         _wait_matched(probe, chunk_pub)
         for _ in range(20):
-            js = JointState(name=names + [f"{arm}_finger_joint1"], position=q + [0.04])
+            js = JointState(name=fingers[:1] + names[::-1], position=[0.04] + q[::-1])
             js.header.stamp = probe.get_clock().now().to_msg()
             joints_pub.publish(js)
-            chunk_pub.publish(_chunk(probe))  # +x at 0.2 m/s
+            chunk_pub.publish(chunk_to_msg(_chunk_actions(), probe.get_clock().now().to_msg(), profile.base_frame,
+                                           0.1))  # +x at 0.2 m/s
             probe.spin_for(0.05)
         assert trajs and not twists, "commands go to the controller topic only"
-        assert all(jtc_rejects(t, names) is None for t in trajs), jtc_rejects(trajs[-1], names)
+        now = probe.get_clock().now().nanoseconds * 1e-9
+        assert all(jtc_refusal(t, names, now) is None for t in trajs), jtc_refusal(trajs[-1], names, now)
         last = trajs[-1]
         assert last.joint_names == names and len(last.points) == 1
         target = np.array(last.points[0].positions)
+        assert np.abs(target - q).max() < 0.2, ("a small step from the arm's own joint positions", target, q)
         move = kin.forward(target)[:3, 3] - kin.forward(np.array(q))[:3, 3]
         assert move[0] > 0.01 and abs(move[1]) < 0.2 * move[0] and abs(move[2]) < 0.2 * move[0], move
 
 
 def test_jtc_acceptance_rules_catch_what_the_controller_rejects():
-    """The stand-in controller's rules must reject what Jazzy's controller rejects (so the test above can fail)."""
+    """The stand-in controller's rules reject what Jazzy's controller rejects (so the test above can fail)."""
+    from jtc import jtc_refusal
     from trajectory_msgs.msg import JointTrajectoryPoint
 
-    names = [f"fr3_joint{i}" for i in range(1, 8)]
-    ok = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=[0.0] * 7,
-                                                                         time_from_start=to_duration(0.1))])
-    assert jtc_rejects(ok, names) is None
+    names = [f"j{i}" for i in range(1, 8)]
+    point = JointTrajectoryPoint(positions=[0.0] * 7, time_from_start=to_duration(0.1))
+    ok = JointTrajectory(joint_names=names, points=[point])
+    assert jtc_refusal(ok, names, 0.0) is None
     moving_end = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
         positions=[0.0] * 7, velocities=[0.1] * 7, time_from_start=to_duration(0.1))])
-    assert "velocity" in jtc_rejects(moving_end, names)
-    assert "names" in jtc_rejects(JointTrajectory(joint_names=[f"panda_joint{i}" for i in range(1, 8)],
-                                                  points=ok.points), names)
+    assert "Velocity of last trajectory point" in jtc_refusal(moving_end, names, 0.0)
+    other = JointTrajectory(joint_names=[f"k{i}" for i in range(1, 8)], points=ok.points)
+    assert "doesn't match the controller's joints" in jtc_refusal(other, names, 0.0)
+    assert "don't match the controller joints" in jtc_refusal(JointTrajectory(joint_names=names[:3], points=[
+        JointTrajectoryPoint(positions=[0.0] * 3, time_from_start=to_duration(0.1))]), names, 0.0)
+    backwards = JointTrajectory(joint_names=names, points=[point, JointTrajectoryPoint(
+        positions=[0.0] * 7, time_from_start=to_duration(0.05))])
+    assert "not strictly increasing" in jtc_refusal(backwards, names, 0.0)
+    ended = JointTrajectory(joint_names=names, points=[point])
+    ended.header.stamp = to_stamp(100.0)
+    assert "ends in the past" in jtc_refusal(ended, names, 200.0)
 
 
-@pytest.mark.parametrize("params,missing", [({"interface": "moveit_py"}, "moveit_py"),
-                                            ({"gripper_interface": "franka_action"}, "franka_msgs"),
-                                            ({"interface": "teleport"}, "unknown interface")])
-def test_unavailable_robot_interface_reports_and_never_moves(ros, params, missing):
-    with ros(["executor"], {"executor": {**NO_INPUT_WATCH, **params}}) as probe:
+def test_unavailable_robot_interface_reports_and_never_moves(ros):
+    """interface moveit_py where MoveIt's Python API is missing: the executor says so and never moves."""
+    with ros(["executor"], {"executor": {**NO_INPUT_WATCH, "interface": "moveit_py"}}) as probe:
         probe.listen(String, "molevla/status", RELIABLE_QOS)
         twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
         goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
         chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
         goal_pub.publish(String(data=GOAL))
-        probe.wait_for(lambda: any(missing in s for s in probe.statuses()), 20, f"status naming {missing}")
+        probe.wait_for(lambda: any("moveit_py is not importable" in s for s in probe.statuses()), 20,
+                       "status naming moveit_py")
         for _ in range(5):
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
@@ -684,7 +711,7 @@ def test_diagnostics_return_to_ok_when_good_frames_resume(ros):
         image_pub = probe.create_publisher(Image, "image_raw", SENSOR_QOS)
         _wait_matched(probe, image_pub)
         _wait_status_publishers(probe, 1)
-        good = rgb_to_msg(np.zeros((48, 64, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
+        good = rgb_to_msg(np.zeros((120, 160, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
         bad = rgb_to_msg(np.zeros((48, 64, 3), np.uint8), probe.get_clock().now().to_msg(), "cam")
         bad.encoding = "yuv422"
         for _ in range(50):  # best effort: a frame sent before both sides have matched is lost
@@ -709,7 +736,7 @@ def test_diagnostics_return_to_ok_when_good_frames_resume(ros):
         assert DiagnosticStatus.ERROR not in levels, levels
 
 
-def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path):
+def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path, domain):
     """A value outside a parameter's range or choices stops the node at start-up with a message naming it; a
     running node refuses `ros2 param set` (read-only) instead of accepting a value it would ignore."""
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -717,22 +744,24 @@ def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path):
 
     from molevla_ros.bringup import Bringup, use_local_domain
 
-    use_local_domain(177)
-    with Bringup(["executor", "policy"], {"executor": {"rate_hz": -5.0}, "policy": {"route": "sideways"}},
-                 log_dir=tmp_path / "bad") as bad:
+    use_local_domain(domain)
+    with Bringup(["executor", "policy"], {"executor": {"rate_hz": -5.0, "interface": "teleport"},
+                                          "policy": {"robot": "ur5"}}, log_dir=tmp_path / "bad") as bad:
         end = time.monotonic() + 30
         while len(bad.dead()) < 2 and time.monotonic() < end:
             time.sleep(0.2)
         assert bad.dead() == {"executor": 2, "policy": 2}, bad.dead()
-    assert "rate_hz = -5.0 is outside [1.0, 1000.0]" in (tmp_path / "bad" / "executor.log").read_text()
+    executor_log = (tmp_path / "bad" / "executor.log").read_text()
+    assert "rate_hz = -5.0 is outside [1.0, 1000.0]" in executor_log
+    assert "interface = 'teleport' is not one of servo, joint_trajectory, moveit_py" in executor_log
     policy_log = (tmp_path / "bad" / "policy.log").read_text()
-    assert "route = 'sideways' is not one of mole, full, random, first_k" in policy_log
+    assert "no robot profile 'ur5'" in policy_log and "shipped: fr3, panda_sim" in policy_log
 
     with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
         client = probe.create_client(SetParameters, "executor/set_parameters")
         probe.wait_for(lambda: client.service_is_ready(), 20, "the executor's parameter service")
         value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.05)
-        future = client.call_async(SetParameters.Request(parameters=[Parameter(name="max_linear_speed", value=value)]))
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name="rate_hz", value=value)]))
         probe.wait_for(future.done, 10, "the set_parameters reply")
         result = future.result().results[0]
         assert not result.successful and "read-only" in result.reason.lower(), result

@@ -73,7 +73,7 @@ def test_delayed_rollout_applies_chunks_late_and_expert_still_succeeds():
     """run_episode with delay: chunks take effect `delay` after their observation (the expert still reaches the
     cube on a touch layout); with rtc the policy sees the executor's plan and the frozen row count."""
     from molevla_ros.sim.expert import ScriptedExpert
-    from molevla_ros.sim.rollout import run_episode
+    from molevla_ros.sim.rollout import run_episode, sim_executor
     from molevla_ros.sim.scene import FrankaTableSim
     from molevla_ros.sim.tasks import sample_task
 
@@ -85,7 +85,7 @@ def test_delayed_rollout_applies_chunks_late_and_expert_still_succeeds():
 
     sim = FrankaTableSim()
     try:
-        r = run_episode(sim, sample_task("touch", 1000), policy, ChunkExecutor(0.1, blend="latest"), max_seconds=10,
+        r = run_episode(sim, sample_task("touch", 1000), policy, sim_executor(0.1, blend="latest"), max_seconds=10,
                         delay_s=0.3, rtc=True)
     finally:
         sim.close()

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import COLOURS, FAMILIES, Task, instruction_for, is_goal_of, parse_instruction, sample_task
 
@@ -63,12 +62,12 @@ def test_success_detection(sim, family):
     sim.advance(1.0)
     assert not sim.success(), "an idle arm must not succeed"
     expert = ScriptedExpert()
-    r = run_episode(sim, task, lambda o: expert.act(o.instruction, o.privileged), ChunkExecutor())
+    r = run_episode(sim, task, lambda o: expert.act(o.instruction, o.privileged), sim_executor(0.1))
     assert r.success and r.seconds < 25
     # The same motions aimed at another cube must not satisfy this task.
     other = next(c for c in task.cubes if c != task.cube)
     wrong = task.instruction.replace(f"the {task.cube} cube", f"the {other} cube")
-    r = run_episode(sim, task, lambda o: expert.act(wrong, o.privileged), ChunkExecutor(), max_seconds=12)
+    r = run_episode(sim, task, lambda o: expert.act(wrong, o.privileged), sim_executor(0.1), max_seconds=12)
     assert not r.success
 
 

@@ -9,9 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
+
+from molevla_ros.paths import config_dir
 
 NODES = {
     "sim": "molevla_ros.nodes.sim_node",
@@ -20,107 +21,67 @@ NODES = {
     "policy": "molevla_ros.nodes.policy_node",
     "executor": "molevla_ros.nodes.executor_node",
 }
-PROFILES = {
+BRINGUPS = {
     "sim": ["sim", "camera", "instruction", "policy", "executor"],  # everything, on the simulated Franka
-    "robot": ["camera", "instruction", "policy", "executor"],  # a real camera and MoveIt Servo supply the rest
+    "robot": ["camera", "instruction", "policy", "executor"],  # a real camera and the robot's stack supply the rest
 }
-# Per-profile parameter defaults on top of config/*.yaml (the YAML holds the simulated Panda's names). On a
-# real robot: franka_ros2's FR3 names and frames, and the executor starts in dry run (commands are logged,
-# nothing is sent) until the operator passes dry_run false.
-FR3_ARM = [f"fr3_joint{i}" for i in range(1, 8)]
-PROFILE_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
+# Per-bring-up parameter defaults on top of config/*.yaml: on a real robot the executor starts in dry run (commands
+# are logged, nothing is sent) until the operator passes dry_run false. Robot facts come from the robot profile.
+BRINGUP_DEFAULTS: dict[str, dict[str, dict[str, object]]] = {
     "sim": {},
-    "robot": {"executor": {"dry_run": True, "joint_names": FR3_ARM, "frame_id": "fr3_link0",
-                           "tcp_frame": "fr3_hand_tcp"},
-              "policy": {"joint_names": FR3_ARM + ["fr3_finger_joint1", "fr3_finger_joint2"],
-                         "base_frame": "fr3_link0"}},
+    "robot": {"executor": {"dry_run": True}},
 }
+ROBOT_NODES = ("policy", "executor")  # the nodes that read the robot profile (the simulator is panda_sim)
 
 
-# Launch arguments of launch/*.launch.py: argument -> (node, parameter, description). An argument left empty
-# (its default) keeps the value of config/*.yaml or the profile default; only a given one overrides.
+# Launch arguments of launch/*.launch.py: argument -> (nodes, parameter, description). An argument left empty
+# (its default) keeps the value of config/*.yaml or the bring-up default; only a given one overrides.
 LAUNCH_ARGUMENTS = {
-    "backend": ("policy", "backend", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
+    "robot": (ROBOT_NODES, "robot", "Robot profile: panda_sim, fr3, or the path of your own robots/*.yaml copy "
+              "(joint names and limits, frames, end-effector limits, gripper, topics)."),
+    "backend": (("policy",), "backend", "Policy backend: mole_torch, mole_onnx, mole_tensorrt, or scripted_expert "
                 "(simulation only)."),
-    "model_dir": ("policy", "model_dir", "Policy model folder (absolute, or a name under the package's models/), "
+    "model_dir": (("policy",), "model_dir", "Policy model folder (absolute, or a name under the package's models/), "
                   "e.g. one written by molevla import-cogact."),
-    "device": ("policy", "device", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
-    "precision": ("policy", "precision", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
-    "blend": ("executor", "blend", "Executor chunk blending: average, latest or adaptive (CogACT's ensemble)."),
-    "dry_run": ("executor", "dry_run", "Executor logs commands instead of sending them (the robot profile "
+    "device": (("policy",), "device", "Policy device for mole_torch / mole_tensorrt (cpu, cuda, ...)."),
+    "precision": (("policy",), "precision", "Policy precision: fp32, fp16 (GPU), bf16 (mole_torch on GPU)."),
+    "blend": (("executor",), "blend", "Executor chunk blending: average, latest or adaptive (CogACT's ensemble)."),
+    "interface": (("executor",), "interface", "Executor robot interface: servo (MoveIt Servo twists), "
+                  "joint_trajectory (the joint trajectory controller) or moveit_py."),
+    "dry_run": (("executor",), "dry_run", "Executor logs commands instead of sending them (the robot bring-up "
                 "starts with true)."),
-    "image_source": ("policy", "image_source", "raw: the policy reads the camera driver's image_raw itself (one DDS "
-                     "hop less; no camera node); camera: the camera node's resized frames (the YAML default)."),
-    "task_family": ("sim", "task_family", "Simulated scene: touch, push or pick_place."),
-    "seed": ("sim", "seed", "Simulated layout seed."),
+    "image_source": (("policy",), "image_source", "raw: the policy reads the camera driver's image_raw itself (one "
+                     "DDS hop less; no camera node); camera: the camera node's resized frames (the YAML default)."),
+    "task_family": (("sim",), "task_family", "Simulated scene: touch, push or pick_place."),
+    "seed": (("sim",), "seed", "Simulated layout seed."),
 }
 
 
-def launch_overrides(profile: str, given: dict[str, str]) -> dict[str, dict[str, object]]:
-    """Parameters per node on top of config/*.yaml (and an optional params file): the profile's defaults, then
+def launch_overrides(bringup: str, given: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Parameters per node on top of config/*.yaml (and an optional params file): the bring-up's defaults, then
     each launch argument that was given (non-empty; values parsed as YAML scalars: true, 3, 0.5, text), then
     use_sim_time for every node when given."""
     import yaml
 
-    out = {n: dict(PROFILE_DEFAULTS[profile].get(n, {})) for n in PROFILES[profile]}
-    for arg, (node, param, _) in LAUNCH_ARGUMENTS.items():
+    out = {n: dict(BRINGUP_DEFAULTS[bringup].get(n, {})) for n in BRINGUPS[bringup]}
+    for arg, (nodes, param, _) in LAUNCH_ARGUMENTS.items():
         value = given.get(arg, "")
-        if value != "" and node in out:
-            out[node][param] = yaml.safe_load(value)
+        for node in nodes:
+            if value != "" and node in out:
+                out[node][param] = yaml.safe_load(value)
     if given.get("use_sim_time", "") != "":
         for params in out.values():
             params["use_sim_time"] = bool(yaml.safe_load(given["use_sim_time"]))
     return out
 
 
-def profile_nodes(profile: str, overrides: dict[str, dict[str, object]]) -> list[str]:
-    """The profile's nodes for these overrides: without the camera node when the policy reads raw frames
+def bringup_nodes(bringup: str, overrides: dict[str, dict[str, object]]) -> list[str]:
+    """The bring-up's nodes for these overrides: without the camera node when the policy reads raw frames
     (policy image_source raw), and then the executor watches the raw frames too (unless set otherwise)."""
     if overrides.get("policy", {}).get("image_source") != "raw":
-        return PROFILES[profile]
+        return BRINGUPS[bringup]
     overrides.setdefault("executor", {}).setdefault("image_source", "raw")
-    return [n for n in PROFILES[profile] if n != "camera"]
-
-
-def config_dir() -> Path:
-    """config/ of a source checkout, else share/molevla_ros/config of the install this module belongs to: found
-    through the ament index (colcon installs: AMENT_PREFIX_PATH), else the install prefix above this module
-    (PREFIX/lib/pythonX.Y/site-packages/molevla_ros), else Python's own prefix (pip)."""
-    here = Path(__file__).resolve().parents[2] / "config"  # a checkout: molevla_ros/src/molevla_ros/bringup.py
-    if here.is_dir():
-        return here
-    prefixes = []
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
-
-        try:
-            prefixes.append(Path(get_package_prefix("molevla_ros")))
-        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset or empty
-            pass
-    except ImportError:  # a pip install without the ROS wheels' ament index
-        pass
-    prefixes += [Path(__file__).resolve().parents[4], Path(sys.prefix), Path(sysconfig.get_paths()["data"])]
-    for prefix in prefixes:
-        p = prefix / "share" / "molevla_ros" / "config"
-        if p.is_dir():
-            return p
-    raise FileNotFoundError("cannot find molevla_ros config/ (a source checkout, or share/molevla_ros/config under "
-                            f"one of {', '.join(map(str, prefixes))})")
-
-
-def models_dir() -> Path:
-    """models/ of a source checkout or of an install (share/molevla_ros/models)."""
-    return config_dir().parent / "models"
-
-
-# The policy the product runs when nothing else is named: policy node, demo, CLI tools and benchmarks.
-DEFAULT_MODEL = "mole_locator"
-
-
-def resolve_model(path: str) -> Path:
-    """An absolute model folder, or a name under models/."""
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else models_dir() / path
+    return [n for n in BRINGUPS[bringup] if n != "camera"]
 
 
 def _param_value(v: object) -> str:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from molevla_ros.bringup import DEFAULT_MODEL
+from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import add_options, from_options, option
 
 @dataclass
@@ -71,7 +71,7 @@ def export_onnx(o: ExportOptions) -> int:
     from pathlib import Path
 
     from molevla_ros.backends.onnx_graphs import ensure_onnx, export_onnx
-    from molevla_ros.bringup import resolve_model
+    from molevla_ros.paths import resolve_model
 
     folder = export_onnx(resolve_model(o.model), Path(o.out), o.precision) if o.out else \
         ensure_onnx(resolve_model(o.model), o.precision)
@@ -82,7 +82,7 @@ def export_onnx(o: ExportOptions) -> int:
 def build_engines(o: EngineOptions) -> int:
     from molevla_ros.backends.onnx_graphs import ensure_onnx
     from molevla_ros.backends.tensorrt_graphs import TensorRTGraphs
-    from molevla_ros.bringup import resolve_model
+    from molevla_ros.paths import resolve_model
 
     try:
         graphs = TensorRTGraphs(ensure_onnx(resolve_model(o.model), o.precision), o.device, o.max_batch)
@@ -94,14 +94,20 @@ def build_engines(o: EngineOptions) -> int:
 
 
 def launch(a: argparse.Namespace) -> int:
-    from molevla_ros.bringup import PROFILE_DEFAULTS, Bringup, profile_nodes
+    from molevla_ros.bringup import BRINGUPS, ROBOT_NODES, Bringup, bringup_nodes, launch_overrides
 
-    overrides = {node: dict(values) for node, values in PROFILE_DEFAULTS[a.profile].items()}
+    robot = a.robot or ("panda_sim" if a.bringup == "sim" else "fr3")
+    overrides = launch_overrides(a.bringup, {"robot": robot})
     for item in a.set or []:
         key, _, value = item.partition("=")
         node, _, param = key.partition(".")
-        overrides.setdefault(node, {})[param] = value
-    nodes = profile_nodes(a.profile, overrides)
+        if node not in BRINGUPS[a.bringup]:
+            print(f"--set {item}: no node {node!r} in the {a.bringup} bring-up ({', '.join(BRINGUPS[a.bringup])})",
+                  file=sys.stderr)
+            return 2
+        overrides[node][param] = value
+    nodes = bringup_nodes(a.bringup, overrides)
+    print(f"robot profile {robot} for {', '.join(n for n in nodes if n in ROBOT_NODES)}")
     with Bringup(nodes, overrides, namespace=a.namespace) as b:
         print(f"running {', '.join(nodes)}; Ctrl-C stops")
         if overrides.get("executor", {}).get("dry_run") is True:
@@ -175,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    la = sub.add_parser("launch", help="bring up a profile's nodes (like ros2 launch)")
-    la.add_argument("--profile", default="sim", choices=["sim", "robot"])
+    la = sub.add_parser("launch", help="bring up the nodes of the sim or robot bring-up (like ros2 launch)")
+    la.add_argument("bringup", nargs="?", default="sim", choices=["sim", "robot"],
+                    help="sim: simulator + all nodes; robot: the nodes for your robot's own stack (default sim)")
+    la.add_argument("--robot", default="", help="robot profile: a name (panda_sim, fr3) or a YAML path (default: "
+                    "panda_sim for sim, fr3 for robot)")
     la.add_argument("--namespace", default="")
     la.add_argument("--set", action="append", metavar="NODE.PARAM=VALUE", help="override a parameter")
     argv = sys.argv[1:] if argv is None else argv

@@ -15,7 +15,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from molevla_ros.bringup import DEFAULT_MODEL, PROFILES, Bringup, ros_environment
+from molevla_ros.bringup import BRINGUPS, Bringup, ros_environment
+from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import option
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_IMAGE, TOPIC_INSTRUCTION,
                                       TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb, spin_until)
@@ -78,9 +79,9 @@ def run_demo(o: DemoOptions) -> dict:
     model = None if backend == "scripted_expert" else o.model  # the expert reads no model folder
     policy = {"backend": backend, **({"model_dir": model} if model else {})}
     overrides = {"sim": {"task_family": task_family, "seed": seed}, "policy": policy}
-    print(f"starting nodes: {', '.join(PROFILES['sim'])} (logs in {out_dir}/logs)")
+    print(f"starting nodes: {', '.join(BRINGUPS['sim'])} (logs in {out_dir}/logs)")
     (out_dir / "logs").mkdir(exist_ok=True)
-    with Bringup(PROFILES["sim"], overrides, log_dir=out_dir / "logs"):
+    with Bringup(BRINGUPS["sim"], overrides, log_dir=out_dir / "logs"):
         rclpy.init()
         node = DemoDriver()
         try:

@@ -5,6 +5,7 @@ The node list and YAML files are the same ones `molevla launch` uses (molevla_ro
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
@@ -12,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from molevla_ros.bringup import LAUNCH_ARGUMENTS, launch_overrides, profile_nodes
+from molevla_ros.bringup import LAUNCH_ARGUMENTS, bringup_nodes, launch_overrides, ros_environment
 
 COMMON = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
@@ -25,21 +26,28 @@ COMMON = {
 }
 
 
-def _nodes(context, profile: str) -> list[Node]:
+def _nodes(context, bringup: str) -> list[Node]:
     given = {k: LaunchConfiguration(k).perform(context) for k in [*LAUNCH_ARGUMENTS, *COMMON]}
-    overrides = launch_overrides(profile, given)
+    overrides = launch_overrides(bringup, given)
+    if context.launch_configurations.get("moveit_py_config"):  # written by the robot's stack (fr3.launch.py)
+        overrides["executor"]["moveit_py_config"] = context.launch_configurations["moveit_py_config"]
     share = get_package_share_directory("molevla_ros")
     extra = [given["params_file"]] if given["params_file"] else []
     args = ["--ros-args", "--log-level", given["log_level"]] if given["log_level"] else []
     return [Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=given["namespace"],
                  parameters=[os.path.join(share, "config", f"{name}.yaml"), *extra, overrides[name]],
                  remappings=[("image_raw", given["image_topic"])], arguments=args, output="screen",
-                 emulate_tty=True)
-            for name in profile_nodes(profile, overrides)]
+                 emulate_tty=True, additional_env=ros_environment())
+            for name in bringup_nodes(bringup, overrides)]
 
 
-def describe(profile: str) -> LaunchDescription:
-    """Declared arguments (launch arguments change a parameter only when given) and the profile's nodes."""
-    declared = [DeclareLaunchArgument(k, default_value="", description=d) for k, (_, _, d) in LAUNCH_ARGUMENTS.items()]
+def describe(bringup: str, robot: str = "", stack: Callable | None = None,
+             arguments: tuple[DeclareLaunchArgument, ...] = ()) -> LaunchDescription:
+    """Declared arguments (the robot stack's `arguments`, then ours: a launch argument changes its parameter only
+    when given; `robot` defaults to the given profile), then the robot's own stack (`stack`, an OpaqueFunction body:
+    MoveIt, Servo, the robot driver), then the bring-up's nodes (bringup.BRINGUPS)."""
+    declared = list(arguments) + [DeclareLaunchArgument(k, default_value=robot if k == "robot" else "", description=d)
+                                  for k, (_, _, d) in LAUNCH_ARGUMENTS.items()]
     declared += [DeclareLaunchArgument(k, default_value=v, description=d) for k, (v, d) in COMMON.items()]
-    return LaunchDescription(declared + [OpaqueFunction(function=_nodes, args=[profile])])
+    stack_actions = [OpaqueFunction(function=stack)] if stack else []
+    return LaunchDescription(declared + stack_actions + [OpaqueFunction(function=_nodes, args=[bringup])])

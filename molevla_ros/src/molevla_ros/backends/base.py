@@ -58,6 +58,7 @@ class PolicyBackend(Protocol):
     needs_privileged_state: bool  # True only for the scripted expert (simulator ground truth)
     action_dt: float  # s between the actions of its chunks (a model's comes from its folder)
     note: str  # shown on the policy's status ("" = nothing to say)
+    image_size: int | None  # the square frame side its model reads (frames much smaller are refused); None: any
 
     def reset(self) -> None: ...
 

@@ -20,6 +20,7 @@ class MoLeBackend:
         self.note = ""  # shown on the policy's status (e.g. why it runs another route than asked)
         self.familiarity: GoalFamiliarity | None = None  # set by make_mole_backend from the model folder
         self.action_dt = policy.cfg.action_dt
+        self.image_size = policy.cfg.vision.image_size
         self.state_joints, self.camera = policy.cfg.state_joints, policy.cfg.camera  # what it reads
         self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
         cfg = policy.cfg

@@ -19,7 +19,7 @@ def _scripted(**kw: Any) -> PolicyBackend:
 def _mole(kind: str) -> Callable[..., PolicyBackend]:
     def factory(**kw: Any) -> PolicyBackend:
         from molevla_ros.backends.mole import make_mole_backend
-        from molevla_ros.bringup import resolve_model
+        from molevla_ros.paths import resolve_model
 
         return make_mole_backend(kind, resolve_model(kw["model_dir"]), kw.get("route", "mole"), kw.get("device", "cpu"),
                                  kw.get("precision", "fp32"), kw.get("cuda_graphs", False),

@@ -10,6 +10,7 @@ class ScriptedExpertBackend:
     needs_privileged_state = True
     action_dt = ScriptedExpert.action_dt
     note = "scripted expert reading simulator ground truth: not a learned policy"
+    image_size = None  # it reads no image
 
     def __init__(self, horizon: int = 16) -> None:
         self.expert = ScriptedExpert(horizon)

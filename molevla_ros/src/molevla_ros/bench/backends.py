@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from molevla_ros.bringup import DEFAULT_MODEL
+from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import option
 from molevla_ros.backends.mole import make_mole_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
@@ -140,7 +140,7 @@ class BackendBenchOptions:
 
 def run(o: BackendBenchOptions) -> list[dict]:
     """Time the model named by `o` (or a temporary CogACT-scale one, deleted afterwards) on each backend."""
-    from molevla_ros.bringup import resolve_model
+    from molevla_ros.paths import resolve_model
 
     if o.config == "cogact":
         model_dir, label = random_model_dir(o.layers), f"CogACT-scale, random weights, {o.layers} Llama-2-7B layers"

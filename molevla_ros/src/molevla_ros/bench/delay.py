@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
 from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
-from molevla_ros.bringup import DEFAULT_MODEL
+from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import option
-from molevla_ros.control.chunk_executor import BLENDS, ChunkExecutor
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.control.chunk_executor import BLENDS
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
@@ -55,7 +55,7 @@ def make_policy(name: str, seed: int) -> tuple[Callable[[Observation], np.ndarra
 
         expert = ScriptedExpert()
         return (lambda o: expert.act(o.instruction, o.privileged)), expert.action_dt, 16, False
-    from molevla_ros.bringup import resolve_model
+    from molevla_ros.paths import resolve_model
     from molevla_ros.model.io import load_model
 
     model = load_model(resolve_model(name))
@@ -84,7 +84,7 @@ def run(o: DelayOptions) -> list[dict]:
                         wins = []
                         for s in tqdm(range(o.seed, o.seed + o.episodes), leave=False, unit="ep",
                                       desc=f"{name} {mode} {delay:.0f} ms {family}"):
-                            executor = ChunkExecutor(action_dt, blend=RTC_BLENDS.get(mode, mode))
+                            executor = sim_executor(action_dt, blend=RTC_BLENDS.get(mode, mode))
                             r = run_episode(sim, sample_task(family, s), policy, executor,
                                             max_seconds=MAX_SECONDS[family], with_images=images,
                                             delay_s=delay / 1e3, rtc=mode in RTC_BLENDS, action_dt=action_dt,

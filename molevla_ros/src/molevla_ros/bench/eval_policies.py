@@ -21,11 +21,10 @@ from molevla_ros.config_cli import option
 from molevla_ros.backends.base import Observation
 from molevla_ros.backends.mole import MoLeBackend
 from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import layer_flops
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, Task, sample_task
 from molevla_ros.sim.wordings import held_out_wording
@@ -110,7 +109,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                     record: list[np.ndarray] = []
                     r = run_episode(sim, episode_task(family, s, wording),
                                     lambda o, f=family, rec=record: policy(o, f, rec),
-                                    ChunkExecutor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
+                                    sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
                                     with_images=True)
                     results.append(r.success)
                     if s == seed and wording == wordings[0]:

@@ -1,11 +1,15 @@
-"""False halts under CPU load vs time to halt after a real kill, per DDS liveliness lease.
+"""False halts at normal load and under saturation vs time to halt after a real kill, per liveliness setting.
 
-For each lease (offered by the policy, requested by the executor) this runs the whole simulated loop with
-the shipped MoLe-VLA policy while `load` busy processes saturate both cores, for `minutes`: goals are sent
-again and again (a new layout after each success or failure), and every executor halt is classified by its
-status reason. Nothing is injected, so each halt other than "goal cleared" is a false halt. Then, without the
-load, the policy process is killed with SIGKILL `kills` times (restarted in between) and the time from the
-kill to the executor's first zero command is measured.
+A setting is a DDS liveliness lease (offered by the policy, requested by the executor) and the executor's grace
+(`0.1`: lease 0.1 s, halt at once; `0.05+0.05`: lease 0.05 s, halt when not regained within 0.05 s). For each
+setting and load this runs the whole simulated loop (five node processes, the shipped MoLe-VLA policy) for
+`minutes`: goals are sent again and again (a new layout after each success or failure) while bad inputs arrive
+at the fault suite's rates (invalid joint states at 100 Hz next to the simulator's, refused camera frames at
+30 Hz, invalid instructions at 10 Hz), and every executor halt is classified by its status reason. Nothing
+that should halt is injected, so each halt other than "goal cleared" is a false halt. Loads: `normal` (nothing
+else runs) and `saturated` (`busy` processes spin on the cores). Then, without load, the policy process is
+killed with SIGKILL `kills` times (restarted in between) and the time from the kill to the executor's first
+zero command is measured.
 """
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from molevla_ros.bench.faults import Probe, _speed, bad_joint_state, cpu_load
+from molevla_ros.bringup import BRINGUPS, Bringup, use_local_domain
 from molevla_ros.config_cli import option
-from molevla_ros.bench.faults import Probe, _speed, cpu_load
-from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
+from molevla_ros.nodes.common import SENSOR_QOS, TOPIC_DIAGNOSTICS, TOPIC_IMAGE_RAW, rgb_to_msg
 
 CAUSES = {  # status text -> cause; first match wins
     "liveliness": "policy liveliness lost",
@@ -40,15 +47,40 @@ def classify(status: str) -> str | None:
     return next((c for key, c in CAUSES.items() if key in status), "other: " + status[18:80])
 
 
-def overrides(lease: float, backend: str) -> dict:
+def parse_setting(setting: str) -> tuple[float, float]:
+    """(lease, grace) in seconds from "0.1" or "0.05+0.05"."""
+    lease, _, grace = setting.partition("+")
+    return float(lease), float(grace or 0.0)
+
+
+def overrides(setting: str, backend: str) -> dict:
+    lease, grace = parse_setting(setting)
     return {"sim": {"task_family": "touch", "seed": 3}, "policy": {"backend": backend, "liveliness_s": lease},
-            "executor": {"policy_liveliness_s": lease}}
+            "executor": {"policy_liveliness_s": lease, "policy_liveliness_grace_s": grace}}
 
 
-def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Path, backend: str) -> dict:
-    """Halts per cause while the loop runs goals under `load` busy processes."""
+BAD_INSTRUCTIONS = ["", "\t\n", "x" * 5000, "\x1b[2J"]
+BAD_JOINT_STATES = ["wrong length", "unknown names", "NaN", "stamped 1970"]
+
+
+def bad_input_traffic(probe: Probe) -> None:
+    """Timers on `probe` that send refused inputs at the fault suite's rates while the loop runs."""
+    images = probe.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
+    tiny = rgb_to_msg(np.zeros((1, 1, 3), np.uint8), probe.get_clock().now().to_msg(), "scene_camera")
+    odd = rgb_to_msg(np.zeros((8, 8, 3), np.uint8), probe.get_clock().now().to_msg(), "scene_camera")
+    odd.encoding = "yuv422"
+    count = iter(range(1 << 62))
+    probe.create_timer(0.01, lambda: probe.joints.publish(
+        bad_joint_state(probe, BAD_JOINT_STATES[next(count) % len(BAD_JOINT_STATES)])))
+    probe.create_timer(1 / 30, lambda: images.publish(tiny if next(count) % 2 else odd))
+    probe.create_timer(0.1, lambda: probe.instruction.publish(
+        String(data=BAD_INSTRUCTIONS[next(count) % len(BAD_INSTRUCTIONS)])))
+
+
+def run_loaded(setting: str, minutes: float, busy: int, domain: int, log_dir: Path, backend: str) -> dict:
+    """Halts per cause while the loop runs goals among bad inputs, with `busy` busy processes."""
     use_local_domain(domain)
-    with Bringup(PROFILES["sim"], overrides(lease, backend), log_dir=log_dir), cpu_load(load):
+    with Bringup(BRINGUPS["sim"], overrides(setting, backend), log_dir=log_dir), cpu_load(busy):
         rclpy.init()
         probe = Probe()
         reset = probe.create_client(Trigger, "sim/reset")
@@ -56,6 +88,15 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
             if not probe.spin_for(60, lambda: bool(probe.task) and probe.instruction.get_subscription_count() > 0):
                 raise RuntimeError("nodes did not come up")
             probe.spin_for(1.0)
+            bad_input_traffic(probe)
+            forgiven = [0]  # the executor's count of liveliness losses regained within the grace
+
+            def on_diagnostics(msg: DiagnosticArray) -> None:
+                for st in msg.status:
+                    if st.name.endswith("executor"):
+                        forgiven[0] = int(next((kv.value for kv in st.values if kv.key == "liveliness_forgiven"), 0))
+
+            probe.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, on_diagnostics, 10)
             t0, end, goals = probe.now(), time.monotonic() + minutes * 60, 0
             while time.monotonic() < end:
                 probe.instruction.publish(String(data=probe.task))
@@ -77,17 +118,17 @@ def run_loaded(lease: float, minutes: float, load: int, domain: int, log_dir: Pa
             stale = sum("refused chunk is stale" in s for t, s in probe.statuses if t >= t0)
             return {"minutes": (probe.now() - t0) / 60, "goals": goals, "successes": successes,
                     "moving_commands": moving, "false_halts": sum(causes.values()), "causes": causes,
-                    "stale_chunks_refused": stale}
+                    "stale_chunks_refused": stale, "forgiven": forgiven[0]}
         finally:
             probe.destroy_node()
             rclpy.shutdown()
 
 
-def run_kills(lease: float, kills: int, domain: int, log_dir: Path, backend: str) -> list[float]:
+def run_kills(setting: str, kills: int, domain: int, log_dir: Path, backend: str) -> list[float]:
     """Time (ms) from SIGKILL of the policy process to the executor's first zero command, `kills` times."""
     use_local_domain(domain)
     times = []
-    with Bringup(PROFILES["sim"], overrides(lease, backend), log_dir=log_dir) as bringup:
+    with Bringup(BRINGUPS["sim"], overrides(setting, backend), log_dir=log_dir) as bringup:
         rclpy.init()
         probe = Probe()
         try:
@@ -114,46 +155,65 @@ def run_kills(lease: float, kills: int, domain: int, log_dir: Path, backend: str
     return times
 
 
+LOADS = ("normal", "saturated")
+
+
 @dataclass
 class FalseHaltOptions:
-    leases: tuple[float, ...] = option((0.1, 0.2, 0.5), "DDS liveliness leases (s)")
-    minutes: float = option(3.0, "loaded run per lease")
-    load: int = option(2, "busy processes during the loaded run")
-    kills: int = option(5, "SIGKILLs of the policy per lease (no load)")
+    settings: tuple[str, ...] = option(("0.1", "0.05+0.05", "0.2"), "liveliness settings: lease (s), or lease+grace")
+    loads: tuple[str, ...] = option(LOADS, "loads to run each setting under", choices=LOADS)
+    minutes: float = option(10.0, "loaded run per setting and load")
+    busy: int = option(2, "busy processes of the saturated load")
+    kills: int = option(10, "SIGKILLs of the policy per setting (no load)")
     backend: str = option("mole_torch", "policy backend")
-    first_domain: int = option(120, "first ROS_DOMAIN_ID (one per lease)")
-    out: str = option("results/halts", "folder for the table and the node logs")
+    first_domain: int = option(120, "first ROS_DOMAIN_ID (three per setting)")
+    out: str = option("docs/results/false_halts", "folder for the table (false_halts.md, .json) and the node logs")
 
 
 def run(o: FalseHaltOptions) -> list[dict]:
     from tqdm import tqdm
 
-    leases, minutes, load, kills, out, backend, first_domain = o.leases, o.minutes, o.load, o.kills, Path(o.out), \
-        o.backend, o.first_domain
+    from molevla_ros.bench.report import header
 
+    out = Path(o.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, lease in enumerate(tqdm(leases, desc="leases", unit="lease")):
-        logs = out / f"logs_{lease}"
-        (logs / "kills").mkdir(parents=True, exist_ok=True)
-        row = {"lease_s": lease, **run_loaded(lease, minutes, load, first_domain + 2 * i, logs, backend)}
-        row["kill_ms"] = run_kills(lease, kills, first_domain + 2 * i + 1, logs / "kills", backend)
-        rows.append(row)
-    table = render(rows, load, backend)
-    print(table)
-    (out / "false_halts.json").write_text(json.dumps(rows, indent=2))
-    (out / "false_halts.md").write_text(table)
+    rows: list[dict] = []
+
+    def save() -> str:  # after every run: a crash later keeps what was measured
+        table = header("molevla bench-false-halts", o) + render(rows, o.busy, o.backend)
+        (out / "false_halts.json").write_text(json.dumps(rows, indent=2))
+        (out / "false_halts.md").write_text(table)
+        return table
+
+    runs = [(s, load) for s in o.settings for load in o.loads]
+    for i, (setting, load) in enumerate(tqdm(runs, desc="settings x loads", unit="run")):
+        logs = out / "logs" / f"{setting}_{load}"
+        rows.append({"setting": setting, "load": load, "kill_ms": [],
+                     **run_loaded(setting, o.minutes, o.busy if load == "saturated" else 0, o.first_domain + 3 * i,
+                                  logs, o.backend)})
+        save()
+    for i, s in enumerate(tqdm(o.settings, desc="kills", unit="setting")):
+        kills = run_kills(s, o.kills, o.first_domain + 3 * len(runs) + i, out / "logs" / f"{s}_kills", o.backend)
+        for row in rows:
+            if row["setting"] == s:
+                row["kill_ms"] = kills
+        save()
+    print(save())
     return rows
 
 
-def render(rows: list[dict], load: int, backend: str) -> str:
-    lines = [f"Policy {backend}; {load} busy processes on the 2 cores during the loaded run.", "",
-             "| liveliness lease (s) | loaded minutes | goals (succeeded) | false halts / min | causes | "
-             "stale chunks dropped | time to halt after SIGKILL, median / max (ms) |", "|---|---|---|---|---|---|---|"]
+def render(rows: list[dict], busy: int, backend: str) -> str:
+    lines = [f"Policy {backend}. Loads: normal (the five nodes and the bad-input traffic only), saturated ({busy} "
+             "busy processes on top). Setting: DDS liveliness lease (s) [+ executor grace (s)].", "",
+             "| setting | load | minutes | goals (succeeded) | false halts | per min | causes | stale chunks dropped | "
+             "liveliness losses forgiven | time to halt after SIGKILL, median / max (ms) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         k = np.array(r["kill_ms"], float)
+        kill = (f"{np.nanmedian(k):.0f} / {np.nanmax(k):.0f} (n={len(k)}, missed {int(np.isnan(k).sum())})"
+                if len(k) else "not measured yet")
         causes = ", ".join(f"{c} {n}" for c, n in sorted(r["causes"].items(), key=lambda x: -x[1])) or "none"
-        lines.append(f"| {r['lease_s']} | {r['minutes']:.1f} | {r['goals']} ({r['successes']}) | "
-                     f"{r['false_halts'] / r['minutes']:.2f} | {causes} | {r['stale_chunks_refused']} | "
-                     f"{np.nanmedian(k):.0f} / {np.nanmax(k):.0f} (n={len(k)}, missed {int(np.isnan(k).sum())}) |")
+        lines.append(f"| {r['setting']} | {r['load']} | {r['minutes']:.1f} | {r['goals']} ({r['successes']}) | "
+                     f"{r['false_halts']} | {r['false_halts'] / r['minutes']:.2f} | {causes} | "
+                     f"{r['stale_chunks_refused']} | {r.get('forgiven', 0)} | {kill} |")
     return "\n".join(lines) + "\n"

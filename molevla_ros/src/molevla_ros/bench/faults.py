@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -33,14 +33,15 @@ from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.config_cli import option
-from molevla_ros.bringup import PROFILES, Bringup, use_local_domain
+from molevla_ros.bringup import BRINGUPS, Bringup, use_local_domain
 from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_CHUNK,
-                                      TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SIM_TASK,
-                                      TOPIC_STATUS, TOPIC_TWIST, chunk_to_msg, spin_until, stamp_s, to_stamp)
-from molevla_ros.sim.scene import JOINT_NAMES
+                                      TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_SIM_TASK, TOPIC_STATUS, chunk_to_msg,
+                                      spin_until, stamp_s, to_stamp)
+from molevla_ros.sim.scene import JOINT_NAMES, SIM_ROBOT
 from molevla_ros.nodes.executor_node import PARAMS as EXECUTOR_PARAMS
 
-LIMITS = {p.name: p.default for p in EXECUTOR_PARAMS}
+# The executor's defaults and the simulated robot's limits: what the suite holds the loop to.
+LIMITS = {p.name: p.default for p in EXECUTOR_PARAMS} | vars(SIM_ROBOT.limits)
 
 
 @contextmanager
@@ -60,7 +61,10 @@ class Fault:
     name: str
     inject: Callable[["Probe", Bringup], None]
     stays_halted: bool  # the arm must not move again after this fault (in the observation window)
+    reason: str  # text of the first halt status after the fault: names the mechanism that must catch it
+    bound_s: float  # the halt must come within this (s): below what any other mechanism would give
     note: str = ""
+    executor: dict = field(default_factory=dict)  # executor parameters for this case (to rule out other paths)
 
 
 class Probe(Node):
@@ -70,14 +74,14 @@ class Probe(Node):
         self.statuses: list[tuple[float, str]] = []
         self.task = ""
         # A command is timed by its own stamp (the executor's tick), so a probe that reads late cannot shift it.
-        self.create_subscription(TwistStamped, TOPIC_TWIST,
+        self.create_subscription(TwistStamped, SIM_ROBOT.twist_topic,
                                  lambda m: self.twists.append((stamp_s(m.header.stamp), m)), 100)
         self.create_subscription(String, TOPIC_STATUS, lambda m: self.statuses.append((self.now(), m.data)),
                                  RELIABLE_QOS)
         self.create_subscription(String, TOPIC_SIM_TASK, lambda m: setattr(self, "task", m.data), LATCHED_QOS)
         self.instruction = self.create_publisher(String, TOPIC_INSTRUCTION, RELIABLE_QOS)
         self.chunks = self.create_publisher(JointTrajectory, TOPIC_CHUNK, CHUNK_PUB_QOS)
-        self.joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR_QOS)
+        self.joints = self.create_publisher(JointState, SIM_ROBOT.joint_states, SENSOR_QOS)
         self.estop = self.create_publisher(Bool, TOPIC_ESTOP, LATCHED_QOS)
 
     def now(self) -> float:
@@ -98,7 +102,7 @@ class Probe(Node):
         a = np.full((16, 7), value)
         a[:, 3:6] = 0.0
         a[:, 6] = 1.0
-        return chunk_to_msg(a, self.get_clock().now().to_msg(), "panda_link0", 0.1)
+        return chunk_to_msg(a, self.get_clock().now().to_msg(), SIM_ROBOT.base_frame, 0.1)
 
     def joint_state(self, q: np.ndarray | None = None) -> JointState:
         msg = JointState(name=list(JOINT_NAMES), position=list(q if q is not None else np.zeros(len(JOINT_NAMES))))
@@ -192,35 +196,53 @@ def bad_joint_state(probe: Probe, kind: str) -> JointState:
     return msg
 
 
+# Detection paths are isolated: where another watchdog could halt the arm about as soon (no chunks once frames or
+# joint states stop: chunk_timeout_s 0.5 s), the case raises that one's timeout, so that only the named mechanism can
+# halt within the bound, and the reason must name it.
+ISOLATED = {"chunk_timeout_s": 2.0}
+LIVELINESS_S = LIMITS["policy_liveliness_s"] + LIMITS["policy_liveliness_grace_s"]
 FAULTS = [
     Fault("kill the policy process (SIGKILL)", lambda pr, b: b.procs["policy"].send_signal(signal.SIGKILL), True,
-          f"DDS liveliness lease {LIMITS['policy_liveliness_s']} s"),
+          "gave no sign of life", LIVELINESS_S + 0.2, f"DDS liveliness lease {LIMITS['policy_liveliness_s']} s + "
+          f"grace {LIMITS['policy_liveliness_grace_s']} s", ISOLATED),
     Fault("stall the camera (SIGSTOP)", lambda pr, b: b.procs["camera"].send_signal(signal.SIGSTOP), True,
-          f"camera_timeout_s {LIMITS['camera_timeout_s']} s"),
-    Fault("NaN chunk", lambda pr, b: pr.bad_chunk("nan"), False),
-    Fault("Inf chunk", lambda pr, b: pr.bad_chunk("inf"), False),
-    Fault("chunk with dy = 1e9 m per step", lambda pr, b: pr.bad_chunk("absurd"), False),
-    Fault("chunk named with 3 of the 7 actions", lambda pr, b: pr.bad_chunk("three names"), False),
-    Fault("chunk with uneven time_from_start", lambda pr, b: pr.bad_chunk("uneven times"), False),
-    Fault("clock jump: chunk stamped 5 s ahead", lambda pr, b: pr.bad_chunk("future"), False),
+          "camera stale", LIMITS["camera_timeout_s"] + 0.2, f"camera_timeout_s {LIMITS['camera_timeout_s']} s",
+          ISOLATED),
+    Fault("NaN chunk", lambda pr, b: pr.bad_chunk("nan"), False, "refused chunk: chunk contains NaN or Inf", 0.15),
+    Fault("Inf chunk", lambda pr, b: pr.bad_chunk("inf"), False, "refused chunk: chunk contains NaN or Inf", 0.15),
+    Fault("chunk with dy = 1e9 m per step", lambda pr, b: pr.bad_chunk("absurd"), False,
+          "refused chunk: implausible chunk", 0.15),
+    Fault("chunk named with 3 of the 7 actions", lambda pr, b: pr.bad_chunk("three names"), False,
+          "refused chunk: chunk names", 0.15),
+    Fault("chunk with uneven time_from_start", lambda pr, b: pr.bad_chunk("uneven times"), False,
+          "uneven time_from_start", 0.15),
+    Fault("clock jump: chunk stamped 5 s ahead", lambda pr, b: pr.bad_chunk("future"), False,
+          "in the future (clock jump?)", 0.15),
     Fault("sim stopped, joint states without the arm's joints", lambda pr, b: pr.bad_joint_states(b, "fingers only"),
-          True, f"joint_state_timeout_s {LIMITS['joint_state_timeout_s']} s; robot_lost_s {LIMITS['robot_lost_s']} s "
-          "then holds"),
+          True, "joint state stale", LIMITS["joint_state_timeout_s"] + 0.2,
+          f"joint_state_timeout_s {LIMITS['joint_state_timeout_s']} s; robot_lost_s {LIMITS['robot_lost_s']} s then "
+          "holds", ISOLATED),
     Fault("sim stopped, joint states stamped 1970", lambda pr, b: pr.bad_joint_states(b, "stamped 1970"), True,
-          "as above"),
-    Fault("e-stop engaged, released 0.5 s later", lambda pr, b: pr.estop_and_release(), True,
-          "release alone must not restart motion"),
+          "joint state stale", LIMITS["joint_state_timeout_s"] + 0.2, "as above", ISOLATED),
+    Fault("e-stop engaged, released 0.5 s later", lambda pr, b: pr.estop_and_release(), True, "stopped: e-stop engaged",
+          0.15, "release alone must not restart motion"),
     Fault("flood 10k invalid instructions, then 'stop'", lambda pr, b: pr.flood(["", "   ", "x" * 5000, "\t\n"]),
-          True, "halt timed from the stop word sent 0.5 s after the flood"),
-    Fault("flood 10k valid goals, then 'stop'", lambda pr, b: pr.flood([pr.task]), True,
+          True, "stopped: operator stop", 0.5, "halt timed from the stop word sent 0.5 s after the flood"),
+    Fault("flood 10k valid goals, then 'stop'", lambda pr, b: pr.flood([pr.task]), True, "stopped: operator stop", 0.5,
           "halt timed from the stop word sent 0.5 s after the flood"),
 ]
 
-# Refused inputs: sent with a goal active and no policy running; none may cause a command.
-REFUSED_CHUNKS = ["nan", "inf", "absurd", "too fast", "gripper 1e6", "three names", "unknown names", "uneven times",
-                  "camera frame", "huge", "empty", "old", "future"]
-REFUSED_JOINT_STATES = ["wrong length", "unknown names", "fingers only", "NaN", "stamped 1e6 s ahead", "stamped 1970",
-                        "unstamped"]
+# Refused inputs: sent with a goal active and no policy running; none may cause a command. Kind -> the status text
+# that names why it was refused.
+REFUSED_CHUNKS = {"nan": "chunk contains NaN or Inf", "inf": "chunk contains NaN or Inf",
+                  "absurd": "implausible chunk: step 0 asks for linear speed", "too fast": "implausible chunk",
+                  "gripper 1e6": "implausible chunk: gripper command", "three names": "are not the action names",
+                  "unknown names": "are not the action names", "uneven times": "uneven time_from_start",
+                  "camera frame": "chunk is in frame 'scene_camera'", "huge": "chunk has 16000 steps",
+                  "empty": "chunk has no points", "old": "chunk is stale", "future": "in the future"}
+REFUSED_JOINT_STATES = {"wrong length": "9 names but 4 positions", "unknown names": f"lacks {JOINT_NAMES[0]}",
+                        "fingers only": f"lacks {JOINT_NAMES[0]}", "NaN": f"NaN/Inf positions for {JOINT_NAMES[2]}",
+                        "stamped 1e6 s ahead": "in the future", "stamped 1970": "s ago", "unstamped": "unstamped"}
 
 
 def limit_violations(twists: list[tuple[float, TwistStamped]]) -> tuple[int, int]:
@@ -248,10 +270,11 @@ def _vec(m: TwistStamped) -> np.ndarray:
 
 @contextmanager
 def session(nodes: list[str], domain: int, log_dir: Path | None, family: str = "push",
-            policy: str = "scripted_expert") -> Iterator[tuple[Probe, Bringup]]:
+            policy: str = "scripted_expert", executor: dict | None = None) -> Iterator[tuple[Probe, Bringup]]:
     """A bring-up of `nodes` and a probe that has seen the sim's task and reaches the instruction node."""
     use_local_domain(domain)
-    overrides = {"sim": {"task_family": family, "seed": 1}, "policy": {"backend": policy}}
+    overrides = {"sim": {"task_family": family, "seed": 1}, "policy": {"backend": policy},
+                 "executor": dict(executor or {})}
     with Bringup(nodes, overrides, log_dir=log_dir) as bringup:
         rclpy.init()
         probe = Probe()
@@ -269,39 +292,62 @@ def session(nodes: list[str], domain: int, log_dir: Path | None, family: str = "
 
 
 def run_fault(fault: Fault, domain: int, log_dir: Path | None, settle: float = 2.5) -> dict:
-    row = {"fault": fault.name, "note": fault.note}
-    with session(PROFILES["sim"], domain, log_dir) as (probe, bringup):
-        probe.instruction.publish(String(data=probe.task))
-        if not probe.spin_for(20, lambda: probe.moving()):
-            raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
-        probe.spin_for(0.3)
-        t_fault = probe.now()
-        fault.inject(probe, bringup)
-        t_fault = getattr(probe, "stop_sent", t_fault)  # a flood is timed from the stop word that follows it
-        probe.spin_for(settle)
-        after = [(t, m) for t, m in probe.twists if t >= t_fault]
-        if fault.stays_halted:  # the first zero command after which the arm never moves again
-            moving_at = [t for t, m in after if _speed(m) > 0.0]
-            halt = next((t for t, m in after if _speed(m) == 0.0 and (not moving_at or t > moving_at[-1])), None)
-        else:  # a refused chunk: the first zero command (the next good chunk resumes motion)
-            halt = next((t for t, m in after if _speed(m) == 0.0), None)
-        if hasattr(probe, "flood_kept_moving"):  # timed from the stop word
-            row["note"] += f"; moving after the flood: {'yes' if probe.flood_kept_moving else 'no'}"
-        row["time_to_halt_ms"] = None if halt is None else (halt - t_fault) * 1e3
-        stamps = [t for t, _ in after]  # the executor ticks at rate_hz: a long gap means it (or DDS) stalled
-        row["max_command_gap_ms"] = float(np.diff(stamps).max() * 1e3) if len(stamps) > 1 else None
-        row["stays_halted"] = halt is not None and not any(t > halt and _speed(m) > 0 for t, m in after)
-        row["reason"] = probe.status_since(t_fault, "halted", "stopped", "held")
-        row["speed_violations"], row["accel_violations"] = limit_violations(probe.twists)
-        dead = {n: c for n, c in bringup.dead().items() if not (n == "policy" and "kill" in fault.name)}
-        row["crashed"] = sorted(dead)
-        row["commands"] = len(probe.twists)
-        row["expect_stays_halted"] = fault.stays_halted
+    """One fault on a fresh bring-up."""
+    with session(BRINGUPS["sim"], domain, log_dir, executor=fault.executor) as (probe, bringup):
+        return inject_and_watch(fault, probe, bringup, settle)
+
+
+def run_faults(faults: list[Fault], domain: int, log_dir: Path | None, settle: float = 2.5) -> list[dict]:
+    """Faults the arm recovers from (a refused chunk: the next good one resumes motion) one after another on one
+    bring-up, each once the arm moves again; each row's limit violations count its own window only."""
+    assert not any(f.stays_halted or f.executor for f in faults), "only faults that leave the bring-up as it was"
+    with session(BRINGUPS["sim"], domain, log_dir) as (probe, bringup):
+        return [inject_and_watch(f, probe, bringup, settle) for f in faults]
+
+
+def inject_and_watch(fault: Fault, probe: Probe, bringup: Bringup, settle: float) -> dict:
+    """With the goal running and the arm moving: inject `fault`, watch `settle` seconds, and measure."""
+    row = {"fault": fault.name, "note": fault.note, "expected_reason": fault.reason, "bound_ms": fault.bound_s * 1e3}
+    t_start = probe.now()
+    probe.instruction.publish(String(data=probe.task))
+    if not probe.spin_for(20, lambda: probe.moving()):
+        raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
+    probe.spin_for(0.3)
+    t_fault = probe.now()
+    fault.inject(probe, bringup)
+    t_fault = getattr(probe, "stop_sent", t_fault)  # a flood is timed from the stop word that follows it
+    probe.spin_for(settle)
+    after = [(t, m) for t, m in probe.twists if t >= t_fault]
+    if fault.stays_halted:  # the first zero command after which the arm never moves again
+        moving_at = [t for t, m in after if _speed(m) > 0.0]
+        halt = next((t for t, m in after if _speed(m) == 0.0 and (not moving_at or t > moving_at[-1])), None)
+    else:  # a refused chunk: the first zero command (the next good chunk resumes motion)
+        halt = next((t for t, m in after if _speed(m) == 0.0), None)
+    if hasattr(probe, "flood_kept_moving"):  # timed from the stop word
+        row["note"] += f"; moving after the flood: {'yes' if probe.flood_kept_moving else 'no'}"
+    row["time_to_halt_ms"] = None if halt is None else (halt - t_fault) * 1e3
+    stamps = [t for t, _ in after]  # the executor ticks at rate_hz: a long gap means it (or DDS) stalled
+    row["max_command_gap_ms"] = float(np.diff(stamps).max() * 1e3) if len(stamps) > 1 else None
+    row["stays_halted"] = halt is not None and not any(t > halt and _speed(m) > 0 for t, m in after)
+    row["reason"] = probe.status_since(t_fault, "halted", "stopped", "held")
+    until = t_fault + fault.bound_s + 0.3  # every halt report of the fault's time
+    row["reason_found"] = any(fault.reason in text for t, text in probe.statuses if t_fault <= t <= until)
+    row["speed_violations"], row["accel_violations"] = limit_violations([(t, m) for t, m in probe.twists
+                                                                         if t >= t_start])
+    dead = {n: c for n, c in bringup.dead().items() if not (n == "policy" and "kill" in fault.name)}
+    row["crashed"] = sorted(dead)
+    row["commands"] = len(after)
+    row["expect_stays_halted"] = fault.stays_halted
     return row
 
 
+OVER_LIMIT = 0.035  # per axis and 0.1 s step: 0.61 m/s along (1, 1, 1), twice the speed limit (still plausible)
+
+
 def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list[dict]:
-    """Each refused input sent with a goal active and no policy: its status and the commands it caused."""
+    """Each refused input sent with a goal active and no policy: its status and the commands it caused. Then two
+    controls: a chunk asking for twice the speed limit diagonally (must move at exactly the limit: the limit is on
+    the vector, applied before publishing) and a valid chunk (must move: the executor was able to)."""
     rows = []
     nodes = ["sim", "camera", "instruction", "executor"]
     with session(nodes, domain, log_dir) as (probe, bringup):
@@ -315,16 +361,19 @@ def run_refusals(domain: int, log_dir: Path | None, window: float = 1.0) -> list
         cases = [("chunk", k, lambda k=k: probe.chunks.publish(bad_chunk(probe, k))) for k in REFUSED_CHUNKS]
         cases += [("joint state", k, lambda k=k: probe.joints.publish(bad_joint_state(probe, k)))
                   for k in REFUSED_JOINT_STATES]
-        cases += [("chunk", "valid (control: must move)", lambda: probe.chunks.publish(bad_chunk(probe, "valid")))]
+        cases += [("chunk", "2x the speed limit (control: moves at the limit)",
+                   lambda: probe.chunks.publish(probe.chunk(OVER_LIMIT))),
+                  ("chunk", "valid (control: must move)", lambda: probe.chunks.publish(bad_chunk(probe, "valid")))]
         for what, kind, send in cases:
             t0 = probe.now()
             send()
             probe.spin_for(window)
-            moved = sum(_speed(m) > 0 for t, m in probe.twists if t >= t0)
-            rows.append({"input": f"{what}: {kind}", "commands_moving": moved,
-                         "status": probe.status_since(t0, "halted", "rejected")})
+            speeds = [_speed(m) for t, m in probe.twists if t >= t0]
+            rows.append({"input": f"{what}: {kind}", "commands_moving": sum(v > 0 for v in speeds),
+                         "max_speed": max(speeds, default=0.0), "status": probe.status_since(t0, "halted", "rejected")})
             probe.spin_for(0.3)  # let a control chunk's motion end before the next case
-        rows.append({"input": "(no node crashed)", "commands_moving": 0, "status": ", ".join(bringup.dead()) or "ok"})
+        rows.append({"input": "(no node crashed)", "commands_moving": 0, "max_speed": 0.0,
+                     "status": ", ".join(bringup.dead()) or "ok"})
     return rows
 
 
@@ -333,7 +382,7 @@ def run_stale_success(domain: int, log_dir: Path | None, watch: float = 5.0) -> 
     (still true: the arm rests on its cube) must not complete it."""
     from molevla_ros.sim.tasks import COLOURS
 
-    with session(PROFILES["sim"], domain, log_dir, family="touch") as (probe, _):
+    with session(BRINGUPS["sim"], domain, log_dir, family="touch") as (probe, _):
         probe.instruction.publish(String(data=probe.task))
         first = probe.spin_for(40, lambda: bool(probe.status_since(0, "succeeded")))
         cube = next(c for c in COLOURS if f" {c} " in f" {probe.task} ")
@@ -352,7 +401,7 @@ class FaultOptions:
     only: tuple[str, ...] | None = option(None, "run only faults whose name contains one of these words")
     load: bool = option(False, "run each fault again with both cores saturated")
     first_domain: int = option(150, "first ROS_DOMAIN_ID (one per case, so cases cannot hear each other)")
-    out: str = option("results/faults", "folder for the table and the node logs")
+    out: str = option("docs/results/faults", "folder for the table (faults.md, .json) and the node logs (logs/)")
 
 
 def run(o: FaultOptions) -> list[dict]:
@@ -364,33 +413,39 @@ def run(o: FaultOptions) -> list[dict]:
 
     out.mkdir(parents=True, exist_ok=True)
     faults = [f for f in FAULTS if not only or any(o in f.name for o in only)]
+    alone = [f for f in faults if f.stays_halted or f.executor]  # each on a fresh bring-up
+    shared = [f for f in faults if f not in alone]  # the arm recovers from these: one bring-up for all
     loads = [0, 2] if load else [0]
     rows = []
-    bar = tqdm(total=len(faults) * len(loads) + (0 if only else 2), desc="fault cases", unit="case")
-    for n, f in enumerate(faults):
-        row = None
-        for busy in loads:
-            logs = out / f"logs_{n}_{busy}"
-            logs.mkdir(exist_ok=True)
+    bar = tqdm(total=(len(alone) + bool(shared)) * len(loads) + (0 if only else 2), desc="fault cases", unit="case")
+    for busy in loads:
+        got = []
+        for n, f in enumerate(alone):
             with cpu_load(busy):
-                r = run_fault(f, first_domain + 2 * n + (busy > 0), logs)
+                got.append(run_fault(f, first_domain + 2 * n + (busy > 0), out / "logs" / f"{n}_{busy}"))
             bar.update()
-            if row is None:
-                row = r
-            else:
-                row["under_load"] = r
-        rows.append(row)
+        if shared:
+            with cpu_load(busy):
+                got += run_faults(shared, first_domain + 40 + (busy > 0), out / "logs" / f"shared_{busy}")
+            bar.update()
+        if busy == 0:
+            rows = got
+        else:
+            for row, under in zip(rows, got):
+                row["under_load"] = under
     result = {"faults": rows}
     if not only:
-        result["refusals"] = run_refusals(first_domain + 60, out)
+        result["refusals"] = run_refusals(first_domain + 60, out / "logs" / "refusals")
         bar.update()
-        result["stale_success"] = run_stale_success(first_domain + 61, out)
+        result["stale_success"] = run_stale_success(first_domain + 61, out / "logs" / "stale_success")
         bar.update()
     bar.close()
-    table = render(result)
+    from molevla_ros.bench.report import header
+
+    table = header("molevla bench-faults", o) + render(result)
     print(table)
     (out / "faults.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(table)
+    (out / "faults.md").write_text(table)
     return rows
 
 
@@ -418,8 +473,10 @@ def render(result: dict) -> str:
         lines.append(f"| {r['fault']} | {_halt(r)} | " + (f"{_halt(r['under_load'])} | " if loaded else "") +
                      f"{stays} | {viol} | {crashed} | {r['reason']} | {r['note']} |")
     if "refusals" in result:
-        lines += ["", "| refused input (goal active, no policy) | commands caused | status |", "|---|---|---|"]
-        lines += [f"| {r['input']} | {r['commands_moving']} | {r['status']} |" for r in result["refusals"]]
+        lines += ["", "| refused input (goal active, no policy) | commands caused | top speed (m/s) | status |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['input']} | {r['commands_moving']} | {r['max_speed']:.3f} | {r['status']} |"
+                  for r in result["refusals"]]
     if "stale_success" in result:
         s = result["stale_success"]
         lines += ["", f"Stale success: a goal about another cube sent right after a touch succeeded -> stale successes "

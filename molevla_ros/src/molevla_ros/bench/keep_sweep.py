@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 from molevla_ros.bench.eval_policies import Variant, evaluate_variant
-from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
+from molevla_ros.paths import DEFAULT_MODEL, resolve_model
 from molevla_ros.config_cli import option
 from molevla_ros.sim.tasks import FAMILIES
 

@@ -40,9 +40,9 @@ from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.config_cli import option
 from molevla_ros.inputs.image_wire import read_image, write_stamp
 from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
-                                      TOPIC_IMAGE_RAW, TOPIC_JOINT_STATES, TOPIC_POLICY_STATS, TOPIC_SIM_STATE,
-                                      TOPIC_TWIST, image_topic, make_executor, rgb_to_msg,
-                                      set_realtime_priority, stamp_s)
+                                      TOPIC_IMAGE_RAW, TOPIC_POLICY_STATS, TOPIC_SIM_STATE, image_topic, make_executor,
+                                      rgb_to_msg, set_realtime_priority, stamp_s)
+from molevla_ros.sim.scene import SIM_ROBOT
 
 
 RT_PRIORITY = 50  # raw_rt: SCHED_FIFO priority (ros2_control's controller manager uses 50)
@@ -59,7 +59,7 @@ class Feeder(Node):
         self.frame = bytearray(serialize_message(frame))
         assert read_image(self.frame).frame_id == "bench_camera"
         self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
-        self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
+        self.joint_pub = self.create_publisher(JointState, SIM_ROBOT.joint_states, 10)
         self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
         self.goal_pub = self.create_publisher(String, TOPIC_GOAL, LATCHED_QOS)
         self.frames_rx: list[float] = []  # camera-stage latency, s
@@ -69,7 +69,8 @@ class Feeder(Node):
         self.create_subscription(Image, TOPIC_IMAGE, self.on_frame, SENSOR_QOS)
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, 10)
         self.create_subscription(DiagnosticStatus, TOPIC_POLICY_STATS, self.on_stats, 10)
-        self.create_subscription(TwistStamped, TOPIC_TWIST, lambda _: self.twist_times.append(time.monotonic()), 50)
+        self.create_subscription(TwistStamped, SIM_ROBOT.twist_topic,
+                                 lambda _: self.twist_times.append(time.monotonic()), 50)
         self.create_timer(1.0 / fps, self.publish_frame)
         self.create_timer(0.02, self.publish_robot)  # 50 Hz joint states, like the sim
         self.sent = 0

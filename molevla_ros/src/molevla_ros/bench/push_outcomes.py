@@ -17,11 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
-from molevla_ros.bringup import DEFAULT_MODEL, resolve_model
+from molevla_ros.paths import DEFAULT_MODEL, resolve_model
 from molevla_ros.config_cli import option
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import PUSH_TOLERANCE, FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
 
@@ -81,7 +80,7 @@ def run(o: PushOutcomeOptions) -> dict[str, dict]:
             counts: Counter[str] = Counter()
             for s in tqdm(range(o.seed, o.seed + o.episodes), desc=spec, unit="ep"):
                 task = sample_task("push", s)
-                r = run_episode(sim, task, act, ChunkExecutor(0.1), max_seconds=MAX_SECONDS["push"],
+                r = run_episode(sim, task, act, sim_executor(0.1), max_seconds=MAX_SECONDS["push"],
                                 with_images=images)
                 counts[classify(sim, task, r.success)[0]] += 1
             rows[spec] = {c: counts[c] for c in CLASSES}

@@ -1,4 +1,4 @@
-"""How stable is a trained STAR router's route? (the README's router-training diagnosis)
+"""How stable is a trained STAR router's route? (docs/model.md 'The MoLe-VLA model': the router-training diagnosis)
 
 For held-out samples: the mean gap between the k-th and (k+1)-th layer score (how far the route is from
 flipping), and, for Gumbel noise of a given scale added to the scores (as in straight-through training),

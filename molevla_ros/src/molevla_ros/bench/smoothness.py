@@ -20,9 +20,11 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.robot_profile import load
 from molevla_ros.nodes.common import msg_to_chunk, stamp_s
 
-UNLIMITED = Limits(np.inf, np.inf, np.inf, np.inf, np.inf, np.inf)
+UNLIMITED = Limits(np.inf, np.inf, np.inf, np.inf, np.inf, np.inf, None, None)
+SIM_LIMITS = Limits.from_profile(load("panda_sim").limits)  # the executor's limits on the simulated Panda
 
 
 @dataclass
@@ -34,8 +36,8 @@ class Setting:
 
 SETTINGS = [Setting("newest chunk, no limits", "latest", UNLIMITED),
             Setting("blended, no limits", "average", UNLIMITED),
-            Setting("newest chunk + limits", "latest", Limits()),
-            Setting("blended + limits (default)", "average", Limits())]
+            Setting("newest chunk + limits", "latest", SIM_LIMITS),
+            Setting("blended + limits (default)", "average", SIM_LIMITS)]
 
 
 def read_chunks(path: Path) -> list[tuple[float, np.ndarray]]:
@@ -50,7 +52,7 @@ def read_chunks(path: Path) -> list[tuple[float, np.ndarray]]:
 def replay(chunks: list[tuple[float, np.ndarray]], s: Setting, latency: float, rate_hz: float = 50.0
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times, linear velocity commands [N, 3], indices of the ticks where a new chunk took effect)."""
-    ex = ChunkExecutor(limits=s.limits, blend=s.blend, max_chunk_age=latency + 1.0)
+    ex = ChunkExecutor(0.1, s.limits, blend=s.blend, max_chunk_age=latency + 1.0)
     dt = 1.0 / rate_hz
     t, end = chunks[0][0] + latency, chunks[-1][0] + latency + 1.0
     times, vel, boundaries, i = [], [], [], 0

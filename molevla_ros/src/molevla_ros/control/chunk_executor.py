@@ -21,21 +21,33 @@ BLENDS = ("average", "latest", "adaptive")
 
 @dataclass
 class Limits:
-    max_linear_speed: float = 0.3  # m/s
-    max_angular_speed: float = 1.0  # rad/s
-    max_linear_accel: float = 3.0  # m/s^2
-    max_angular_accel: float = 8.0  # rad/s^2
-    max_linear_jerk: float = 50.0  # m/s^3
-    max_angular_jerk: float = 400.0  # rad/s^3
+    """What the executor enforces. The robot's own limits (speeds, accelerations, jerks, the hand's box) have no
+    defaults here: they come from the robot profile (`from_profile`), or are spelt out where Limits is built."""
+    max_linear_speed: float  # m/s
+    max_angular_speed: float  # rad/s
+    max_linear_accel: float  # m/s^2
+    max_angular_accel: float  # rad/s^2
+    max_linear_jerk: float  # m/s^3
+    max_angular_jerk: float  # rad/s^3
     # End-effector box in the base frame (m); None disables. Motion towards a face slows as the hand nears it
     # (speed <= distance / workspace_approach_s) and stops at it; outside the box only inward motion is allowed.
-    workspace_min: tuple[float, float, float] | None = (0.15, -0.5, 0.005)
-    workspace_max: tuple[float, float, float] | None = (0.85, 0.5, 0.7)
+    workspace_min: tuple[float, float, float] | None
+    workspace_max: tuple[float, float, float] | None
     workspace_approach_s: float = 0.25
     # Chunks asking for more than this multiple of the speed limits in any step are refused, not clamped.
     plausibility_margin: float = 3.0
     max_chunk_steps: int = 256  # longer chunks are refused
     action_dt_range: tuple[float, float] = (0.01, 1.0)  # chunk periods outside this are refused (s)
+
+    @classmethod
+    def from_profile(cls, robot, speed_scale: float = 1.0, workspace_approach_s: float = 0.25,
+                     plausibility_margin: float = 3.0) -> "Limits":
+        """A robot profile's limits (robot_profile.Limits), speeds times `speed_scale`."""
+        box = len(robot.workspace_min) == 3
+        return cls(robot.max_linear_speed * speed_scale, robot.max_angular_speed * speed_scale,
+                   robot.max_linear_accel, robot.max_angular_accel, robot.max_linear_jerk, robot.max_angular_jerk,
+                   tuple(robot.workspace_min) if box else None, tuple(robot.workspace_max) if box else None,
+                   workspace_approach_s, plausibility_margin)
 
 
 @dataclass
@@ -59,8 +71,6 @@ def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: 
         return "chunk contains NaN or Inf"
     if action_dt is None or limits is None:
         return None
-    if actions.shape[0] > limits.max_chunk_steps:
-        return f"chunk has {actions.shape[0]} steps (> {limits.max_chunk_steps})"
     m = limits.plausibility_margin
     for name, cols, limit, unit in (("linear", slice(0, 3), limits.max_linear_speed, "m/s"),
                                     ("angular", slice(3, 6), limits.max_angular_speed, "rad/s")):
@@ -104,14 +114,14 @@ def chunk_period(times: list[float], default: float, dt_range: tuple[float, floa
 
 
 class ChunkExecutor:
-    def __init__(self, action_dt: float = 0.1, limits: Limits | None = None, blend: str = "average",
+    def __init__(self, action_dt: float, limits: Limits, blend: str = "average",
                  blend_decay: float = 0.5, max_chunk_age: float = 0.5, chunk_timeout: float = 0.5,
                  max_chunks: int = 4, adaptive_alpha: float = 0.1) -> None:
         """action_dt: the period of chunks that do not declare one (a single point, or no times given)."""
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, not {blend!r}")
         self.action_dt = action_dt
-        self.limits = limits or Limits()
+        self.limits = limits
         self.blend = blend
         self.blend_decay = blend_decay
         self.adaptive_alpha = adaptive_alpha
@@ -131,6 +141,8 @@ class ChunkExecutor:
         """Queue a chunk; returns the reason it was rejected, or None. `times`: each action's offset from the
         stamp as the producer declared it (s), i * dt: the chunk runs at its own period dt."""
         actions = np.asarray(actions, dtype=float)
+        if len(actions) > self.limits.max_chunk_steps:  # before any per-step work
+            return f"chunk has {len(actions)} steps (> {self.limits.max_chunk_steps})"
         dt, problem = chunk_period(times if times is not None else [], self.action_dt, self.limits.action_dt_range)
         problem = problem or validate_chunk(actions, dt, self.limits)
         if problem:

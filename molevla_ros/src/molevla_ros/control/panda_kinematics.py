@@ -1,7 +1,8 @@
 """Franka Panda / FR3 arm kinematics from the published (modified, Craig) DH parameters: forward kinematics,
 the geometric Jacobian and damped least-squares velocity IK. Pure numpy, no ROS.
 
-Used to turn the executor's Cartesian twist into joint motion for a joint trajectory controller.
+Used to turn the executor's Cartesian twist into joint motion for a joint trajectory controller. Joint names and
+limits are the robot profile's (robots/*.yaml).
 """
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ DH = [(0.0, 0.333, 0.0), (0.0, 0.0, -np.pi / 2), (0.0, 0.316, np.pi / 2), (0.082
       (-0.0825, 0.384, -np.pi / 2), (0.0, 0.0, np.pi / 2), (0.088, 0.0, np.pi / 2)]
 FLANGE_D = 0.107
 TCP_OFFSET = 0.1034  # flange -> fingertip centre of the Franka Hand, along the flange z axis
-Q_MIN = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
-Q_MAX = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
-JOINT_NAMES = [f"panda_joint{i}" for i in range(1, 8)]
+HAND_YAW = -np.pi / 4  # the Franka Hand (and its TCP frame) is turned -45 deg about the flange z axis
 
 
 def _dh(a: float, d: float, alpha: float, theta: float) -> np.ndarray:
@@ -28,12 +27,13 @@ def frames(q: np.ndarray, tcp: bool = True) -> list[np.ndarray]:
     for (a, d, alpha), qi in zip(DH, q):
         t = t @ _dh(a, d, alpha, qi)
         out.append(t)
-    out.append(t @ _dh(0.0, FLANGE_D + (TCP_OFFSET if tcp else 0.0), 0.0, 0.0))
+    out.append(t @ _dh(0.0, FLANGE_D + (TCP_OFFSET if tcp else 0.0), 0.0, HAND_YAW if tcp else 0.0))
     return out
 
 
 def forward(q: np.ndarray, tcp: bool = True) -> np.ndarray:
-    """4x4 pose of the flange (tcp=False) or the hand's fingertip centre in the base frame."""
+    """4x4 pose in the base frame of the flange (tcp=False, link 8) or of the Franka Hand's TCP frame (the fingertip
+    centre, with the hand's axes)."""
     return frames(np.asarray(q, float), tcp)[-1]
 
 

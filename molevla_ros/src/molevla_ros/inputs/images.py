@@ -9,6 +9,9 @@ from PIL import Image as PILImage
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 RGB_CHANNELS = {"rgb8": (0, 1, 2), "bgr8": (2, 1, 0), "rgba8": (0, 1, 2), "bgra8": (2, 1, 0), "mono8": (0, 0, 0)}
 MAX_SIDE = 8192
+# Defaults of the frame-size check against the model's input (camera and policy parameters of the same names).
+MIN_INPUT_SCALE = 0.5  # each side of a frame must be at least this fraction of the model input's side
+MAX_ASPECT_CHANGE = 4.0  # a frame's aspect ratio may differ from the model input's by at most this factor
 
 
 class ImageError(ValueError):
@@ -29,6 +32,24 @@ def decode_resized(encoding: str, height: int, width: int, step: int, data: byte
     # Alpha is resized with the colours and left out of the result (channels are resized independently; the
     # strided copy that would drop it first costs 1.3 ms). PIL would premultiply it: decode drops it too.
     return resize(_pixels(encoding, height, width, step, data), out_width, out_height, RGB_CHANNELS[enc])
+
+
+def check_frame_size(width: int, height: int, out_width: int, out_height: int,
+                     min_scale: float = MIN_INPUT_SCALE, max_aspect_change: float = MAX_ASPECT_CHANGE) -> None:
+    """ImageError when a width x height frame cannot show the scene an out_width x out_height model input needs:
+    a side shorter than `min_scale` x the input's side (a 1x1 or 8x8 frame, upscaled, carries no scene), or an
+    aspect ratio more than `max_aspect_change` times wider or taller than the input's (a 4000x1 line scan).
+    `min_scale` 0 and `max_aspect_change` 0 disable their check."""
+    need_w, need_h = int(np.ceil(min_scale * out_width)), int(np.ceil(min_scale * out_height))
+    if width < need_w or height < need_h:
+        raise ImageError(f"frame {width}x{height} is too small for the {out_width}x{out_height} model input (each "
+                         f"side must be at least {need_w}x{need_h}: min_input_scale {min_scale:g})")
+    if max_aspect_change > 0 and height > 0 and width > 0:
+        change = (width / height) / (out_width / out_height)
+        if not 1.0 / max_aspect_change <= change <= max_aspect_change:
+            raise ImageError(f"frame {width}x{height} has aspect ratio {width / height:.3g}, more than "
+                             f"{max_aspect_change:g}x away from the {out_width}x{out_height} model input's "
+                             f"(max_aspect_change {max_aspect_change:g})")
 
 
 def _pixels(encoding: str, height: int, width: int, step: int, data: bytes | memoryview | np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from molevla_ros.robot_profile import load as load_profile
+
 
 @dataclass
 class VisionConfig:
@@ -127,10 +129,10 @@ class MoLeConfig:
     action_dt: float = 0.1  # seconds between consecutive actions (the training data's control period)
     actions: ActionSpec = field(default_factory=ActionSpec)
     router_trained: bool = True  # False for an imported CogACT: its backends run full depth until MoLe fine-tuning
-    # The state the model reads, by joint name and in its input order (the robot's own names map onto these
-    # through the policy node's joint_names), and the camera it reads; CogACT reads no state.
-    state_joints: tuple[str, ...] = tuple([f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1",
-                                                                                       "panda_finger_joint2"])
+    # The state the model reads, by joint name and in its input order (the robot profile's joints map onto these in
+    # order, arm then fingers), and the camera it reads; CogACT reads no state.
+    # Default: the simulated robot the shipped models are trained on (robots/panda_sim.yaml).
+    state_joints: tuple[str, ...] = field(default_factory=lambda: load_profile("panda_sim").joints)
     camera: str = "main"
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ points relative to the fingertip (forward kinematics of the arm state): "where i
 the expert's motion follows.
 
 Why: the patch encoder learns where one cube is (touch) but not, to better than 4-7 cm, where the goal is or where
-"behind the cube" lies (README, "Why push fails"). The locator is trained for exactly that on the simulator's
+"behind the cube" lies (docs/notebook.md 'Why push fails'). The locator is trained for exactly that on the simulator's
 ground truth (`molevla train --stage locator`, train/geometry.py); the policy then learns to read it. The same
 recipe, trained as the patch encoder's keypoint token (scripts/geometry_fit.py), reached 2-3 cm held out.
 """
@@ -59,7 +59,7 @@ def fourier(x: torch.Tensor) -> torch.Tensor:
 class ContextBlock(nn.Module):
     """Residual block that widens the view: a depthwise 3x3 convolution with the given dilation, then a per-pixel
     MLP whose output layer starts at zero, so that a new block leaves the locator's output unchanged (a trained
-    locator can grow blocks and go on training; README, "Why push fails": blocks initialised otherwise did not
+    locator can grow blocks and go on training; docs/notebook.md 'Why push fails': blocks initialised otherwise did not
     train)."""
 
     def __init__(self, channels: int, dilation: int) -> None:

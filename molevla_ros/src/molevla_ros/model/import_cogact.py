@@ -28,6 +28,7 @@ import torch
 from molevla_ros.config_cli import REQUIRED, option
 from molevla_ros.model.config import (ActionHeadConfig, ActionSpec, LLMConfig, MoLeConfig, RouterConfig,
                                       VisionConfig)
+from molevla_ros.model.cogact_stats import action_range
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.model.text import TOKENIZER_DIR, CogACTTokenizer
@@ -122,21 +123,6 @@ def config_from_checkpoint(flat: dict, llm_heads: int | None = None, vision_head
                       actions=ActionSpec(gripper_threshold_on="normalized"), router_trained=False, state_joints=())
 
 
-def action_statistics(stats: dict, unnorm_key: str | None) -> tuple[str, torch.Tensor, torch.Tensor]:
-    """(key, low, high) from dataset_statistics.json; dimensions whose mask is False stay unscaled."""
-    if unnorm_key is None:
-        if len(stats) != 1:
-            raise ValueError(f"the checkpoint has statistics for {len(stats)} datasets: pick one with unnorm_key "
-                             f"({', '.join(sorted(stats))})")
-        unnorm_key = next(iter(stats))
-    if unnorm_key not in stats:
-        raise ValueError(f"unnorm_key {unnorm_key!r} not in dataset_statistics.json ({', '.join(sorted(stats))})")
-    a = stats[unnorm_key]["action"]
-    low, high = torch.tensor(a["q01"], dtype=torch.float32), torch.tensor(a["q99"], dtype=torch.float32)
-    mask = torch.tensor(a.get("mask", [True] * len(low)), dtype=torch.bool)
-    return unnorm_key, torch.where(mask, low, -1.0), torch.where(mask, high, 1.0)
-
-
 @dataclass
 class ImportOptions:
     checkpoint: str = option(REQUIRED, "CogACT run folder (config.json, dataset_statistics.json, checkpoints/*.pt) "
@@ -175,7 +161,7 @@ def import_cogact(o: ImportOptions) -> dict:
         parts["action_model"] = ema
     flat = flatten(parts)
     cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text)
-    key, low, high = action_statistics(json.loads(stats_file.read_text()), unnorm_key)
+    key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
     dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
     if dt is None:
         raise ValueError(f"the control period of dataset {key!r} is not known here: pass action_dt (seconds)")

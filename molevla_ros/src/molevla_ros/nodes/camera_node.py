@@ -10,9 +10,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from molevla_ros.inputs.image_wire import read_image
-from molevla_ros.inputs.images import ImageError, decode_compressed, resize
-from molevla_ros.nodes.common import (REALTIME_PRIORITY, SENSOR_QOS, TOPIC_IMAGE, TOPIC_IMAGE_RAW, Param, Status,
-                                      declare, msg_to_frame, rgb_to_msg, run)
+from molevla_ros.inputs.images import ImageError, check_frame_size, decode_compressed, resize
+from molevla_ros.nodes.common import (FRAME_SIZE_PARAMS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_IMAGE,
+                                      TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_frame, rgb_to_msg, run)
 
 PARAMS = [
     Param("width", 224, "Output frame width in pixels (the policy's input size)."),
@@ -21,6 +21,7 @@ PARAMS = [
     Param("transport", "raw", "raw: sensor_msgs/Image on image_raw; compressed: sensor_msgs/CompressedImage (jpeg or "
           "png) on image_raw/compressed, as image_transport's compressed plugin publishes it.",
           choices=("raw", "compressed")),
+    *FRAME_SIZE_PARAMS,
     REALTIME_PRIORITY,
 ]
 
@@ -51,14 +52,23 @@ class CameraNode(Node):
         def decode() -> tuple[np.ndarray, Time, str]:
             img = read_image(data)
             self.what = f"{img.width}x{img.height} {img.encoding}"
+            self.check_size(img.width, img.height)
             return msg_to_frame(img, self.p.width, self.p.height), Time(sec=img.sec, nanosec=img.nanosec), img.frame_id
 
         self.forward(decode)
 
     def on_compressed(self, msg: CompressedImage) -> None:
-        self.what = f"compressed {msg.format}"
-        self.forward(lambda: (resize(decode_compressed(msg.format, msg.data), self.p.width, self.p.height),
-                              msg.header.stamp, msg.header.frame_id))
+        def decode() -> tuple[np.ndarray, Time, str]:
+            rgb = decode_compressed(msg.format, msg.data)
+            self.what = f"{rgb.shape[1]}x{rgb.shape[0]} compressed {msg.format}"
+            self.check_size(rgb.shape[1], rgb.shape[0])
+            return resize(rgb, self.p.width, self.p.height), msg.header.stamp, msg.header.frame_id
+
+        self.forward(decode)
+
+    def check_size(self, width: int, height: int) -> None:
+        """ImageError for a frame too small or too narrow for the output size (min_input_scale, max_aspect_change)."""
+        check_frame_size(width, height, self.p.width, self.p.height, self.p.min_input_scale, self.p.max_aspect_change)
 
     def forward(self, decode) -> None:
         """Decode and resize (refusing bad frames with a status), publish with the input's stamp and frame."""

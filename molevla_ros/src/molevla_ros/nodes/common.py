@@ -22,7 +22,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from molevla_ros.control.chunk_executor import ACTION_NAMES, order_by_names
 from molevla_ros.inputs.image_wire import WireImage
-from molevla_ros.inputs.images import decode, decode_resized
+from molevla_ros.inputs.images import MAX_ASPECT_CHANGE, MIN_INPUT_SCALE, decode, decode_resized
+from molevla_ros.robot_profile import DEFAULT_ROBOT, ProfileError, RobotProfile, load
 
 SENSOR_QOS = qos_profile_sensor_data  # best effort: matches reliable and best-effort publishers
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -49,7 +50,6 @@ CHUNK_PUB_QOS = chunk_qos(0.1)
 # Default topic names: all relative, so namespaces and remapping apply.
 TOPIC_IMAGE_RAW = "image_raw"
 TOPIC_IMAGE = "molevla/image"
-TOPIC_JOINT_STATES = "joint_states"
 TOPIC_INSTRUCTION = "molevla/instruction"
 TOPIC_GOAL = "molevla/goal"
 TOPIC_STATUS = "molevla/status"
@@ -57,8 +57,6 @@ TOPIC_CHUNK = "molevla/action_chunk"
 TOPIC_PLAN = "molevla/executor_plan"  # what the executor will ask for next (real-time chunking)
 TOPIC_LAYER_MASK = "molevla/layer_mask"
 TOPIC_POLICY_STATS = "molevla/policy_stats"
-TOPIC_TWIST = "servo_node/delta_twist_cmds"
-TOPIC_GRIPPER = "molevla/gripper_command"
 TOPIC_ESTOP = "molevla/estop"
 TOPIC_SUCCESS = "molevla/task_success"
 TOPIC_SIM_TASK = "sim/task"
@@ -88,16 +86,32 @@ class Param:
 IMAGE_SOURCE = Param(
     "image_source", "camera", "Frames the policy steps on: 'camera' (the camera node's validated, resized frames on "
     "molevla/image) or 'raw' (the camera driver's sensor_msgs/Image on image_raw, validated and resized in the policy "
-    "with the camera node's code: one DDS hop and one process less, lower latency (README); the launch argument "
-    "image_source:=raw also leaves the camera node out). The executor watches the same topic for a live camera.",
+    "with the camera node's code: one DDS hop and one process less, lower latency (docs/notebook.md 'Measured'); "
+    "the launch argument image_source:=raw also leaves the camera node out). The executor watches the same topic for "
+    "a live camera.",
     choices=("camera", "raw"))
+
+# The frame-size check against the model input (inputs/images.check_frame_size): camera node and policy.
+FRAME_SIZE_PARAMS = [
+    Param("min_input_scale", MIN_INPUT_SCALE, "Frames with a side shorter than this fraction of the model input's "
+          "side are refused (a 1x1 or 8x8 frame, upscaled, shows no scene): a status names the size and no chunk is "
+          "made from it. 0 disables.", low=0.0, high=1.0),
+    Param("max_aspect_change", MAX_ASPECT_CHANGE, "Frames whose width/height ratio is more than this factor away "
+          "from the model input's are refused (a 4000x1 line). 0 disables.", low=0.0, high=1000.0),
+]
+
+
+ROBOT = Param(
+    "robot", DEFAULT_ROBOT, "Robot profile: a name under the package's robots/ (panda_sim: the simulator; fr3: a "
+    "Franka Research 3 under franka_ros2 and MoveIt Servo) or the path of your own copy of one. Joint names and "
+    "limits, frames, end-effector limits, the gripper and the robot stack's topics all come from it.")
 
 
 REALTIME_PRIORITY = Param(
     "realtime_priority", 0, "Linux SCHED_FIFO priority for all of the node's threads (its DDS threads too) once it "
     "is up, as ros2_control's controller manager does; 0 = the normal scheduler. Where other processes share the "
-    "cores this keeps the node's wake-ups from waiting behind them (README: loop latency). Needs the rtprio limit "
-    "(e.g. the 'realtime' group of a real-time kernel install) or root; without it the node warns and runs on "
+    "cores this keeps the node's wake-ups from waiting behind them (docs/notebook.md 'Measured'). Needs the rtprio "
+    "limit (e.g. the 'realtime' group of a real-time kernel install) or root; without it the node warns and runs on "
     "normally. Give it only to nodes with bounded work per callback.", low=0, high=99)
 
 
@@ -115,7 +129,8 @@ def set_realtime_priority(priority: int) -> str | None:
 
 # glibc malloc's defaults hand every block over 128 KiB (a camera frame, its resized copy) back to the kernel when
 # freed, so each new frame's buffers are fresh pages the kernel must fault in and zero again: about 1.7 ms of a
-# 640x480 rgb8 frame's 3.3 ms round trip between two processes (scripts/frame_roundtrip.py; README: loop latency).
+# 640x480 rgb8 frame's 3.3 ms round trip between two processes (scripts/frame_roundtrip.py;
+# docs/notebook.md 'Measured').
 MALLOC_MMAP_THRESHOLD = 16 << 20  # blocks below this come from the heap, whose pages are reused (glibc max: 32 MiB)
 MALLOC_TRIM_THRESHOLD = 64 << 20  # free memory kept at the heap's top before it is returned to the kernel
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers (malloc.h)
@@ -133,6 +148,14 @@ def reuse_freed_memory() -> str | None:
     except (OSError, AttributeError) as e:
         return f"malloc thresholds not set ({e})"
     return None if ok else "malloc thresholds not set (mallopt refused them)"
+
+
+def load_robot(node: Node, robot: str) -> RobotProfile:
+    """The robot profile `robot`; a profile that is missing or inconsistent stops the node (ParameterError)."""
+    try:
+        return load(robot)
+    except ProfileError as e:
+        raise ParameterError(f"{node.get_name()}: refusing to start: {e}") from None
 
 
 def image_topic(source: str) -> str:

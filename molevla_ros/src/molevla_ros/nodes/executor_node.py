@@ -10,10 +10,14 @@ times a margin), named or timed differently from the action layout, or stamped i
 a late (stale) chunk is dropped like a missing one. Joint states are read by name and stamp; only valid ones
 that carry every arm joint feed the watchdog.
 
-Stop semantics: after an e-stop (even once released), or when the robot's joint states vanished for
-robot_lost_s (robot or simulator restarted), the arm holds until a new goal arrives or molevla/resume
-(std_srvs/Trigger) is called; releasing the e-stop never starts motion by itself.
-With dry_run it computes and logs the commands but sends nothing to the robot.
+Stop semantics (control/watchdog.py): after an e-stop (even once released), when the robot's joint states vanished
+for robot_lost_s (robot or simulator restarted), or after a robot error (a franka reflex), the arm holds until a new
+goal arrives or molevla/resume (std_srvs/Trigger) is called; releasing the e-stop never starts motion by itself.
+molevla/recover runs the robot's error recovery (franka_ros2: action_server/error_recovery) and still holds;
+molevla/go_to_start moves the arm to the robot profile's start pose (the pose the models were trained from) through
+its joint trajectory controller, and holds there.
+Every robot fact (joint names and limits, frames, end-effector limits, gripper, topics) comes from the robot profile
+(`robot`). With dry_run it computes and logs the commands but sends nothing to the robot.
 """
 from __future__ import annotations
 
@@ -27,18 +31,18 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.control import panda_kinematics as kin
-from molevla_ros.control.panda_kinematics import JOINT_NAMES
+from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.control.watchdog import MotionGate, Watchdog
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_CHUNK,
-                                      TOPIC_ESTOP, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_JOINT_STATES, TOPIC_PLAN,
-                                      TOPIC_TWIST, Param, Status, chunk_qos, chunk_to_msg, declare, image_topic,
-                                      msg_to_chunk, now_s, run, stamp_s)
-from molevla_ros.nodes.robot_interfaces import (FrankaGripperActions, GripperTopic, InterfaceUnavailable,
-                                                JointTrajectoryInterface, MoveItPyInterface, ServoInterface)
+from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, ROBOT, SENSOR_QOS, TOPIC_CHUNK,
+                                      TOPIC_ESTOP, TOPIC_GOAL, TOPIC_PLAN, Param, Status, chunk_qos, chunk_to_msg,
+                                      declare, image_topic, load_robot, msg_to_chunk, now_s, run, stamp_s)
+from molevla_ros.nodes.robot_interfaces import (GripperTopic, InterfaceUnavailable, JointTrajectoryInterface,
+                                                MoveItPyInterface, ServoInterface)
 
 PARAMS = [
+    ROBOT,
     Param("rate_hz", 50.0, "Command rate to the robot interface.", low=1.0, high=1000.0),
     Param("action_dt", 0.1, "Period (s) of a chunk that does not declare one (a single point); chunks declare "
           "their model's period through time_from_start and run at it (refused outside 0.01-1 s or uneven).",
@@ -56,49 +60,39 @@ PARAMS = [
     Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation).",
           low=0.01, high=10.0),
     Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm.", low=0.01, high=10.0),
-    Param("max_linear_speed", 0.3, "m/s, end-effector.", low=0.0, high=1.7),
-    Param("max_angular_speed", 1.0, "rad/s, end-effector.", low=0.0, high=2.5),
-    Param("max_linear_accel", 3.0, "m/s^2, end-effector.", low=0.0, high=13.0),
-    Param("max_angular_accel", 8.0, "rad/s^2, end-effector.", low=0.0, high=25.0),
-    Param("max_linear_jerk", 50.0, "m/s^3, end-effector (bounds how fast the acceleration changes).", low=0.0),
-    Param("max_angular_jerk", 400.0, "rad/s^3, end-effector.", low=0.0),
+    Param("speed_scale", 1.0, "Fraction of the robot profile's end-effector speed limits to use (e.g. 0.3 for a "
+          "first run on a new robot); takes effect at once.", low=0.01, high=1.0, dynamic=True),
     Param("plausibility_margin", 3.0, "A chunk step asking for more than this times the speed limits is refused "
           "whole (the producer is broken: wrong units or scale) and the arm halts; never clamped and run.",
           low=1.0, high=100.0),
-    Param("workspace_min", [0.15, -0.5, 0.005], "Hand (TCP) box in the base frame, lower corner (m), from the "
-          "joint states' forward kinematics; empty disables the box."),
-    Param("workspace_max", [0.85, 0.5, 0.7], "Upper corner of the hand box (m)."),
-    Param("workspace_approach_s", 0.25, "Near a box face the speed towards it is at most distance / this.",
-          low=0.01, high=10.0),
-    Param("frame_id", "panda_link0", "The robot base frame (fr3_link0 on an FR3): frame of the published twists "
-          "and of moveit_py goals; chunks' deltas are expressed in it."),
-    Param("tcp_frame", "panda_hand_tcp", "interface moveit_py: the link whose pose is commanded (fr3_hand_tcp)."),
+    Param("workspace_approach_s", 0.25, "Near a face of the profile's hand box the speed towards it is at most "
+          "distance / this.", low=0.01, high=10.0),
     IMAGE_SOURCE,
     REALTIME_PRIORITY,
     Param("camera_timeout_s", 0.35, "Halt when the last frame the policy reads (image_source) is older than this "
           "(0 disables).", low=0.0, high=10.0),
     Param("joint_state_timeout_s", 0.2, "Halt when the last valid joint state is older than this (0 disables); "
           "joint states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
-    Param("joint_names", JOINT_NAMES, "The 7 arm joints in kinematic order (fr3_joint1..7 on an FR3), that every "
-          "joint state must carry; joint_trajectory commands name them."),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
           "the arm then holds until a new goal or molevla/resume.", low=0.05, high=60.0),
     Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
-          "lease this long; chunk publishers must offer a lease this short (0 disables). See README 'Faults' for "
-          "the measured trade-off between time to halt and false halts under CPU load.", low=0.0, high=10.0),
+          "lease this long (plus policy_liveliness_grace_s); chunk publishers must offer a lease this short (0 "
+          "disables). docs/results/false_halts: time to halt after a kill and false halts at normal load and under "
+          "saturation, per setting.", low=0.0, high=10.0),
+    Param("policy_liveliness_grace_s", 0.0, "A lost liveliness halts the arm only if it is not regained within this "
+          "long (one late assertion of a live but CPU-starved policy is forgiven); 0: halt at once.", low=0.0,
+          high=10.0),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
     Param("interface", "servo", "Robot interface: servo (TwistStamped for MoveIt Servo), joint_trajectory "
-          "(JointTrajectory from IK, for a joint trajectory controller) or moveit_py (plan + execute)."),
-    Param("twist_topic", TOPIC_TWIST, "interface servo: MoveIt Servo's twist input."),
-    Param("joint_trajectory_topic", "fr3_arm_controller/joint_trajectory", "interface joint_trajectory: the "
-          "controller's command topic."),
+          "(JointTrajectory from IK, for a joint trajectory controller) or moveit_py (plan + execute).",
+          choices=("servo", "joint_trajectory", "moveit_py")),
     Param("trajectory_lookahead_s", 0.1, "joint_trajectory / moveit_py: how far ahead each command reaches.",
           low=0.01, high=2.0),
-    Param("planning_group", "fr3_arm", "interface moveit_py: MoveIt planning group."),
-    Param("gripper_interface", "topic", "Gripper: topic (std_msgs/Float64, 1 open 0 closed, sim) or "
-          "franka_action (franka_gripper move/grasp actions)."),
-    Param("gripper_topic", TOPIC_GRIPPER, "gripper_interface topic: command topic."),
-    Param("gripper_action_ns", "franka_gripper", "gripper_interface franka_action: action namespace."),
+    Param("moveit_py_config", "", "interface moveit_py: YAML file with MoveItPy's configuration (robot model, "
+          "kinematics, planning pipeline, controllers); fr3.launch.py interface:=moveit_py writes it."),
+    Param("home_gripper", True, "franka_action gripper: home it once when its actions appear (not in dry run)."),
+    Param("start_pose_speed", 0.2, "molevla/go_to_start: fraction of the profile's joint velocity limits to move "
+          "at.", low=0.01, high=1.0),
 ]
 
 
@@ -106,29 +100,30 @@ class ExecutorNode(Node):
     def __init__(self) -> None:
         super().__init__("executor")
         p = self.p = declare(self, PARAMS)
-        box = len(p.workspace_min) == 3 and len(p.workspace_max) == 3
-        limits = Limits(p.max_linear_speed, p.max_angular_speed, p.max_linear_accel, p.max_angular_accel,
-                        p.max_linear_jerk, p.max_angular_jerk, tuple(p.workspace_min) if box else None,
-                        tuple(p.workspace_max) if box else None, p.workspace_approach_s, p.plausibility_margin)
-        self.core = ChunkExecutor(p.action_dt, limits, p.blend, p.blend_decay, p.max_chunk_age_s, p.chunk_timeout_s,
-                                  adaptive_alpha=p.adaptive_alpha)
+        self.profile = load_robot(self, p.robot)
+        self.applied_scale = p.speed_scale
+        self.core = ChunkExecutor(p.action_dt, self.limits(), p.blend, p.blend_decay, p.max_chunk_age_s,
+                                  p.chunk_timeout_s, adaptive_alpha=p.adaptive_alpha)
         self.status = Status(self)
-        self.seen: dict[str, float] = {}  # input -> monotonic time a valid one last arrived
-        self.q: np.ndarray | None = None  # latest arm joint positions (joint_names order)
-        self.hold = ""  # why the arm holds until a new goal or molevla/resume ("" = not held)
+        self.watchdog = Watchdog({"camera": p.camera_timeout_s, "joint state": p.joint_state_timeout_s},
+                                 p.robot_lost_s, p.policy_liveliness_grace_s)
+        self.gate = MotionGate()
+        self.q: np.ndarray | None = None  # latest arm joint positions (the profile's arm_joints order)
         self.interface_error = ""
+        self.robot_state = None  # the robot's own mode (franka reflexes), where the profile names it
+        self.start_motion: dict | None = None  # go_to_start in progress: started, duration, goal, sent
         self.robot, self.gripper_out = self.make_interfaces()
         self.create_subscription(JointTrajectory, TOPIC_CHUNK, self.on_chunk, chunk_qos(p.policy_liveliness_s),
                                  event_callbacks=SubscriptionEventCallbacks(liveliness=self.on_liveliness))
         # Only the arrival time matters: taken serialized (raw), the frame is never converted to Python.
         self.create_subscription(Image, image_topic(p.image_source),
-                                 lambda _m: self.seen.__setitem__("camera", time.monotonic()), SENSOR_QOS, raw=True)
-        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joints, SENSOR_QOS)
+                                 lambda _m: self.watchdog.seen("camera", time.monotonic()), SENSOR_QOS, raw=True)
+        self.create_subscription(JointState, self.profile.joint_states, self.on_joints, SENSOR_QOS)
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_subscription(Bool, TOPIC_ESTOP, self.on_estop, LATCHED_QOS)
         self.create_service(Trigger, "molevla/resume", self.on_resume)
-        self.estop = False
-        self.goal = ""
+        self.create_service(Trigger, "molevla/recover", self.on_recover)
+        self.create_service(Trigger, "molevla/go_to_start", self.on_go_to_start)
         self.gripper: float | None = None
         self.active = False
         self.last_tick = time.monotonic()
@@ -139,6 +134,11 @@ class ExecutorNode(Node):
 
     PLAN_ROWS = 32  # rows of the published plan (a policy takes as many as its horizon)
 
+    def limits(self) -> Limits:
+        """The robot profile's end-effector limits, speeds scaled by speed_scale."""
+        return Limits.from_profile(self.profile.limits, self.p.speed_scale, self.p.workspace_approach_s,
+                                   self.p.plausibility_margin)
+
     def publish_plan(self) -> None:
         """What the queued chunks will ask for from now on, blended, at action_dt (nothing while halted)."""
         if not self.core.active:
@@ -146,57 +146,67 @@ class ExecutorNode(Node):
         now = self.get_clock().now()
         plan = self.core.plan(now.nanoseconds * 1e-9, self.PLAN_ROWS, self.p.action_dt)
         if len(plan):
-            self.plan_pub.publish(chunk_to_msg(plan, now.to_msg(), self.p.frame_id, self.p.action_dt))
+            self.plan_pub.publish(chunk_to_msg(plan, now.to_msg(), self.profile.base_frame, self.p.action_dt))
 
     def make_interfaces(self):
-        p = self.p
+        p, robot = self.p, self.profile
         try:
-            if len(p.joint_names) != len(JOINT_NAMES) or len(set(p.joint_names)) != len(JOINT_NAMES):
-                raise InterfaceUnavailable(f"joint_names must list the {len(JOINT_NAMES)} arm joints once each, in "
-                                           f"kinematic order (got {list(p.joint_names)})")
             if p.interface == "servo":
-                robot = ServoInterface(self, p.twist_topic, p.frame_id, self.fault)
+                arm = ServoInterface(self, robot, self.fault)
             elif p.interface == "joint_trajectory":
-                robot = JointTrajectoryInterface(self, p.joint_trajectory_topic, lambda: self.q,
-                                                 p.trajectory_lookahead_s, p.joint_names)
-            elif p.interface == "moveit_py":
-                robot = MoveItPyInterface(self, p.planning_group, lambda: self.q, p.trajectory_lookahead_s,
-                                          p.frame_id, p.tcp_frame)
+                arm = JointTrajectoryInterface(self, robot, lambda: self.q, p.trajectory_lookahead_s)
             else:
-                raise InterfaceUnavailable(f"unknown interface {p.interface!r} (servo, joint_trajectory, moveit_py)")
-            if p.gripper_interface == "topic":
-                gripper = GripperTopic(self, p.gripper_topic)
-            elif p.gripper_interface == "franka_action":
-                gripper = FrankaGripperActions(self, p.gripper_action_ns)
+                arm = MoveItPyInterface(self, robot, lambda: self.q, p.trajectory_lookahead_s, p.moveit_py_config)
+            if robot.gripper.interface == "franka_action":
+                from molevla_ros.nodes.franka import FrankaGripper
+
+                gripper = FrankaGripper(self, robot.gripper, self.report, home=p.home_gripper and not p.dry_run)
             else:
-                raise InterfaceUnavailable(f"unknown gripper_interface {p.gripper_interface!r} (topic, "
-                                           "franka_action)")
-            return robot, gripper
+                gripper = GripperTopic(self, robot.gripper.topic)
+            if robot.robot_state:
+                from molevla_ros.nodes.franka import FrankaRobotState
+
+                self.robot_state = FrankaRobotState(self, robot.robot_state, robot.error_recovery_action,
+                                                    self.on_robot_error, self.report)
+            # go_to_start's joint trajectory to the controller (the arm interface itself when it is one)
+            self.joint_commands = arm if isinstance(arm, JointTrajectoryInterface) else \
+                JointTrajectoryInterface(self, robot, lambda: self.q, p.trajectory_lookahead_s)
+            return arm, gripper
         except InterfaceUnavailable as e:  # never moves: no interface to send to
             self.interface_error = str(e)
             self.status("error", f"executor: {e}", error=True)
             return None, None
 
+    def report(self, message: str, error: bool) -> None:
+        """A message of an interface adapter (gripper results, recovery) on status."""
+        self.status("error" if error else "ok", f"executor: {message}", error=error, event=error)
+
     def fault(self, reason: str, repeat: bool = False) -> None:
         self.core.halt(reason)
         self.status("halted", f"executor: {reason}", error=True, repeat=repeat)
 
+    def on_robot_error(self, reason: str) -> None:
+        """The robot stopped itself (reflex, user stop): stop commanding and hold until the operator resumes."""
+        self.start_motion = None
+        self.hold_until_resumed(f"{reason}: call molevla/recover first", replace=True)
+
     def on_joints(self, msg: JointState) -> None:
         try:
-            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.p.joint_names,
-                                 self.p.joint_state_timeout_s)
+            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self),
+                                 self.profile.arm_joints, self.p.joint_state_timeout_s)
         except JointStateError as e:  # not a sign of life: the watchdog keeps counting
             self.status("rejected", f"executor: {e}", error=True, event=True)
             return
-        self.seen["joint state"] = time.monotonic()
-        self.q = q  # the 7 arm joints (checked at start-up): the box and IK use the Panda/FR3 kinematics
+        self.watchdog.seen("joint state", time.monotonic())
+        self.q = q  # the 7 arm joints: the box and IK use the Franka kinematics
 
     def on_chunk(self, msg: JointTrajectory) -> None:
-        if self.estop or self.hold or not self.goal:
+        if not self.gate.open:
             return
         actions, times, problem = msg_to_chunk(msg)
-        if problem is None and msg.header.frame_id != self.p.frame_id:
-            problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{self.p.frame_id}'"
+        frame = self.profile.base_frame
+        if problem is None and msg.header.frame_id != frame:
+            problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{frame}'"
         if problem is None:
             problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
             if problem is None and self.p.plan_hz > 0:
@@ -210,75 +220,125 @@ class ExecutorNode(Node):
 
     def on_liveliness(self, info) -> None:
         self.status.values["policy_alive"] = info.alive_count
-        if info.alive_count_change < 0:  # any chunk publisher lost: halt (the next live chunk resumes)
+        self.watchdog.liveliness_changed(info.alive_count_change, time.monotonic())
+        self.status.values["liveliness_forgiven"] = self.watchdog.forgiven
+        self.check_liveliness(time.monotonic())
+
+    def check_liveliness(self, now: float) -> None:
+        """Halt when the chunk publisher lost its liveliness (any of them: the next live chunk resumes) and did not
+        regain it within the grace."""
+        if self.watchdog.liveliness_expired(now):
             self.fault(f"the chunk publisher (policy process) gave no sign of life for {self.p.policy_liveliness_s} s "
-                       "(DDS liveliness lost: stopped, hung or starved of CPU)")
+                       f"(+ {self.p.policy_liveliness_grace_s} s grace; DDS liveliness lost: stopped, hung or starved "
+                       "of CPU)")
 
-    def stale_input(self) -> str:
-        now = time.monotonic()
-        for name, limit in (("camera", self.p.camera_timeout_s), ("joint state", self.p.joint_state_timeout_s)):
-            if limit > 0 and now - self.seen.get(name, -1e9) > limit:
-                return f"{name} stale: none valid for {min(now - self.seen.get(name, -1e9), 99.0):.2f} s (> {limit} s)"
-        return ""
-
-    def hold_until_resumed(self, reason: str) -> None:
-        if not self.hold:
-            self.hold = reason
+    def hold_until_resumed(self, reason: str, replace: bool = False) -> None:
+        """Halt and hold for `reason` (`replace`: also when already held, with the new reason)."""
+        if replace:
+            self.gate.hold = ""
+        if self.gate.hold_until_resumed(reason):
             self.core.halt(reason)
             self.status("held", f"executor: {reason}; send a new goal or call molevla/resume", error=True)
 
     def on_goal(self, msg: String) -> None:
-        self.goal = msg.data
-        if not self.goal:
+        change = self.gate.set_goal(msg.data)
+        if not msg.data:
             self.core.halt("goal cleared")
-        elif not self.estop and self.hold:  # a new goal is the operator's decision to move again
-            self.hold = ""
-            self.status("ok", f"executor: new goal '{self.goal}', hold released")
+        if change:
+            self.status("ok", f"executor: {change}")
 
     def on_resume(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
-        if self.estop:
-            resp.success, resp.message = False, "e-stop is engaged: release it first"
-        elif not self.goal:
-            resp.success, resp.message = False, "no goal to resume"
-        else:
-            resp.success, resp.message = True, f"resumed '{self.goal}'" + (f" (was held: {self.hold})" if self.hold
-                                                                          else "")
-            self.hold = ""
+        resp.success, resp.message = self.gate.resume()
+        if resp.success:
             self.status("ok", f"executor: {resp.message}")
         return resp
 
+    def on_recover(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """The robot's error recovery (franka_ros2's action); the arm keeps holding until a goal or resume."""
+        if self.robot_state is None:
+            resp.success, resp.message = False, f"robot profile {self.profile.name} has no error recovery"
+        elif not self.robot_state.failed:
+            resp.success, resp.message = False, f"the robot is not in an error state ({self.robot_state.mode})"
+        else:
+            resp.success, resp.message = self.robot_state.recover()
+        return resp
+
+    def on_go_to_start(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """Move to the profile's start pose through the joint trajectory controller, then hold there."""
+        why = ("e-stop is engaged" if self.gate.estop else
+               "the robot is in an error state: molevla/recover first" if self.robot_state and self.robot_state.failed
+               else "no joint state yet" if self.q is None else
+               "dry run: nothing is sent to the robot" if self.p.dry_run else "")
+        if why:
+            resp.success, resp.message = False, why
+            return resp
+        goal = np.array(self.profile.start_pose)
+        speed = np.array(self.profile.joint_velocity) * self.p.start_pose_speed
+        duration = max(2.0, float(np.max(np.abs(goal - self.q) / speed)))
+        self.hold_until_resumed("moving to the start pose", replace=True)
+        self.start_motion = {"started": time.monotonic(), "duration": duration, "goal": goal, "sent": False}
+        if self.gripper_out is not None:
+            self.gripper_out.send(1.0)  # the models start with an open hand
+            self.gripper = 1.0
+        resp.success, resp.message = True, f"moving to the start pose in {duration:.1f} s"
+        return resp
+
+    def follow_start_motion(self, t: float) -> None:
+        """go_to_start: after 0.3 s without twists (Servo stops publishing to the controller), one trajectory to the
+        start pose; then report arrival (or not) and hold."""
+        m = self.start_motion
+        if t - m["started"] >= 0.3 and not m["sent"]:
+            self.joint_commands.publish(m["goal"], m["duration"])
+            m["sent"] = True
+        arrived = self.q is not None and float(np.max(np.abs(self.q - m["goal"]))) < 0.01
+        if arrived or t - m["started"] > m["duration"] + 3.0:
+            self.start_motion = None
+            self.hold_until_resumed("at the start pose" if arrived else "did not reach the start pose", replace=True)
+
     def on_estop(self, msg: Bool) -> None:
-        self.estop = bool(msg.data)
-        if self.estop:
-            self.hold = self.hold or "e-stop was engaged"
+        self.gate.set_estop(bool(msg.data))
+        if self.gate.estop:
             self.core.halt("e-stop")
+            self.start_motion = None
+            if self.gripper_out is not None and not self.p.dry_run:
+                self.gripper_out.stop()
             self.status("stopped", "e-stop engaged", error=True)
-        elif self.hold:
+        elif self.gate.hold:
             self.status("held", "executor: e-stop released; the arm holds until a new goal or molevla/resume",
                         error=True)
 
     def tick(self) -> None:
         if self.robot is None:
-            if self.goal:  # reported while a goal waits, so the operator sees why nothing moves
+            if self.gate.goal:  # reported while a goal waits, so the operator sees why nothing moves
                 self.status("halted", f"executor: {self.interface_error}", error=True)
             return
         t, stamp = time.monotonic(), self.get_clock().now()  # one reading: commands are stamped with the tick time
         dt, self.last_tick = t - self.last_tick, t
-        last_joints = self.seen.get("joint state")
-        if last_joints is not None and t - last_joints > self.p.robot_lost_s:
-            self.hold_until_resumed(f"no valid joint state for {t - last_joints:.1f} s (robot or simulator "
-                                    "restarted?)")
-        stale = self.stale_input() if self.core.active else ""
+        if self.applied_scale != self.p.speed_scale:  # changed at run time (ros2 param set)
+            self.core.limits, self.applied_scale = self.limits(), self.p.speed_scale
+        self.check_liveliness(t)
+        lost = self.watchdog.robot_lost(t)
+        if lost:
+            self.hold_until_resumed(lost)
+        stale = self.watchdog.stale(t) if self.core.active else ""
         if stale:
             self.core.halt(stale)
+        if self.robot.waiting:  # e.g. Servo not yet in twist mode: it would drop every twist
+            self.core.halt(self.robot.waiting)
+            if self.gate.goal:
+                self.status("halted", f"executor: {self.robot.waiting}", error=True)
+        if self.start_motion is not None:
+            self.follow_start_motion(t)
+            return  # no twists meanwhile: Servo must stop writing to the controller
         ee = kin.forward(self.q)[:3, 3] if self.q is not None else None
         cmd = self.core.step(stamp.nanoseconds * 1e-9, dt, ee)
         if cmd.active:
             self.status("ok", "executing chunks")
         elif self.active:
-            self.status("halted", f"executor: {cmd.reason}", error=bool(self.goal))
+            self.status("halted", f"executor: {cmd.reason}", error=bool(self.gate.goal))
         self.active = cmd.active
-        self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.estop, held=self.hold or "no")
+        self.status.values.update(active=cmd.active, reason=cmd.reason, estop=self.gate.estop,
+                                  held=self.gate.hold or "no")
         if cmd.active:
             key = "dry_run_commands" if self.p.dry_run else "commands_sent"
             self.status.values[key] = self.status.values.get(key, 0) + 1

@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.task import Future
 
+from molevla_ros.inputs.instructions import Instruction
 from molevla_ros.nodes.common import TOPIC_DIAGNOSTICS, TOPIC_POLICY_STATS
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class GoalAction:
         self.started = 0.0
         self.executor = ""  # the executor's last condition on /diagnostics
         self.stats: dict[str, str] = {}  # the policy's last step (molevla/policy_stats values)
-        self.admitted: dict[str, str] = {}  # request text -> cleaned goal, from the goal check to execution
+        self.admitted: dict[str, Instruction] = {}  # request text -> cleaned goal, from the goal check to execution
         ns = node.get_namespace().rstrip("/")
         self.executor_entry = f"molevla: {ns}/executor".replace(": /", ": ")
         node.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self.on_diagnostics, 10)
@@ -55,7 +56,7 @@ class GoalAction:
 
     def on_goal_request(self, request) -> GoalResponse:
         goal = self.node.admit(request.instruction, via="action")
-        if not goal:
+        if goal is None:
             return GoalResponse.REJECT
         self.admitted[request.instruction] = goal
         return GoalResponse.ACCEPT

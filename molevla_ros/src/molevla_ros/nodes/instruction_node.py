@@ -21,7 +21,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
+from molevla_ros.inputs.instructions import Instruction, InstructionError, is_stop, validate
 from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_INSTRUCTION,
                                       TOPIC_SUCCESS, Param, Status, declare, run)
 from molevla_ros.nodes.goal_action import GoalAction, load_action_type
@@ -64,34 +64,35 @@ class InstructionNode(Node):
             self.status("rejected", str(e), error=True, event=True)
             return
         goal = self.admit(text, via="topic")
-        if goal:
+        if goal is not None:
             self.start_goal(goal)
 
-    def admit(self, raw: bytes | str, via: str) -> str:
-        """The cleaned goal if `raw` may become the goal now, else "" with the reason on status. A stop word stops
+    def admit(self, raw: bytes | str, via: str) -> Instruction | None:
+        """The cleaned goal if `raw` may become the goal now, else None with the reason on status. A stop word stops
         the arm and is never a goal; goals faster than max_goal_rate_hz are refused."""
         try:
-            text = validate(raw, self.p.max_chars)
+            goal = validate(raw, self.p.max_chars)
         except InstructionError as e:
             self.status("rejected", f"{e} ({via})", error=True, event=True)
-            return ""
-        if is_stop(text):
+            return None
+        if is_stop(goal.text):
             self.stop(f"operator stop ({via})")
-            return ""
+            return None
         since = time.monotonic() - self.last_accepted
         if since < 1.0 / self.p.max_goal_rate_hz:
-            self.status("rejected", f"'{text[:40]}' came {since * 1e3:.0f} ms after the last goal (more than "
+            self.status("rejected", f"'{goal.text[:40]}' came {since * 1e3:.0f} ms after the last goal (more than "
                         f"{self.p.max_goal_rate_hz:g} goals/s; {via})", error=True, event=True)
-            return ""
-        return text
+            return None
+        return goal
 
-    def start_goal(self, text: str) -> None:
+    def start_goal(self, goal: Instruction) -> None:
         replaced = f" (replaces '{self.goal}')" if self.goal else ""
         self.last_accepted = time.monotonic()
-        self.set_goal(text, "accepted", text + replaced)
+        self.set_goal(goal.text, "accepted", goal.text + replaced, goal.note)
 
-    def set_goal(self, goal: str, state: str, reason: str) -> None:
+    def set_goal(self, goal: str, state: str, reason: str, note: str = "") -> None:
         """Make `goal` the goal ("" = none) in `state`; the goal it replaces ends (and its action goal with it).
+        `note` is shown with the state ("accepted (control characters removed): ...").
 
         The new goal is published first so that the arm stops following the old one before anything else."""
         self.goal_pub.publish(String(data=goal))
@@ -100,7 +101,7 @@ class InstructionNode(Node):
             self.action.ended(outcome, f"replaced by '{goal}'" if outcome == "replaced" else reason)
         self.goal, self.state, self.started = goal, state, time.monotonic()
         self.success_armed = False
-        self.status(state, reason, repeat=True)
+        self.status(f"{state} ({note})" if note else state, reason, repeat=True)
 
     def stop(self, reason: str) -> None:
         self.set_goal("", "stopped", reason)

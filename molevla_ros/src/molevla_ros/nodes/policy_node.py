@@ -24,18 +24,18 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.backends.base import Observation, PolicyBackend
 from molevla_ros.backends.registry import BackendUnavailable, make_backend
-from molevla_ros.bringup import DEFAULT_MODEL
+from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.image_wire import WireImage, read_image
-from molevla_ros.inputs.images import ImageError
+from molevla_ros.inputs.images import ImageError, check_frame_size
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL,
-                                      TOPIC_JOINT_STATES, TOPIC_LAYER_MASK, TOPIC_PLAN, TOPIC_POLICY_STATS, Param,
-                                      Status, chunk_qos, chunk_to_msg, declare, image_topic, msg_to_chunk, msg_to_frame,
-                                      msg_to_rgb, now_s, run, stamp_s)
-from molevla_ros.sim.scene import JOINT_NAMES
+from molevla_ros.nodes.common import (FRAME_SIZE_PARAMS, IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, ROBOT,
+                                      SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_LAYER_MASK, TOPIC_PLAN,
+                                      TOPIC_POLICY_STATS, Param, Status, chunk_qos, chunk_to_msg, declare, image_topic,
+                                      load_robot, msg_to_chunk, msg_to_frame, msg_to_rgb, now_s, run, stamp_s)
 
 PARAMS = [
+    ROBOT,
     Param("backend", "mole_torch",
           "Policy backend: mole_torch (PyTorch), mole_onnx (ONNX Runtime, CPU), mole_tensorrt (TensorRT, GPU), or "
           "scripted_expert (reads simulator ground truth; sim only, not a learned policy)."),
@@ -49,9 +49,11 @@ PARAMS = [
     Param("precision", "fp32", "mole_torch: fp32, fp16 or bf16 (GPU); mole_tensorrt: fp16 or fp32 engines.",
           choices=("fp32", "fp16", "bf16")),
     Param("cuda_graphs", False, "mole_torch on CUDA: replay captured CUDA graphs (each decoder layer, the action "
-          "head) per batch size; with fp16 about 3x faster than eager on an H100 (README)."),
+          "head) per batch size; with fp16 about 3x faster than eager on an H100 "
+          "(docs/backends.md 'Measured on a GPU')."),
     Param("threads", 1, "CPU threads for the backend's own work (torch, ONNX Runtime); 0: the library default (one "
-          "per core). The other nodes share these cores: one thread avoids pools that wait on each other (README).",
+          "per core). The other nodes share these cores: one thread avoids pools that wait on each other "
+          "(docs/operating.md 'Safety behaviour').",
           low=0, high=256),
     Param("control_hz", 5.0, "Policy steps (chunks) per second (trigger frame: at most this many).", low=0.1,
           high=100.0),
@@ -63,7 +65,8 @@ PARAMS = [
     Param("min_goal_similarity", 0.5, "Models with a goal reference (MiniLM text): a goal whose sentence "
           "embedding has cosine similarity below this to every goal the model was trained on is refused: no chunks, "
           "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.5 "
-          "(README). A goal naming none of the training goals' colours is refused too. 0 disables both checks.",
+          "(docs/model.md 'Goals in operators' words'). A goal naming none of the training goals' colours is refused "
+          "too. 0 disables both checks.",
           low=0.0, high=1.0),
     IMAGE_SOURCE,
     REALTIME_PRIORITY,
@@ -71,25 +74,23 @@ PARAMS = [
           "model was trained on).", low=1, high=8192),
     Param("raw_height", 224, "image_source raw: frame height after resizing here (the camera node's height).", low=1,
           high=8192),
+    *FRAME_SIZE_PARAMS,
     Param("trigger", "frame", "When to step: 'frame' (on each new camera frame once a step is due: no timer wait) or "
           "'timer' (every 1/control_hz, all robots in one batch).", choices=("frame", "timer")),
     Param("horizon", 16, "scripted_expert only: action steps per chunk (a model's horizon is in its folder).",
           low=1, high=256),
-    Param("base_frame", "panda_link0", "Frame the chunks' deltas are expressed in (the robot base; fr3_link0 on an "
-          "FR3): the chunk's header.frame_id, which the executor checks against its own frame_id."),
     Param("frame_timeout_s", 0.5, "A camera frame older than this is stale: no chunk is published.",
           low=0.01, high=10.0),
+    Param("finger_state_timeout_s", 1.0, "Robots whose fingers come on the gripper's own topic (franka_gripper: 15 "
+          "Hz): a finger state older than this is stale: no chunk is published.", low=0.05, high=10.0),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
           "states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
-    Param("joint_names", JOINT_NAMES, "The robot's joints that map, in order, onto the state the model reads (its "
-          "config's state_joints; e.g. fr3_joint1.. onto panda_joint1..); each joint state must name them all "
-          "(extra joints are ignored). Models without a state input (CogACT) still need valid joint states."),
     Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s.", low=0.0, high=10.0),
     Param("real_time_chunking", False, "Make each chunk continue what the executor will run while the model thinks "
           "(its molevla/executor_plan, executor plan_hz > 0, blend latest): the rows that run before the chunk can "
-          "arrive are inpainted during DDIM (MoLe-VLA backends; README 'Inference delay': off by default, the shipped "
-          "mole_locator succeeds less with it)."),
+          "arrive are inpainted during DDIM (MoLe-VLA backends; off by default, the shipped mole_locator succeeds "
+          "less with it: docs/notebook.md 'Inference delay and real-time chunking')."),
     Param("robots", [""], "Robots served, as topic prefixes (e.g. ['arm_left', 'arm_right'] reads "
           "arm_left/molevla/image, arm_left/joint_states, ... and publishes arm_left/molevla/action_chunk); "
           "[''] is one robot on the node's own topics."),
@@ -108,7 +109,11 @@ class RobotIO:
         # raw=True: the frame's bytes, read in place (inputs/image_wire.py) instead of rclpy's 1.4 ms conversion
         node.create_subscription(Image, t(image_topic(node.p.image_source)), lambda m: node.on_frame(self, m),
                                  SENSOR_QOS, raw=True)
-        node.create_subscription(JointState, t(TOPIC_JOINT_STATES), lambda m: node.on_joints(self, m), SENSOR_QOS)
+        profile = node.profile
+        node.create_subscription(JointState, t(profile.joint_states), lambda m: node.on_joints(self, m), SENSOR_QOS)
+        if profile.gripper.joint_states:  # fingers on their own topic (franka_gripper), not on joint_states
+            node.create_subscription(JointState, t(profile.gripper.joint_states),
+                                     lambda m: node.on_fingers(self, m), SENSOR_QOS)
         node.create_subscription(String, t(TOPIC_GOAL), lambda m: on_goal(self, m.data), LATCHED_QOS)
         self.plan: tuple[float, np.ndarray, float] | None = None  # executor's plan: (stamp, rows, period)
         if node.p.real_time_chunking:
@@ -121,6 +126,7 @@ class RobotIO:
         self.frame: tuple[float, WireImage] | None = None  # (monotonic receipt time, frame)
         self.frame_age = 0.0  # s from the last frame's stamp to its receipt here (the image's transport)
         self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
+        self.fingers: tuple[float, np.ndarray] | None = None  # fingers from the gripper's own topic: (receipt, q)
         self.goal = ""
         self.steps = 0
         self.prep = 0.0  # s the last step spent checking and preparing the inputs (raw frames: decode + resize)
@@ -138,6 +144,10 @@ class PolicyNode(Node):
     def __init__(self) -> None:
         super().__init__("policy")
         self.p = declare(self, PARAMS)
+        self.profile = load_robot(self, self.p.robot)
+        # joint_states carries the arm (and the fingers, unless the gripper publishes them on its own topic)
+        self.joint_names = self.profile.arm_joints + (() if self.profile.gripper.joint_states else
+                                                      self.profile.finger_joints)
         self.status = Status(self)
         self.backend: PolicyBackend | None = None
         self.backend_error = ""
@@ -148,9 +158,9 @@ class PolicyNode(Node):
         except BackendUnavailable as e:
             self.backend_error = str(e)
         cfg = getattr(getattr(self.backend, "policy", None), "cfg", None)
-        if cfg is not None and cfg.proprio_token and cfg.proprio_dim != len(self.p.joint_names):
-            self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but joint_names lists "
-                                  f"{len(self.p.joint_names)}")
+        if cfg is not None and cfg.proprio_token and cfg.proprio_dim != len(self.profile.joints):
+            self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but robot profile "
+                                  f"{self.profile.name} has {len(self.profile.joints)} joints")
             self.backend = None
         if self.p.threads:  # also the raw frames' resize (torch) for every backend
             import torch
@@ -189,12 +199,22 @@ class PolicyNode(Node):
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:
-            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.p.joint_names,
+            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.joint_names,
                                  self.p.joint_state_timeout_s)
         except JointStateError as e:  # the last valid state ages out: no chunk once it is stale
             self.status("rejected", f"policy{self.where(robot)}: {e}", error=True, event=True)
             return
         robot.joints = (time.monotonic(), msg, q)
+
+    def on_fingers(self, robot: RobotIO, msg: JointState) -> None:
+        try:
+            q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self),
+                                 self.profile.finger_joints, self.p.finger_state_timeout_s)
+        except JointStateError as e:
+            self.status("rejected", f"policy{self.where(robot)}: {self.profile.gripper.joint_states}: {e}", error=True,
+                        event=True)
+            return
+        robot.fingers = (time.monotonic(), q)
 
     def where(self, robot: RobotIO) -> str:
         return f" [{robot.label}]" if len(self.robots) > 1 else ""
@@ -210,15 +230,23 @@ class PolicyNode(Node):
         if now - r.joints[0] > self.p.joint_state_timeout_s:
             return None, f"no valid joint state for {now - r.joints[0]:.2f} s"
         q = r.joints[2]
+        if self.profile.gripper.joint_states:
+            if r.fingers is None or now - r.fingers[0] > self.p.finger_state_timeout_s:
+                return None, f"no valid finger joint state on {self.profile.gripper.joint_states}"
+            q = np.concatenate([q, r.fingers[1]])
+        f = r.frame[1]
         try:  # a raw frame is validated and resized as the camera node would (one DDS hop less)
+            side = self.backend.image_size  # the model's own input; without one, the size frames are resized to
+            check_frame_size(f.width, f.height, side or self.p.raw_width, side or self.p.raw_height,
+                             self.p.min_input_scale, self.p.max_aspect_change)
             image = msg_to_rgb(r.frame[1]) if self.p.image_source == "camera" else \
                 msg_to_frame(r.frame[1], self.p.raw_width, self.p.raw_height)
         except ImageError as e:
             return None, f"camera frame: {e}"
         privileged = r.truth.state(r.joints[1]) if r.truth is not None else None
-        # The robot's joints (joint_names) map in order onto the names the model reads (its state_joints).
-        model_names = getattr(self.backend, "state_joints", ()) or self.p.joint_names
-        state = dict(zip(model_names if len(model_names) == len(q) else self.p.joint_names, map(float, q)))
+        # The profile's joints (arm, fingers) map in order onto the names the model reads (its state_joints).
+        model_names = getattr(self.backend, "state_joints", ()) or self.profile.joints
+        state = dict(zip(model_names if len(model_names) == len(q) else self.profile.joints, map(float, q)))
         images = {getattr(self.backend, "camera", "main"): image}
         stamp = r.frame[1].stamp_s
         prefix, frozen = self.prefix(r, stamp)
@@ -325,7 +353,7 @@ class PolicyNode(Node):
             self.publish(r, obs, out, latency, frame_wait, len(ready))
 
     def publish(self, r: RobotIO, obs: Observation, out, latency: float, frame_wait: float, batch: int) -> None:
-        msg = chunk_to_msg(out.chunk, Time(sec=r.frame[1].sec, nanosec=r.frame[1].nanosec), self.p.base_frame,
+        msg = chunk_to_msg(out.chunk, Time(sec=r.frame[1].sec, nanosec=r.frame[1].nanosec), self.profile.base_frame,
                            self.backend.action_dt)
         r.chunk_pub.publish(msg)
         if out.layer_mask is not None:
@@ -339,7 +367,7 @@ class PolicyNode(Node):
         values = {"backend": self.backend.name, "latency_ms": f"{latency * 1e3:.3f}", "rate_hz": f"{hz:.2f}",
                   "frame_wait_ms": f"{frame_wait * 1e3:.3f}", "frame_age_ms": f"{r.frame_age * 1e3:.3f}",
                   "prep_ms": f"{r.prep * 1e3:.3f}", "obs_stamp": f"{obs.stamp:.9f}", "step": str(r.steps),
-                  "batch": str(batch),
+                  "batch": str(batch), "fingers_m": " ".join(f"{v:.4f}" for v in list(obs.state.values())[7:]),
                   **{k: f"{v:.4g}" for k, v in out.info.items()}}
         if obs.prefix is not None:  # real-time chunking: rows of the plan continued, of which frozen
             values.update(rtc_rows=str(len(obs.prefix)), rtc_frozen=str(obs.prefix_frozen))

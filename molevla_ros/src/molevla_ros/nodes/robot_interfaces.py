@@ -1,17 +1,17 @@
-"""Robot-interface adapters of the executor: where its limited Cartesian commands go.
+"""Robot-interface adapters of the executor: where its limited Cartesian commands go. Topics, frames, joint names
+and limits come from the robot profile.
 
-- servo: geometry_msgs/TwistStamped for MoveIt Servo (the default; the simulator reads the same topic).
-  Where moveit_msgs is importable, Servo is switched to twist mode once and `servo_node/status` is watched:
-  a halting status code (singularity / collision / joint bound) stops the executor.
-- joint_trajectory: trajectory_msgs/JointTrajectory for a joint trajectory controller, from damped
-  least-squares IK of the twist at the latest joint state (Panda/FR3 kinematics), named with the
-  executor's joint_names. One position-only point `lookahead_s` ahead: ros2_controllers' (Jazzy)
-  joint_trajectory_controller accepts it with its default parameters (no velocity at the trajectory end,
-  allow_nonzero_velocity_at_trajectory_end false; time_from_start > 0; every controller joint named once).
-- moveit_py: plan + execute to the pose the twist reaches after `lookahead_s` (slow, planned moves);
-  needs MoveIt's Python API (`moveit.planning.MoveItPy`).
-Gripper: std_msgs/Float64 (1 open, 0 closed) on a topic, or the franka_gripper Move/Grasp actions where
-franka_msgs is importable. Interfaces whose packages are missing raise InterfaceUnavailable with the reason.
+- servo: geometry_msgs/TwistStamped for MoveIt Servo (the default; the simulator reads the same topic). Where
+  moveit_msgs is importable, Servo is switched to twist mode (retried until Servo answers success: its service only
+  appears once Servo is built, and until then it drops every twist) and its status is watched: INVALID (it refuses
+  the twists), singularity and collision halts and joint bounds halt the executor with the reason.
+- joint_trajectory: trajectory_msgs/JointTrajectory for a joint trajectory controller, from damped least-squares
+  IK of the twist at the latest joint state, kept inside the profile's joint limits (less its margin). One
+  position-only point `lookahead_s` ahead: Jazzy's joint_trajectory_controller accepts it with its defaults.
+- moveit_py: plan + execute to the pose the twist reaches after `lookahead_s` (slow, planned moves); needs MoveIt's
+  Python API and the MoveIt configuration file fr3.launch.py writes (moveit_py_config).
+Grippers: std_msgs/Float64 (1 open, 0 closed) on a topic (the simulator), or franka_gripper's actions (franka.py).
+Interfaces whose packages are missing raise InterfaceUnavailable with the reason.
 """
 from __future__ import annotations
 
@@ -26,9 +26,16 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from molevla_ros.control import panda_kinematics as kin
 from molevla_ros.control.chunk_executor import Command
 from molevla_ros.nodes.common import to_duration
+from molevla_ros.robot_profile import RobotProfile
 
-SERVO_HALT_CODES = {"DECELERATE_FOR_APPROACHING_SINGULARITY": False, "HALT_FOR_SINGULARITY": True,
-                    "DECELERATE_FOR_COLLISION": False, "HALT_FOR_COLLISION": True, "JOINT_BOUND": True}
+# MoveIt Servo status codes that stop the executor, with what they mean for the operator.
+SERVO_HALTS = {
+    "INVALID": "Servo refuses the twists (no IK solver for the planning group: is robot_description_kinematics "
+               "given to servo_node?; or a command frame it cannot resolve)",
+    "HALT_FOR_SINGULARITY": "the arm is at a singularity",
+    "HALT_FOR_COLLISION": "a collision is imminent",
+    "JOINT_BOUND": "a joint is at its position or velocity limit",
+}
 
 
 class InterfaceUnavailable(RuntimeError):
@@ -36,29 +43,47 @@ class InterfaceUnavailable(RuntimeError):
 
 
 class ServoInterface:
-    def __init__(self, node: Node, topic: str, frame_id: str, on_fault: Callable[[str], None]) -> None:
-        self.node, self.frame_id = node, frame_id
-        self.pub = node.create_publisher(TwistStamped, topic, 10)
-        try:  # optional MoveIt integration: twist mode + status watch
+    def __init__(self, node: Node, robot: RobotProfile, on_fault: Callable[[str], None]) -> None:
+        self.node, self.frame_id = node, robot.base_frame
+        self.pub = node.create_publisher(TwistStamped, robot.twist_topic, 10)
+        self.waiting = ""  # why Servo would drop twists now ("" once it accepts them)
+        if not robot.servo.moveit:  # a plain twist subscriber (the simulator): nothing to switch or watch
+            return
+        try:  # MoveIt integration: twist mode + status watch
             from moveit_msgs.msg import ServoStatus
             from moveit_msgs.srv import ServoCommandType
         except ImportError:
-            node.get_logger().info("moveit_msgs not importable: not switching Servo's command type or watching "
-                                   "its status (publish twists only)")
-            return
-        self.switch = node.create_client(ServoCommandType, "servo_node/switch_command_type")
-        if self.switch.wait_for_service(timeout_sec=2.0):
-            self.switch.call_async(ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST))
-        else:
-            node.get_logger().warn("servo_node/switch_command_type not available; is MoveIt Servo running?")
-        names = {getattr(ServoStatus, k): k for k in dir(ServoStatus) if k.isupper()}
+            raise InterfaceUnavailable("moveit_msgs is not importable (install MoveIt 2): the robot profile's twists "
+                                       "go to MoveIt Servo, which must be switched to twist commands and watched"
+                                       ) from None
+        self.request = ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST)
+        self.switch = node.create_client(ServoCommandType, f"{robot.servo.node}/switch_command_type")
+        self.waiting = f"waiting for MoveIt Servo to accept twists ({robot.servo.node}/switch_command_type)"
+        self.pending = None  # the switch call in flight
+        self.timer = node.create_timer(0.5, self.switch_to_twists)
+        names = {v: k for k in dir(ServoStatus) if k.isupper() and isinstance(v := getattr(ServoStatus, k), int)}
 
         def on_status(msg) -> None:
             code = names.get(msg.code, str(msg.code))
-            if SERVO_HALT_CODES.get(code):
-                on_fault(f"MoveIt Servo reports {code}: {msg.message}")
+            if code in SERVO_HALTS:
+                on_fault(f"MoveIt Servo reports {code} ('{msg.message}'): {SERVO_HALTS[code]}")
 
-        node.create_subscription(ServoStatus, "servo_node/status", on_status, 10)
+        node.create_subscription(ServoStatus, f"{robot.servo.node}/status", on_status, 10)
+
+    def switch_to_twists(self) -> None:
+        """Ask Servo for twist mode until it answers success (its service appears only once Servo is built)."""
+        if self.pending is not None:
+            if not self.pending.done():
+                return
+            result, self.pending = self.pending.result(), None
+            if result is not None and result.success:
+                self.waiting = ""
+                self.node.destroy_timer(self.timer)
+                self.node.get_logger().info("MoveIt Servo switched to twist commands")
+                return
+            self.node.get_logger().warn("MoveIt Servo did not switch to twist commands; asking again")
+        if self.switch.service_is_ready():
+            self.pending = self.switch.call_async(self.request)
 
     def send(self, cmd: Command, stamp) -> None:
         msg = TwistStamped()
@@ -71,37 +96,52 @@ class ServoInterface:
 
 
 class JointTrajectoryInterface:
-    def __init__(self, node: Node, topic: str, joint_positions: Callable[[], np.ndarray | None],
-                 lookahead_s: float, joint_names: list[str]) -> None:
-        self.node, self.joint_positions, self.lookahead = node, joint_positions, lookahead_s
-        self.joint_names = list(joint_names)
-        self.pub = node.create_publisher(JointTrajectory, topic, 10)
+    def __init__(self, node: Node, robot: RobotProfile, joint_positions: Callable[[], np.ndarray | None],
+                 lookahead_s: float) -> None:
+        self.joint_positions, self.lookahead = joint_positions, lookahead_s
+        self.joint_names = list(robot.arm_joints)
+        self.low = np.array(robot.joint_lower) + robot.joint_limit_margin
+        self.high = np.array(robot.joint_upper) - robot.joint_limit_margin
+        self.pub = node.create_publisher(JointTrajectory, robot.joint_trajectory_topic, 10)
+        self.waiting = ""
 
     def send(self, cmd: Command, stamp) -> None:
         q = self.joint_positions()
         if q is None:
             return  # no joint state: nothing safe to send (the executor's watchdog halts)
         twist = np.concatenate([cmd.linear, cmd.angular]) if cmd.active else np.zeros(6)
-        dq = kin.twist_to_joint_velocity(q, twist)
-        target = np.clip(q + dq * self.lookahead, kin.Q_MIN, kin.Q_MAX)
+        target = np.clip(q + kin.twist_to_joint_velocity(q, twist) * self.lookahead, self.low, self.high)
+        self.publish(target, self.lookahead, stamp)
+
+    def publish(self, target: np.ndarray, duration: float, stamp=None) -> None:
+        """One position-only point `duration` seconds from now (a zero stamp: the controller starts it at once)."""
         msg = JointTrajectory(joint_names=self.joint_names)
-        msg.header.stamp = stamp
-        msg.points.append(JointTrajectoryPoint(positions=target.tolist(), time_from_start=to_duration(self.lookahead)))
+        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in target],
+                                               time_from_start=to_duration(duration)))
         self.pub.publish(msg)
 
 
 class MoveItPyInterface:
-    def __init__(self, node: Node, planning_group: str, joint_positions: Callable[[], np.ndarray | None],
-                 lookahead_s: float, base_frame: str, tcp_frame: str) -> None:
+    def __init__(self, node: Node, robot: RobotProfile, joint_positions: Callable[[], np.ndarray | None],
+                 lookahead_s: float, config_file: str) -> None:
         try:
             from moveit.planning import MoveItPy
         except ImportError as e:
             raise InterfaceUnavailable("moveit_py is not importable (install MoveIt 2's Python bindings); use "
                                        "interface 'servo' or 'joint_trajectory'") from e
-        self.moveit = MoveItPy(node_name=f"{node.get_name()}_moveit_py")
-        self.arm = self.moveit.get_planning_component(planning_group)
-        self.joint_positions, self.lookahead, self.node = joint_positions, lookahead_s, node
-        self.base_frame, self.tcp_frame = base_frame, tcp_frame
+        if not config_file:
+            raise InterfaceUnavailable("interface moveit_py needs moveit_py_config: the MoveIt configuration file "
+                                       "(fr3.launch.py interface:=moveit_py writes it)")
+        import yaml
+
+        with open(config_file) as f:
+            config = yaml.safe_load(f)
+        self.moveit = MoveItPy(node_name=f"{node.get_name()}_moveit_py", config_dict=config,
+                               provide_planning_service=False)  # move_group already serves the planning scene
+        self.arm = self.moveit.get_planning_component(robot.planning_group)
+        self.joint_positions, self.lookahead = joint_positions, lookahead_s
+        self.base_frame, self.tcp_frame = robot.base_frame, robot.tcp_frame
+        self.waiting = ""
 
     def send(self, cmd: Command, _stamp=None) -> None:
         """Plans and executes one short motion; blocks until it ends (the executor's tick waits meanwhile)."""
@@ -133,27 +173,5 @@ class GripperTopic:
     def send(self, open_: float) -> None:
         self.pub.publish(Float64(data=float(open_)))
 
-
-class FrankaGripperActions:
-    """franka_gripper's Move (open) and Grasp (close) actions."""
-
-    def __init__(self, node: Node, namespace: str, width_open: float = 0.08, speed: float = 0.1,
-                 force: float = 20.0) -> None:
-        try:
-            from franka_msgs.action import Grasp, Move
-            from rclpy.action import ActionClient
-        except ImportError as e:
-            raise InterfaceUnavailable("franka_msgs is not importable (install franka_ros2); use gripper "
-                                       "interface 'topic'") from e
-        self.Move, self.Grasp = Move, Grasp
-        self.move = ActionClient(node, Move, f"{namespace}/move")
-        self.grasp = ActionClient(node, Grasp, f"{namespace}/grasp")
-        self.width_open, self.speed, self.force = width_open, speed, force
-
-    def send(self, open_: float) -> None:
-        if open_ >= 0.5:
-            self.move.send_goal_async(self.Move.Goal(width=self.width_open, speed=self.speed))
-        else:
-            goal = self.Grasp.Goal(width=0.0, speed=self.speed, force=self.force)
-            goal.epsilon.inner, goal.epsilon.outer = 0.08, 0.08  # accept any object width
-            self.grasp.send_goal_async(goal)
+    def stop(self) -> None:
+        pass  # the simulator's fingers stop where the last command left them

@@ -3,8 +3,8 @@
 commands. Also reports task success and, for the scripted expert only, ground-truth object poses.
 
 TF (where tf2_msgs is installed: every ROS install; no PyPI wheel exists): /tf_static holds the camera's optical
-frame in panda_link0, /tf each arm link in panda_link0 at the joint-state rate (the sim stands in for
-robot_state_publisher).
+frame in the robot's base frame, /tf each arm link in the base frame at the joint-state rate (the sim stands in for
+robot_state_publisher). Names, frames and topics are the panda_sim robot profile's.
 
 Success (molevla/task_success) is judged for the active goal (molevla/goal) only: True once the scene's success
 check turns true after the goal was set, and only if the goal names this scene's task (its colours); a goal
@@ -22,12 +22,11 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_GRIPPER, TOPIC_IMAGE_RAW,
-                                      TOPIC_JOINT_STATES, TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS, TOPIC_TWIST,
-                                      Param, Status, declare, rgb_to_msg, run)
+from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_IMAGE_RAW, TOPIC_SIM_STATE,
+                                      TOPIC_SIM_TASK, TOPIC_SUCCESS, Param, Status, declare, rgb_to_msg, run)
 from molevla_ros.sim.camera_model import intrinsics, optical_pose, quaternion_xyzw
 from molevla_ros.sim.ground_truth import state_markers
-from molevla_ros.sim.scene import BASE_FRAME, FrankaTableSim, SimConfig
+from molevla_ros.sim.scene import BASE_FRAME, SIM_ROBOT, FrankaTableSim, SimConfig
 from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
 
 PARAMS = [
@@ -40,7 +39,7 @@ PARAMS = [
     Param("image_height", 240, "Rendered image height."),
     Param("command_timeout_s", 0.2, "A twist older than this is treated as zero (as MoveIt Servo does)."),
     Param("camera_frame_id", "scene_camera", "frame_id of the rendered images and camera_info: the camera's optical "
-          "frame (z forward, x right, y down), placed in panda_link0 on /tf_static."),
+          "frame (z forward, x right, y down), placed in the robot's base frame on /tf_static."),
 ]
 
 
@@ -62,12 +61,12 @@ class SimNode(Node):
         self.image_pub = self.create_publisher(Image, TOPIC_IMAGE_RAW, SENSOR_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
         self.camera_info = self.make_camera_info()
-        self.joint_pub = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
+        self.joint_pub = self.create_publisher(JointState, SIM_ROBOT.joint_states, 10)
         self.success_pub = self.create_publisher(Bool, TOPIC_SUCCESS, 10)
         self.state_pub = self.create_publisher(MarkerArray, TOPIC_SIM_STATE, 5)
         self.task_pub = self.create_publisher(String, TOPIC_SIM_TASK, LATCHED_QOS)
-        self.create_subscription(TwistStamped, TOPIC_TWIST, self.on_twist, 10)
-        self.create_subscription(Float64, TOPIC_GRIPPER, self.on_gripper, 10)
+        self.create_subscription(TwistStamped, SIM_ROBOT.twist_topic, self.on_twist, 10)  # as MoveIt Servo does
+        self.create_subscription(Float64, SIM_ROBOT.gripper.topic, self.on_gripper, 10)
         self.create_subscription(String, TOPIC_GOAL, self.on_goal, LATCHED_QOS)
         self.create_service(Trigger, "sim/reset", self.on_reset)
         self.goal = ""

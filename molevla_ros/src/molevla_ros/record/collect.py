@@ -29,15 +29,14 @@ from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
 from molevla_ros.config_cli import option
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.inputs.images import resize
-from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_JOINT_STATES, TOPIC_SIM_STATE,
+from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_SIM_STATE,
                                       TOPIC_SUCCESS, chunk_to_msg, rgb_to_msg, to_stamp)
 from molevla_ros.record.mcap_writer import McapRos2Writer
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
 from molevla_ros.sim.ground_truth import state_markers
-from molevla_ros.sim.rollout import run_episode
-from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
+from molevla_ros.sim.rollout import run_episode, sim_executor
+from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, SIM_ROBOT, FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
 IMAGE_SIZE = 224
@@ -81,11 +80,12 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
         writer.write("/" + TOPIC_IMAGE, rgb_to_msg(frame, stamp, "scene_camera"), ns)
         js = JointState(name=JOINT_NAMES, position=[obs.state[n] for n in JOINT_NAMES])
         js.header.stamp = stamp
-        writer.write("/" + TOPIC_JOINT_STATES, js, ns)
-        writer.write("/" + TOPIC_CHUNK, chunk_to_msg(current["label"], stamp, "panda_link0", expert.action_dt), ns)
+        writer.write("/" + SIM_ROBOT.joint_states, js, ns)
+        writer.write("/" + TOPIC_CHUNK,
+                     chunk_to_msg(current["label"], stamp, SIM_ROBOT.base_frame, expert.action_dt), ns)
         writer.write("/" + TOPIC_SIM_STATE, state_markers(sim, stamp), ns)  # the simulator has not moved since obs
 
-    result = run_episode(sim, task, act, ChunkExecutor(expert.action_dt), control_hz=control_hz, with_images=True,
+    result = run_episode(sim, task, act, sim_executor(expert.action_dt), control_hz=control_hz, with_images=True,
                          on_step=on_step)
     end_ns = int((t_base + result.seconds) * 1e9)
     writer.write("/" + TOPIC_SUCCESS, Bool(data=result.success), end_ns)

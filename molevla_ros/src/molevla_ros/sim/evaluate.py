@@ -9,9 +9,8 @@ import numpy as np
 from tqdm import tqdm
 
 from molevla_ros.config_cli import option
-from molevla_ros.control.chunk_executor import ChunkExecutor
 from molevla_ros.sim.expert import ScriptedExpert
-from molevla_ros.sim.rollout import run_episode
+from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import FAMILIES, sample_task
 
@@ -32,7 +31,7 @@ def evaluate_expert(o: ExpertEvalOptions) -> dict[str, dict]:
     try:
         for family in families:
             results = [run_episode(sim, sample_task(family, s), lambda o: expert.act(o.instruction, o.privileged),
-                                   ChunkExecutor(expert.action_dt))
+                                   sim_executor(expert.action_dt))
                        for s in tqdm(range(seed, seed + episodes), desc=family, unit="ep")]
             ok = [r for r in results if r.success]
             rows[family] = {"episodes": episodes, "success_rate": len(ok) / episodes,

@@ -11,9 +11,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from molevla_ros.nodes.common import SENSOR_QOS, TOPIC_SIM_STATE
 from molevla_ros.sim.expert import PrivilegedState
-from molevla_ros.sim.scene import BASE_FRAME, FrankaTableSim
+from molevla_ros.sim.scene import BASE_FRAME, SIM_ROBOT, FrankaTableSim
 
-FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
+FINGERS = SIM_ROBOT.finger_joints
 
 
 def state_markers(sim: FrankaTableSim, stamp) -> MarkerArray:

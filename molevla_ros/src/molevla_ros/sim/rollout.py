@@ -11,7 +11,8 @@ from typing import Callable
 import numpy as np
 
 from molevla_ros.backends.base import Observation
-from molevla_ros.control.chunk_executor import ChunkExecutor
+from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
+from molevla_ros.robot_profile import load
 from molevla_ros.sim.expert import PrivilegedState
 from molevla_ros.sim.scene import CAMERA, FrankaTableSim
 from molevla_ros.sim.tasks import Task
@@ -31,6 +32,11 @@ class EpisodeResult:
     # On every command tick: |change| of that wanted linear velocity since the previous tick (m/s), wherever it
     # happens (a mode that only moves a discontinuity away from the switch shows it here).
     velocity_steps: list[float] = field(default_factory=list)
+
+
+def sim_executor(action_dt: float, **kw) -> ChunkExecutor:
+    """The executor's chunk logic with the simulated robot's limits (robots/panda_sim.yaml), as the ROS loop runs it."""
+    return ChunkExecutor(action_dt, Limits.from_profile(load("panda_sim").limits), **kw)
 
 
 def privileged_state(sim: FrankaTableSim) -> PrivilegedState:

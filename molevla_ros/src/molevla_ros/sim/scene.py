@@ -12,14 +12,16 @@ import numpy as np
 import pybullet as pb
 import pybullet_data
 
+from molevla_ros.robot_profile import load
 from molevla_ros.sim.tasks import COLOURS, CUBE_SIZE, Task
 
 ARM_JOINTS = list(range(7))
 FINGER_JOINTS = (9, 10)
 EE_LINK = 11  # panda_grasptarget: between the fingertips
-BASE_FRAME = "panda_link0"  # the robot base sits at the world origin: world poses are base-frame poses
-JOINT_NAMES = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
-HOME = [0.0, -0.35, 0.0, -2.3, 0.0, 1.95, 0.785]
+SIM_ROBOT = load("panda_sim")  # the robot this simulator is: its joint names, frames and start pose
+BASE_FRAME = SIM_ROBOT.base_frame  # the robot base sits at the world origin: world poses are base-frame poses
+JOINT_NAMES = list(SIM_ROBOT.joints)  # arm then fingers, as PyBullet's franka_panda/panda.urdf names them
+HOME = list(SIM_ROBOT.start_pose)
 DOWN = pb.getQuaternionFromEuler([math.pi, 0.0, 0.0])  # gripper pointing at the table
 TARGET_RADIUS = 0.045
 CAMERA = "main"  # the scene camera's name in observations (the name models read by default)

@@ -21,7 +21,8 @@ class TrainConfig:
     batch: int = option(32, "samples per step")
     lr: float = option(3e-4, "peak learning rate; 100 warm-up steps, then cosine decay to lr / 10 at the last step")
     router_lr: float | None = option(None, "peak learning rate of the STAR router (None: lr). A student's router "
-                                     "starts untrained while its layers are the teacher's (README: 1e-3 vs 3e-5)")
+                                     "starts untrained while its layers are the teacher's (docs/model.md "
+                                     "'The MoLe-VLA model': 1e-3 vs 3e-5)")
     seed: int = option(0, "seed for initialisation, sampling and augmentation")
     ema: float = option(0.999, "CogKD: the distillation teacher is an EMA of the student's decoder layers with "
                         "this decay")
@@ -30,7 +31,7 @@ class TrainConfig:
     geometry_weight: float = option(0.0, "regression of the goal geometry (train/geometry.py): of the goal locator's "
                                     "points where the model has one, else of the named cube, goal and push start "
                                     "point by a training-only head on the keypoint token; needs episodes recorded "
-                                    "with the simulator's ground truth (0 = off; README: push)")
+                                    "with the simulator's ground truth (0 = off; docs/notebook.md 'Why push fails')")
     keep_ratio: float | None = option(None, "override the router keep ratio of the model config")
     mixed_keep: str | None = option(None, "routed students: 'LO,HI' draws the layers kept uniformly from LO..HI at "
                                     "every step (one model for a range of k, e.g. for latency_budget_ms); the "
@@ -48,17 +49,18 @@ class TrainConfig:
     shift: int = option(1, "image augmentation: random translation up to this many pixels (the camera is fixed)")
     proprio_noise: float = option(0.0, "proprio augmentation: std (rad) of Gaussian noise on the 7 arm joint angles "
                                   "(0 = off). Makes the arm state too coarse for a shortcut, so goal-relative "
-                                  "positions must come from the image (README: push)")
+                                  "positions must come from the image (docs/notebook.md 'Why push fails')")
     proprio_dropout: float = option(0.0, "fraction of training samples whose proprio token the decoder may not "
                                     "attend to (teacher stages; 0 = off). The arm state alone predicts the expert "
                                     "along its demonstrated paths, a shortcut that ignores the scene; hidden, the "
-                                    "hand's position has to come from the image (README, push: the decoders took it "
+                                    "hand's position has to come from the image (docs/notebook.md 'Why push fails': "
+                                    "the decoders took it "
                                     "from the patch tokens, not the goal locator's token; "
                                     "with locator_input state the locator's features are hidden with it)")
     patch_dropout: float = option(0.0, "fraction of training samples whose vision encoder tokens the decoder may not "
                                   "attend to (teacher stages; 0 = off; the goal locator's token stays visible). "
                                   "There the scene reaches the decoder only through the locator, so the decoder "
-                                  "learns to read it (README: push)")
+                                  "learns to read it (docs/notebook.md 'Why push fails')")
     locator_blocks: int = option(0, "stage locator: grow the goal locator to this many context blocks (wider view, "
                                  "model/goal_locator.py; new blocks start as the identity, so a trained locator "
                                  "goes on from where it was)")

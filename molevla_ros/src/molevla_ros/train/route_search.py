@@ -3,7 +3,8 @@
 The paper trains the router through a straight-through top-k gate with Gumbel noise. On the small model
 the noise reorders the top-k so often that the student rarely trains on its inference route, and without
 noise the estimate is biased: a skipped layer's first-order gain looks positive because the teacher trained
-it to refine the stream, so the router drifts off routes with a lower loss (README). Route search instead
+it to refine the stream, so the router drifts off routes with a lower loss (docs/model.md 'The MoLe-VLA model').
+Route search instead
 compares real routes: per sample, the router's own top-k and N variants (one kept layer swapped for a
 skipped one) are run without gradients and scored by the student's training loss with the same diffusion
 noise and timesteps for every candidate (common random numbers). The layers then train on the best
