@@ -20,9 +20,13 @@ setup(
         *[(f"share/{PACKAGE}/{d}", glob(f"{d}/*.*")) for d in glob("models/*")],
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "pillow", "pybullet", "mcap", "mcap-ros2-support", "tqdm", "torch>=2.3",
-                      "safetensors", "matplotlib"],
+    # The nodes, the model and the robot profiles: what a robot needs. The simulator, recording/training data and plots
+    # are extras (scripts/setup.sh installs them all for development and CI).
+    install_requires=["numpy", "pyyaml", "pillow", "tqdm", "torch>=2.3", "safetensors"],
     extras_require={
+        "sim": ["pybullet"],  # the simulated Franka (sim node, demo, data collection, evaluation)
+        "record": ["mcap", "mcap-ros2-support"],  # episodes as MCAP (collect, train, bench-smoothness)
+        "plots": ["matplotlib"],  # benchmark and evaluation plots
         # ROS 2 Jazzy from PyPI wheels, for machines without a ROS install (never mix with a sourced ROS).
         "ros-wheels": ["ros-jazzy-rclpy", "ros-rclpy[fastrtps]==7.1.6", "ros-jazzy-std-msgs", "ros-jazzy-std-srvs",
                        "ros-jazzy-sensor-msgs", "ros-jazzy-geometry-msgs", "ros-jazzy-trajectory-msgs",

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/molevla
-TEACHER=${1:-molevla_ros/models/teacher_locator}
+TEACHER=${1:-archive/models/teacher_locator}
 DATA=${2:-data/expert_gt,data/expert_gt2,data/dagger,data/dagger2_push,data/dagger2_pick_place}
 SEEDS=${3:-0 1 2}
 EPISODES=${4:-20}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molevla_ros.bench.eval_policies import default_variants
+from molevla_ros.bench.evaluate import default_variants
 
 # The variants' names as eval-policies writes them, keyed by their run folder (compare_seeds.sh's stages).
 NAMES = {Path(v.model_dir).name: v.name for v in default_variants(Path())}

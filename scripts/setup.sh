@@ -15,7 +15,7 @@ if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q ${TORCH_SPEC:-"torch===2.13.0" "torchvision==0.28.0"} 2>&1 \
     | grep -v "^WARNING: Location" || true
 fi
-.venv/bin/python -m pip install -q -e './molevla_ros[ros-wheels,onnx,cogact,language,test]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e './molevla_ros[ros-wheels,sim,record,plots,onnx,cogact,language,test]' 2>&1 | grep -v "^WARNING: Location" || true
 bash scripts/build_interfaces.sh
 CHECK="import rclpy, pybullet, onnxruntime, timm, transformers, molevla_ros, molevla_interfaces.action"
 .venv/bin/python -c "$CHECK" 2>&1 | grep -v "pybullet build time" || true

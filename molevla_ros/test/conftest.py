@@ -93,7 +93,7 @@ def cogact(tmp_path_factory):
     folder: a namespace with release, tokenizer, model (paths) and report (the importer's)."""
     from types import SimpleNamespace
 
-    from molevla_ros.bench.synthetic_cogact import write_release, write_tokenizer
+    from molevla_ros.testing.synthetic_cogact import write_release, write_tokenizer
     from molevla_ros.model.import_cogact import ImportOptions, import_cogact
 
     root = tmp_path_factory.mktemp("cogact")

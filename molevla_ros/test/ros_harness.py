@@ -8,7 +8,7 @@ import rclpy
 from rclpy.node import Node
 
 from molevla_ros.bringup import Bringup, use_local_domain
-from molevla_ros.nodes.common import spin_until
+from molevla_ros.nodes.process import spin_until
 
 
 class Probe(Node):

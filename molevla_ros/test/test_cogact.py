@@ -173,7 +173,7 @@ def test_import_refuses_what_it_cannot_run(cogact, tmp_path):
 
 
 def test_ema_weights_are_used_on_request(tmp_path, cogact):
-    from molevla_ros.bench.synthetic_cogact import write_release
+    from molevla_ros.testing.synthetic_cogact import write_release
 
     rel = write_release(tmp_path / "rel", vocab=load_model(cogact.model).cfg.llm.vocab, ema=True)
     state = torch.load(next((rel / "checkpoints").glob("*.pt")), weights_only=True)["model"]

@@ -42,7 +42,7 @@ def test_colcon_workspace_builds_both_packages_and_serves_the_goal_action(tmp_pa
                           capture_output=True, text=True, check=True).stdout
     installed = dict(line.split("=", 1) for line in dump.split("\0") if "=" in line)
     probe = ("import molevla_ros, molevla_interfaces.action as a, molevla_ros.paths as b; "
-             "print(molevla_ros.__file__, a.__file__, b.config_dir(), b.resolve_model('mole_small'))")
+             "print(molevla_ros.__file__, a.__file__, b.config_dir(), b.resolve_model('mole_locator'))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=installed, capture_output=True, text=True,
                          check=True).stdout.split()
     install = ws / "install"

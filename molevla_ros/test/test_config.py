@@ -160,7 +160,7 @@ def test_installed_layout_finds_config_and_models(tmp_path):
     shutil.rmtree(src)  # nothing may come from the source tree
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     probe = ("import molevla_ros, molevla_ros.paths as b; "
-             "print(molevla_ros.__file__); print(b.config_dir()); print(b.resolve_model('mole_small'))")
+             "print(molevla_ros.__file__); print(b.config_dir()); print(b.resolve_model('mole_locator'))")
     share = prefix / "share" / "molevla_ros"
     for ament in (str(prefix), None):
         env = {k: v for k, v in os.environ.items() if k != "AMENT_PREFIX_PATH"}
@@ -168,7 +168,7 @@ def test_installed_layout_finds_config_and_models(tmp_path):
         out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                              check=True).stdout.split()
         assert out[0].startswith(str(site)), out  # the installed copy, not the checkout
-        assert out[1] == str(share / "config") and out[2] == str(share / "models" / "mole_small"), out
+        assert out[1] == str(share / "config") and out[2] == str(share / "models" / "mole_locator"), out
         assert (Path(out[2]) / "config.json").is_file() and (Path(out[1]) / "policy.yaml").is_file()
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "molevla_ros").is_file()
     assert all((prefix / "bin" / f"{n}_node").is_file() for n in ("camera", "instruction", "policy", "executor"))
@@ -208,7 +208,7 @@ def test_realtime_priority_puts_every_thread_on_sched_fifo_or_says_why_not():
 
     code = """
 import os, threading, time
-from molevla_ros.nodes.common import set_realtime_priority
+from molevla_ros.nodes.process import set_realtime_priority
 threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
 assert set_realtime_priority(0) is None and os.sched_getscheduler(0) == os.SCHED_OTHER
 problem = set_realtime_priority(7)

@@ -21,7 +21,8 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from molevla_ros import fr3_stack
-from molevla_ros.nodes.common import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, chunk_to_msg, rgb_to_msg
+from molevla_ros.nodes.messages import chunk_to_msg, rgb_to_msg
+from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from molevla_ros.robot_profile import load
 
 STANDINS = Path(__file__).parent / "standins"
@@ -136,7 +137,7 @@ def _stats(probe, topic: str) -> dict[str, str]:
 def _world(probe):
     """A camera (the frames the policy and the executor watch) and the scripted expert's ground truth: the hand
     above and beside the red cube, so the expert's touch moves the arm with closed fingers."""
-    from molevla_ros.bench.fake_robot import OBJECTS
+    from molevla_ros.testing.fake_robot import OBJECTS
 
     image_pub = probe.create_publisher(Image, "image_raw", SENSOR_QOS)
     state_pub = probe.create_publisher(MarkerArray, "sim/privileged_state", 5)
@@ -336,7 +337,7 @@ def test_joint_trajectory_interface_keeps_fr3_joint_limits(ros, tmp_path):
     """interface joint_trajectory with the FR3 profile: with joint 6 near its FR3 lower limit (0.5445 rad; the
     Panda's is -0.0175) a motion that turns it down stops inside the limit less the margin; the controller stand-in
     (a libfranka reflex on any target outside the limits) stays out of REFLEX."""
-    from molevla_ros.control import panda_kinematics as kin
+    from molevla_ros import franka_kinematics as kin
 
     start = [0.0, -0.35, 0.0, -2.3, 0.0, 0.75, 0.785]  # the training pose with the hand tilted (joint 6 at 0.75)
     tilt = -kin.jacobian(np.array(start))[:, 5] * 0.3 * 0.1  # per 0.1 s step: the twist of joint 6 at -0.3 rad/s
@@ -355,5 +356,67 @@ def test_joint_trajectory_interface_keeps_fr3_joint_limits(ros, tmp_path):
             assert limit - 1e-6 <= q6.min() < limit + 0.02, (q6.min(), limit)
             ctrl = _stats(probe, "fr3_arm_controller/standin_stats")
             assert ctrl["mode"] != "4" and int(ctrl["accepted"]) > 10 and ctrl["refused"] == "0", ctrl
+    finally:
+        stack.stop()
+
+
+def test_go_to_start_moves_the_arm_to_the_profiles_start_pose_and_holds(ros, tmp_path):
+    """molevla/go_to_start: no twists while it runs (Servo stops writing to the controller), one trajectory to the
+    profile's start pose through fr3_arm_controller, the hand opened, then the arm holds there until a goal or
+    resume. Refused while the e-stop is engaged."""
+    from std_msgs.msg import Bool
+
+    away = [0.3, -0.6, 0.2, -2.0, 0.1, 1.7, 0.5]
+    session = _executor_alone(ros)
+    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5,
+                  start_pose=str(away))
+    try:
+        with session as probe:
+            joints, fingers, twists = _listen_all(probe)
+            estop = probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS)
+            go = probe.create_client(Trigger, "molevla/go_to_start")
+            probe.wait_for(lambda: joints and go.service_is_ready(), 30, "up")
+            estop.publish(Bool(data=True))
+            probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), 10, "e-stop")
+            future = go.call_async(Trigger.Request())
+            probe.wait_for(future.done, 10, "the answer")
+            assert not future.result().success and "e-stop" in future.result().message
+            probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("stop", 0)) >= 1, 5,
+                           "the e-stop stops the gripper")
+            estop.publish(Bool(data=False))
+            probe.spin_for(0.5)
+            future = go.call_async(Trigger.Request())
+            probe.wait_for(future.done, 10, "the answer")
+            assert future.result().success, future.result().message
+            n = len(twists)
+            target = np.array(FR3.start_pose)
+            probe.wait_for(lambda: np.abs(np.array(joints[-1].position[:7]) - target).max() < 0.01, 30,
+                           "the arm at the start pose")
+            probe.wait_for(lambda: any("held: executor: at the start pose" in s for s in probe.statuses()), 10,
+                           "held at the start pose")
+            assert len(twists) == n, "no twist while moving to the start pose"
+            probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("move", 0)) >= 1, 5,
+                           "the hand opened (franka_gripper/move) for the models' start")
+    finally:
+        stack.stop()
+
+
+def test_a_failed_grasp_is_reported(ros, tmp_path):
+    """franka_gripper answers a grasp that fails (libfranka threw) with success false and the error: the executor
+    says so on molevla/status."""
+    session = _executor_alone(ros)
+    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5,
+                  grasp_error="'command failed: fingers blocked'")
+    try:
+        with session as probe:
+            joints, _, _ = _listen_all(probe)
+            chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+            probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
+            probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+            probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("homing", 0)) >= 1, 20,
+                           "homing")
+            assert _spin_feeding(probe, lambda: chunks.publish(_chunk(probe, grip=0.0)), 10, lambda: any(
+                "gripper grasp failed" in s for s in probe.statuses())), probe.statuses()[-5:]
+            assert any("command failed: fingers blocked" in s for s in probe.statuses())
     finally:
         stack.stop()

@@ -10,7 +10,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.nodes.common import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, TOPIC_POLICY_STATS, chunk_to_msg
+from molevla_ros.nodes.messages import chunk_to_msg
+from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS
+from molevla_ros.topics import TOPIC_POLICY_STATS
 from molevla_ros.nodes.goal_action import load_action_type
 from ros_harness import GoalClient
 

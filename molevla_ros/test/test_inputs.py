@@ -251,7 +251,7 @@ import struct
 
 import numpy as np
 if sys.argv[1] == "reuse":
-    from molevla_ros.nodes.common import reuse_freed_memory
+    from molevla_ros.nodes.process import reuse_freed_memory
     assert reuse_freed_memory() is None
 faults = []
 for _ in range(2):  # the first frame's pages are new either way; the second frame's tell

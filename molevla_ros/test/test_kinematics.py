@@ -6,7 +6,7 @@ import pytest
 from transforms3d import axangles as axangle
 from transforms3d import quaternions
 
-from molevla_ros.control import panda_kinematics as kin
+from molevla_ros import franka_kinematics as kin
 from molevla_ros.robot_profile import load
 
 PANDA = load("panda_sim")

@@ -14,8 +14,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, training_goals, write_reference
 from molevla_ros.model.minilm import WEIGHTS_SHA256, MiniLM, package_zip, shared
-from molevla_ros.sim.tasks import COLOURS, FAMILIES, instruction_for, is_goal_of, parse_instruction, sample_task
-from molevla_ros.sim.wordings import HELD_OUT, content_words, held_out_wording, random_wording, training_vocabulary
+from molevla_ros.model.language import FAMILIES, instruction_for, parse_instruction
+from molevla_ros.sim.tasks import COLOURS, is_goal_of, sample_task
+from molevla_ros.model.wordings import HELD_OUT, content_words, held_out_wording, random_wording, training_vocabulary
 
 CANONICAL = ([instruction_for("touch", c) for c in COLOURS] + [instruction_for("pick_place", c) for c in COLOURS]
              + [instruction_for("push", c, t) for c in COLOURS for t in COLOURS])
@@ -118,7 +119,7 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
 
     from molevla_ros.model.io import save_model
     from molevla_ros.model.mole_vla import MoLeVLA
-    from molevla_ros.nodes.common import STATUS_QOS
+    from molevla_ros.nodes.qos import STATUS_QOS
 
     torch.manual_seed(0)
     folder = tmp_path / "tiny_minilm"

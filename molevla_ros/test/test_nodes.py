@@ -13,10 +13,10 @@ from std_msgs.msg import Bool, Float64, String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from molevla_ros.bench.fake_robot import fake_robot_msgs
+from molevla_ros.testing.fake_robot import fake_robot_msgs
 from molevla_ros.sim.scene import SIM_ROBOT
-from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, STATUS_QOS, chunk_to_msg,
-                                      rgb_to_msg, stamp_s, to_duration, to_stamp)
+from molevla_ros.nodes.messages import chunk_to_msg, rgb_to_msg, stamp_s, to_duration, to_stamp
+from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, STATUS_QOS
 
 GOAL = "touch the red cube"
 EXPERT = {"backend": "scripted_expert", "control_hz": 10.0}  # deterministic, model-free policy for plumbing tests
@@ -548,7 +548,7 @@ def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, robot):
     far from the arm."""
     from jtc import jtc_refusal
 
-    from molevla_ros.control import panda_kinematics as kin
+    from molevla_ros import franka_kinematics as kin
     from molevla_ros.robot_profile import load
 
     profile = load(robot)

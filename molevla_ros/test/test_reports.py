@@ -1,5 +1,5 @@
 """Conclusions in generated reports follow the numbers they sit beside."""
-from molevla_ros.bench.eval_policies import speed_summary
+from molevla_ros.bench.evaluate import speed_summary
 
 
 def _row(mflops: float, backbone_ms: float, step_ms: float) -> dict:
@@ -14,7 +14,7 @@ def test_speed_summary_says_what_the_numbers_say():
 
 
 def test_wording_column_shows_canonical_and_held_out_success_side_by_side():
-    from molevla_ros.bench.eval_policies import episode_task, print_table
+    from molevla_ros.bench.evaluate import episode_task, print_table
     from molevla_ros.sim.tasks import is_goal_of, sample_task
 
     canonical, held_out = episode_task("push", 1003, "canonical"), episode_task("push", 1003, "held-out")

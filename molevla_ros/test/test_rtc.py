@@ -104,7 +104,8 @@ def test_executor_publishes_what_it_will_ask_for(ros):
     from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
-    from molevla_ros.nodes.common import CHUNK_PUB_QOS, LATCHED_QOS, chunk_to_msg, msg_to_chunk, stamp_s
+    from molevla_ros.nodes.messages import chunk_to_msg, msg_to_chunk, stamp_s
+    from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS
 
     chunk = np.repeat(_chunk(4, 1), 8, 0)  # one action held: no alignment question at row boundaries
     overrides = {"executor": {"plan_hz": 20.0, "blend": "latest", "camera_timeout_s": 0.0,
@@ -140,7 +141,7 @@ def test_policy_continues_the_plan_it_receives(ros, tmp_path, tiny):
 
     from molevla_ros.model.io import load_model, save_model
     from molevla_ros.model.mole_vla import MoLeVLA
-    from molevla_ros.nodes.common import chunk_to_msg, msg_to_chunk
+    from molevla_ros.nodes.messages import chunk_to_msg, msg_to_chunk
     from test_nodes import _fake_world, _wait_matched
 
     torch.manual_seed(0)

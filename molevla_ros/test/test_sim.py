@@ -4,7 +4,8 @@ import pytest
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
-from molevla_ros.sim.tasks import COLOURS, FAMILIES, Task, instruction_for, is_goal_of, parse_instruction, sample_task
+from molevla_ros.model.language import FAMILIES, instruction_for, parse_instruction
+from molevla_ros.sim.tasks import COLOURS, Task, is_goal_of, sample_task
 
 
 @pytest.fixture(scope="module")

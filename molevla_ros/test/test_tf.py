@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from molevla_ros.bringup import Bringup, use_local_domain
-from molevla_ros.control.panda_kinematics import frames
+from molevla_ros.franka_kinematics import frames
 from molevla_ros.sim.camera_model import optical_pose, quaternion_xyzw
 from molevla_ros.sim.scene import SimConfig
 

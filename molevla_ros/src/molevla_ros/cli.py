@@ -133,13 +133,14 @@ def _lazy(module: str, name: str = "run") -> Callable[[object], int]:
 # command: (options dataclass "module:Class", what runs it, help)
 COMMANDS: dict[str, tuple[str, Callable[[object], int], str]] = {
     "demo": ("molevla_ros.demo:DemoOptions", demo, "simulated Franka + all nodes, one language goal, printed result"),
-    "eval-expert": ("molevla_ros.sim.evaluate:ExpertEvalOptions", _lazy("molevla_ros.sim.evaluate", "evaluate_expert"),
+    "eval-expert": ("molevla_ros.bench.evaluate:ExpertEvalOptions",
+                    _lazy("molevla_ros.bench.evaluate", "evaluate_expert"),
                     "scripted-expert success rate per task family (in-process, sim time)"),
     "collect": ("molevla_ros.record.collect:CollectOptions", _lazy("molevla_ros.record.collect", "collect"),
                 "record scripted-expert episodes to MCAP (ROS 2 schemas)"),
     "train": ("molevla_ros.train.config:TrainConfig", train,
               "train a MoLe-VLA stage on recorded episodes (resumable)"),
-    "eval-policies": ("molevla_ros.bench.eval_policies:EvalOptions", _lazy("molevla_ros.bench.eval_policies"),
+    "eval-policies": ("molevla_ros.bench.evaluate:EvalOptions", _lazy("molevla_ros.bench.evaluate"),
                       "closed-loop success/FLOPs/latency of trained MoLe-VLA variants"),
     "import-cogact": ("molevla_ros.model.import_cogact:ImportOptions", import_cogact,
                       "convert a released CogACT checkpoint into a model folder the policy node runs "

@@ -18,9 +18,11 @@ from std_msgs.msg import String
 from molevla_ros.bringup import BRINGUPS, Bringup, ros_environment
 from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import option
-from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_IMAGE, TOPIC_INSTRUCTION,
-                                      TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS, msg_to_rgb, spin_until)
-from molevla_ros.sim.tasks import FAMILIES
+from molevla_ros.nodes.messages import msg_to_rgb
+from molevla_ros.nodes.process import spin_until
+from molevla_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from molevla_ros.topics import TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_POLICY_STATS, TOPIC_SIM_TASK, TOPIC_STATUS
+from molevla_ros.model.language import FAMILIES
 
 FINAL_STATES = ("succeeded", "failed", "stopped")
 

@@ -14,7 +14,7 @@ import yaml
 from molevla_ros.paths import robots_dir
 
 DEFAULT_ROBOT = "panda_sim"  # the simulated Panda: what runs when no robot is named
-KINEMATICS = ("franka",)  # kinematic models the product has (control/panda_kinematics.py)
+KINEMATICS = ("franka",)  # kinematic models the product has (franka_kinematics.py)
 GRIPPER_INTERFACES = ("topic", "franka_action")
 
 

@@ -54,12 +54,23 @@ class PolicyOutput:
 
 
 class PolicyBackend(Protocol):
+    """What the policy node relies on; every backend declares all of it (no probing for optional parts)."""
+
     name: str
-    needs_privileged_state: bool  # True only for the scripted expert (simulator ground truth)
     action_dt: float  # s between the actions of its chunks (a model's comes from its folder)
     note: str  # shown on the policy's status ("" = nothing to say)
     image_size: int | None  # the square frame side its model reads (frames much smaller are refused); None: any
+    camera: str  # the camera name its observations carry the image under
+    state_joints: tuple[str, ...]  # the joint names its model reads, in order (the profile's joints map onto them)
+    familiarity: Any  # model.goal_familiarity.GoalFamiliarity of its training goals, or None (no goal check)
+    layers: int  # decoder layers it can route (0: none; then `keep` does nothing)
+    keep: int | None  # decoder layers per step for routes that skip (None: the model's own); set per step
+    needs_privileged_state: bool  # True only for the scripted expert (simulator ground truth)
 
     def reset(self) -> None: ...
 
-    def act(self, obs: Observation) -> PolicyOutput: ...
+    def act_batch(self, observations: list[Observation]) -> list[PolicyOutput]:
+        """One output per observation (several robots in one batch where the backend can)."""
+
+    def privileged_feed(self, node: Any, prefix: str) -> Any:
+        """needs_privileged_state only: an object on `node` whose state(joint_state_msg) is the ground truth."""

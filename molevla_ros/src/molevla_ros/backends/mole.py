@@ -12,6 +12,7 @@ from molevla_ros.model.mole_vla import layer_flops
 
 class MoLeBackend:
     needs_privileged_state = False
+    privileged_feed = None
 
     def __init__(self, name: str, policy: RoutedPolicy, route: str = "mole", seed: int = 0) -> None:
         self.name, self.policy, self.route, self.seed = name, policy, route, seed
@@ -21,7 +22,9 @@ class MoLeBackend:
         self.familiarity: GoalFamiliarity | None = None  # set by make_mole_backend from the model folder
         self.action_dt = policy.cfg.action_dt
         self.image_size = policy.cfg.vision.image_size
-        self.state_joints, self.camera = policy.cfg.state_joints, policy.cfg.camera  # what it reads
+        # what it reads: the joint state as the named joints (none for CogACT, which reads no state) and one camera
+        self.state_joints = policy.cfg.state_joints if policy.cfg.proprio_token else ()
+        self.camera = policy.cfg.camera
         self.gen = torch.Generator().manual_seed(seed)  # CPU generator: identical noise on every backend
         cfg = policy.cfg
         self._layer_gflops = layer_flops(cfg.llm, cfg.sequence_length) / 1e9

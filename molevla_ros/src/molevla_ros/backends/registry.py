@@ -1,6 +1,7 @@
 """Backend choice by name, with a clear message (never a traceback) when one cannot be used."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from molevla_ros.backends.base import PolicyBackend
@@ -11,9 +12,10 @@ class BackendUnavailable(RuntimeError):
 
 
 def _scripted(**kw: Any) -> PolicyBackend:
-    from molevla_ros.backends.scripted import ScriptedExpertBackend
-
-    return ScriptedExpertBackend(horizon=kw.get("horizon", 16))
+    """The simulator's scripted expert (molevla_ros.sim.expert_backend), loaded only when asked for: the policy runs
+    without the simulator installed otherwise."""
+    module = importlib.import_module("molevla_ros.sim.expert_backend")
+    return module.ScriptedExpertBackend(horizon=kw.get("horizon", 16))
 
 
 def _mole(kind: str) -> Callable[..., PolicyBackend]:

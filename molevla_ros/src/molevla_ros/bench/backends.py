@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from molevla_ros.paths import DEFAULT_MODEL
+from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
 from molevla_ros.backends.mole import make_mole_backend
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
@@ -116,7 +117,7 @@ def time_steps(policy: RoutedPolicy, requests: list[Request], iters: int, warmup
 def random_model_dir(layers: int) -> Path:
     """A CogACT-scale model (random weights: DINOv2 + SigLIP towers, Llama-2-7B-sized layers, DiT-B) and a small
     synthetic Llama-style tokenizer (the prompt's length matters here, not its words), in a temporary folder."""
-    from molevla_ros.bench.synthetic_cogact import write_tokenizer
+    from molevla_ros.testing.synthetic_cogact import write_tokenizer
     from molevla_ros.model.text import TOKENIZER_DIR
 
     out = Path(tempfile.mkdtemp(prefix="molevla_cogact_"))
@@ -135,7 +136,7 @@ class BackendBenchOptions:
     backends: tuple[str, ...] = option(("torch", "onnx"), "backends to time", choices=tuple(BACKENDS))
     iters: int = option(30, "timed rounds at batch 1 (a quarter of them at --batch)")
     batch: int = option(8, "robots per batch for the throughput column")
-    out: str = option("results/bench_backends", "folder for the table (JSON and Markdown)")
+    out: str = option("docs/results/bench_backends", "folder for the table (JSON and Markdown)")
 
 
 def run(o: BackendBenchOptions) -> list[dict]:
@@ -186,7 +187,7 @@ def measure(model_dir: Path, backends: list[str], iters: int, batch: int, out: P
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_backends.json").write_text(json.dumps({"label": label, "rows": rows}, indent=2))
-        (out / "bench_backends.md").write_text(table(rows, label))
+        (out / "bench_backends.md").write_text(header("molevla bench-backends") + table(rows, label))
     return rows
 
 

@@ -23,13 +23,15 @@ import torch
 from tqdm import tqdm
 
 from molevla_ros.backends.base import Observation
-from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
+from molevla_ros.bench.evaluate import MAX_SECONDS, node_view, torch_backend
 from molevla_ros.paths import DEFAULT_MODEL
+from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import BLENDS
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
-from molevla_ros.sim.tasks import FAMILIES, sample_task
+from molevla_ros.model.language import FAMILIES
+from molevla_ros.sim.tasks import sample_task
 
 RTC_BLENDS = {"rtc": "latest", "rtc_average": "average"}  # real-time chunking modes -> the executor's blend
 MODES = (*BLENDS, *RTC_BLENDS)
@@ -45,7 +47,7 @@ class DelayOptions:
     episodes: int = option(10, "episodes per family and row (seeds seed..seed+episodes-1, the same for every row)")
     seed: int = option(1000, "first layout seed (training used 0..; 1000+ are held out)")
     threads: int = option(1, "torch threads for the model")
-    out: str = option("results/delay", "folder for the table, JSON and plot")
+    out: str = option("docs/results/delay", "folder for the table, JSON and plot")
 
 
 def make_policy(name: str, seed: int) -> tuple[Callable[[Observation], np.ndarray], float, int, bool]:
@@ -101,7 +103,7 @@ def run(o: DelayOptions) -> list[dict]:
         sim.close()
     table = format_table(rows, o)
     print("\n" + table)
-    (out / "table.md").write_text(table)
+    (out / "table.md").write_text(header("molevla bench-delay", o) + table)
     (out / "delay.json").write_text(json.dumps({"options": o.__dict__, "rows": rows}, indent=1, default=list))
     plot(rows, o, out / "delay.png")
     print(f"plot: {out / 'delay.png'}")

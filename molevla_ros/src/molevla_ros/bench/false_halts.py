@@ -29,7 +29,9 @@ from std_srvs.srv import Trigger
 from molevla_ros.bench.faults import Probe, _speed, bad_joint_state, cpu_load
 from molevla_ros.bringup import BRINGUPS, Bringup, use_local_domain
 from molevla_ros.config_cli import option
-from molevla_ros.nodes.common import SENSOR_QOS, TOPIC_DIAGNOSTICS, TOPIC_IMAGE_RAW, rgb_to_msg
+from molevla_ros.nodes.messages import rgb_to_msg
+from molevla_ros.nodes.qos import SENSOR_QOS
+from molevla_ros.topics import TOPIC_DIAGNOSTICS, TOPIC_IMAGE_RAW
 
 CAUSES = {  # status text -> cause; first match wins
     "liveliness": "policy liveliness lost",
@@ -135,9 +137,12 @@ def run_kills(setting: str, kills: int, domain: int, log_dir: Path, backend: str
             if not probe.spin_for(60, lambda: bool(probe.task) and probe.instruction.get_subscription_count() > 0):
                 raise RuntimeError("nodes did not come up")
             probe.spin_for(1.0)
+            reset = probe.create_client(Trigger, "sim/reset")
             for _ in range(kills):
                 probe.instruction.publish(String(data="stop"))
-                probe.spin_for(0.5)
+                future = reset.call_async(Trigger.Request())  # a new layout: the arm has to move again
+                probe.spin_for(10, future.done)
+                probe.spin_for(1.0)
                 probe.instruction.publish(String(data=probe.task))
                 if not probe.spin_for(60, probe.moving):
                     raise RuntimeError(f"the arm never moved: {probe.statuses[-3:]}")
@@ -168,6 +173,7 @@ class FalseHaltOptions:
     backend: str = option("mole_torch", "policy backend")
     first_domain: int = option(120, "first ROS_DOMAIN_ID (three per setting)")
     out: str = option("docs/results/false_halts", "folder for the table (false_halts.md, .json) and the node logs")
+    resume: bool = option(False, "keep the runs already in the folder's false_halts.json, run only the missing ones")
 
 
 def run(o: FalseHaltOptions) -> list[dict]:
@@ -177,7 +183,9 @@ def run(o: FalseHaltOptions) -> list[dict]:
 
     out = Path(o.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
+    saved = out / "false_halts.json"
+    rows: list[dict] = json.loads(saved.read_text()) if o.resume and saved.exists() else []
+    done = {(r["setting"], r["load"]) for r in rows}
 
     def save() -> str:  # after every run: a crash later keeps what was measured
         table = header("molevla bench-false-halts", o) + render(rows, o.busy, o.backend)
@@ -187,12 +195,16 @@ def run(o: FalseHaltOptions) -> list[dict]:
 
     runs = [(s, load) for s in o.settings for load in o.loads]
     for i, (setting, load) in enumerate(tqdm(runs, desc="settings x loads", unit="run")):
+        if (setting, load) in done:
+            continue
         logs = out / "logs" / f"{setting}_{load}"
         rows.append({"setting": setting, "load": load, "kill_ms": [],
                      **run_loaded(setting, o.minutes, o.busy if load == "saturated" else 0, o.first_domain + 3 * i,
                                   logs, o.backend)})
         save()
     for i, s in enumerate(tqdm(o.settings, desc="kills", unit="setting")):
+        if o.resume and all(r["kill_ms"] for r in rows if r["setting"] == s):
+            continue
         kills = run_kills(s, o.kills, o.first_domain + 3 * len(runs) + i, out / "logs" / f"{s}_kills", o.backend)
         for row in rows:
             if row["setting"] == s:

@@ -34,9 +34,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.config_cli import option
 from molevla_ros.bringup import BRINGUPS, Bringup, use_local_domain
-from molevla_ros.nodes.common import (CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TOPIC_CHUNK,
-                                      TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_SIM_TASK, TOPIC_STATUS, chunk_to_msg,
-                                      spin_until, stamp_s, to_stamp)
+from molevla_ros.nodes.messages import chunk_to_msg, stamp_s, to_stamp
+from molevla_ros.nodes.process import spin_until
+from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from molevla_ros.topics import TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_INSTRUCTION, TOPIC_SIM_TASK, TOPIC_STATUS
 from molevla_ros.sim.scene import JOINT_NAMES, SIM_ROBOT
 from molevla_ros.nodes.executor_node import PARAMS as EXECUTOR_PARAMS
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from molevla_ros.bench.eval_policies import Variant, evaluate_variant
+from molevla_ros.bench.evaluate import Variant, evaluate_variant
 from molevla_ros.paths import DEFAULT_MODEL, resolve_model
+from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
-from molevla_ros.sim.tasks import FAMILIES
+from molevla_ros.model.language import FAMILIES
 
 
 @dataclass
@@ -21,7 +22,7 @@ class KeepSweepOptions:
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
     episodes: int = option(10, "episodes per family and k (seeds seed.., the same for every k)")
     seed: int = option(1000, "first layout seed")
-    out: str = option("results/keep_sweep", "folder for the table and JSON")
+    out: str = option("docs/results/keep_sweep", "folder for the table and JSON")
 
 
 def run(o: KeepSweepOptions) -> list[dict]:
@@ -39,7 +40,7 @@ def run(o: KeepSweepOptions) -> list[dict]:
     print("\n" + table)
     out = Path(o.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(table + "\n")
+    (out / "table.md").write_text(header("molevla bench-keep", o) + table + "\n")
     (out / "keep_sweep.json").write_text(json.dumps(rows, indent=1))
     return rows
 

@@ -35,13 +35,15 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from molevla_ros.bench.fake_robot import fake_robot_msgs
+from molevla_ros.testing.fake_robot import fake_robot_msgs
 from molevla_ros.bringup import Bringup, ros_environment
 from molevla_ros.config_cli import option
 from molevla_ros.inputs.image_wire import read_image, write_stamp
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE,
-                                      TOPIC_IMAGE_RAW, TOPIC_POLICY_STATS, TOPIC_SIM_STATE, image_topic, make_executor,
-                                      rgb_to_msg, set_realtime_priority, stamp_s)
+from molevla_ros.nodes.messages import rgb_to_msg, stamp_s
+from molevla_ros.nodes.process import make_executor, set_realtime_priority
+from molevla_ros.nodes.qos import LATCHED_QOS, SENSOR_QOS
+from molevla_ros.topics import (TOPIC_CHUNK, TOPIC_GOAL, TOPIC_IMAGE, TOPIC_IMAGE_RAW, TOPIC_POLICY_STATS,
+                                TOPIC_SIM_STATE, image_topic)
 from molevla_ros.sim.scene import SIM_ROBOT
 
 
@@ -121,7 +123,7 @@ class LoopBenchOptions:
                           "SCHED_FIFO priority 50 for the policy, the executor and the harness: needs root or rtprio)")
     baseline_src: str = option("", "also run every configuration with the nodes from this source folder (e.g. "
                                "molevla_ros/src of a git worktree at an earlier commit), same harness, alternating")
-    out: str = option("results/bench_loop.json", "JSON file for the results")
+    out: str = option("docs/results/bench_loop.json", "JSON file for the results")
 
 
 def run(o: LoopBenchOptions) -> dict:

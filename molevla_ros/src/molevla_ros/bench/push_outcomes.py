@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from molevla_ros.bench.eval_policies import MAX_SECONDS, node_view, torch_backend
+from molevla_ros.bench.evaluate import MAX_SECONDS, node_view, torch_backend
 from molevla_ros.paths import DEFAULT_MODEL, resolve_model
 from molevla_ros.config_cli import option
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
@@ -33,7 +33,7 @@ class PushOutcomeOptions:
                                        "expert, expert:NOISE (m per action step), or MODEL:ROUTE")
     episodes: int = option(20, "push layouts (seeds seed..)")
     seed: int = option(1000, "first layout seed")
-    out: str = option("results/push_outcomes.json", "JSON file for the table")
+    out: str = option("docs/results/push_outcomes.json", "JSON file for the table")
 
 
 def classify(sim: FrankaTableSim, task, success: bool) -> tuple[str, dict]:

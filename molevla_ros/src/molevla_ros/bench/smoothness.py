@@ -18,10 +18,11 @@ from rclpy.serialization import deserialize_message
 from tqdm import tqdm
 from trajectory_msgs.msg import JointTrajectory
 
+from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.robot_profile import load
-from molevla_ros.nodes.common import msg_to_chunk, stamp_s
+from molevla_ros.nodes.messages import msg_to_chunk, stamp_s
 
 UNLIMITED = Limits(np.inf, np.inf, np.inf, np.inf, np.inf, np.inf, None, None)
 SIM_LIMITS = Limits.from_profile(load("panda_sim").limits)  # the executor's limits on the simulated Panda
@@ -84,7 +85,7 @@ class SmoothnessOptions:
     episodes: str = option("data/episodes", "folder of recorded episodes (.mcap)")
     limit: int = option(60, "episodes to replay")
     latency: float = option(0.1, "seconds from observation to chunk arrival")
-    out: str = option("results/smoothness", "folder for the table and plot")
+    out: str = option("docs/results/smoothness", "folder for the table and plot")
 
 
 def run(o: SmoothnessOptions) -> dict:
@@ -114,7 +115,7 @@ def run(o: SmoothnessOptions) -> dict:
                      f"{m['jerk_p99']:.1f} |")
     table = "\n".join(lines) + "\n"
     print(table)
-    (out / "table.md").write_text(table)
+    (out / "table.md").write_text(header("molevla bench-smoothness", o) + table)
     (out / "smoothness.json").write_text(json.dumps({"latency": latency, "episodes": len(files), "summary": summary}))
     plot(example, per, out / "smoothness.png")
     print(f"plot: {out / 'smoothness.png'}")

@@ -19,8 +19,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from molevla_ros.sim.tasks import colours_named
-from molevla_ros.sim.wordings import reword
+from molevla_ros.model.language import colours_named
+from molevla_ros.model.wordings import reword
 
 FILE = "familiar_goals.safetensors"
 

@@ -11,7 +11,7 @@ the expert's motion follows.
 Why: the patch encoder learns where one cube is (touch) but not, to better than 4-7 cm, where the goal is or where
 "behind the cube" lies (docs/notebook.md 'Why push fails'). The locator is trained for exactly that on the simulator's
 ground truth (`molevla train --stage locator`, train/geometry.py); the policy then learns to read it. The same
-recipe, trained as the patch encoder's keypoint token (scripts/geometry_fit.py), reached 2-3 cm held out.
+recipe, trained as the patch encoder's keypoint token (scripts/notebook/geometry_fit.py), reached 2-3 cm held out.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from molevla_ros.control.panda_kinematics import DH, FLANGE_D, TCP_OFFSET
+from molevla_ros.franka_kinematics import DH, FLANGE_D, TCP_OFFSET
 
 FK_DIM = 3
 
@@ -27,7 +27,7 @@ def _dh(a: float, d: float, alpha: float, theta: torch.Tensor) -> torch.Tensor:
 
 
 def fingertip_position(q: torch.Tensor) -> torch.Tensor:
-    """[B, 7] arm joint angles -> [B, 3] fingertip centre in the base frame (same as panda_kinematics.forward)."""
+    """[B, 7] arm joint angles -> [B, 3] fingertip centre in the base frame (same as franka_kinematics.forward)."""
     t = _dh(*DH[0], q[:, 0])
     for i in range(1, 7):
         t = t @ _dh(*DH[i], q[:, i])

@@ -11,8 +11,12 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from molevla_ros.inputs.image_wire import read_image
 from molevla_ros.inputs.images import ImageError, check_frame_size, decode_compressed, resize
-from molevla_ros.nodes.common import (FRAME_SIZE_PARAMS, REALTIME_PRIORITY, SENSOR_QOS, TOPIC_IMAGE,
-                                      TOPIC_IMAGE_RAW, Param, Status, declare, msg_to_frame, rgb_to_msg, run)
+from molevla_ros.nodes.messages import msg_to_frame, rgb_to_msg
+from molevla_ros.nodes.params import FRAME_SIZE_PARAMS, REALTIME_PRIORITY, Param, declare
+from molevla_ros.nodes.process import run
+from molevla_ros.nodes.qos import SENSOR_QOS
+from molevla_ros.nodes.status import Status
+from molevla_ros.topics import TOPIC_IMAGE, TOPIC_IMAGE_RAW
 
 PARAMS = [
     Param("width", 224, "Output frame width in pixels (the policy's input size)."),

@@ -31,13 +31,16 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.control import panda_kinematics as kin
+from molevla_ros import franka_kinematics as kin
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
 from molevla_ros.control.watchdog import MotionGate, Watchdog
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, ROBOT, SENSOR_QOS, TOPIC_CHUNK,
-                                      TOPIC_ESTOP, TOPIC_GOAL, TOPIC_PLAN, Param, Status, chunk_qos, chunk_to_msg,
-                                      declare, image_topic, load_robot, msg_to_chunk, now_s, run, stamp_s)
+from molevla_ros.nodes.messages import chunk_to_msg, msg_to_chunk, now_s, stamp_s
+from molevla_ros.nodes.params import IMAGE_SOURCE, REALTIME_PRIORITY, ROBOT, Param, declare, load_robot
+from molevla_ros.nodes.process import run
+from molevla_ros.nodes.qos import LATCHED_QOS, SENSOR_QOS, chunk_qos
+from molevla_ros.nodes.status import Status
+from molevla_ros.topics import TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_PLAN, image_topic
 from molevla_ros.nodes.robot_interfaces import (GripperTopic, InterfaceUnavailable, JointTrajectoryInterface,
                                                 MoveItPyInterface, ServoInterface)
 
@@ -75,12 +78,12 @@ PARAMS = [
           "joint states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
     Param("robot_lost_s", 1.0, "No valid joint state for this long means the robot (or simulator) went away: "
           "the arm then holds until a new goal or molevla/resume.", low=0.05, high=60.0),
-    Param("policy_liveliness_s", 0.1, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
+    Param("policy_liveliness_s", 0.05, "Halt when the chunk publisher (policy process) misses its DDS liveliness "
           "lease this long (plus policy_liveliness_grace_s); chunk publishers must offer a lease this short (0 "
           "disables). docs/results/false_halts: time to halt after a kill and false halts at normal load and under "
           "saturation, per setting.", low=0.0, high=10.0),
-    Param("policy_liveliness_grace_s", 0.0, "A lost liveliness halts the arm only if it is not regained within this "
-          "long (one late assertion of a live but CPU-starved policy is forgiven); 0: halt at once.", low=0.0,
+    Param("policy_liveliness_grace_s", 0.05, "A lost liveliness halts the arm only if it is not regained within "
+          "this long (one late assertion of a live but CPU-starved policy is forgiven); 0: halt at once.", low=0.0,
           high=10.0),
     Param("dry_run", False, "Log commands instead of publishing them (default true in the real-robot launch)."),
     Param("interface", "servo", "Robot interface: servo (TwistStamped for MoveIt Servo), joint_trajectory "

@@ -16,7 +16,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.task import Future
 
 from molevla_ros.inputs.instructions import Instruction
-from molevla_ros.nodes.common import TOPIC_DIAGNOSTICS, TOPIC_POLICY_STATS
+from molevla_ros.topics import TOPIC_DIAGNOSTICS, TOPIC_POLICY_STATS
 
 if TYPE_CHECKING:
     from molevla_ros.nodes.instruction_node import InstructionNode

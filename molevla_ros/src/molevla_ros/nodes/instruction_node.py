@@ -22,8 +22,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.inputs.instructions import Instruction, InstructionError, is_stop, validate
-from molevla_ros.nodes.common import (LATCHED_QOS, RELIABLE_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_INSTRUCTION,
-                                      TOPIC_SUCCESS, Param, Status, declare, run)
+from molevla_ros.nodes.params import Param, declare
+from molevla_ros.nodes.process import run
+from molevla_ros.nodes.qos import LATCHED_QOS, RELIABLE_QOS
+from molevla_ros.nodes.status import Status
+from molevla_ros.topics import TOPIC_CHUNK, TOPIC_GOAL, TOPIC_INSTRUCTION, TOPIC_SUCCESS
 from molevla_ros.nodes.goal_action import GoalAction, load_action_type
 
 PARAMS = [

@@ -29,10 +29,13 @@ from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.image_wire import WireImage, read_image
 from molevla_ros.inputs.images import ImageError, check_frame_size
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
-from molevla_ros.nodes.common import (FRAME_SIZE_PARAMS, IMAGE_SOURCE, LATCHED_QOS, REALTIME_PRIORITY, ROBOT,
-                                      SENSOR_QOS, TOPIC_CHUNK, TOPIC_GOAL, TOPIC_LAYER_MASK, TOPIC_PLAN,
-                                      TOPIC_POLICY_STATS, Param, Status, chunk_qos, chunk_to_msg, declare, image_topic,
-                                      load_robot, msg_to_chunk, msg_to_frame, msg_to_rgb, now_s, run, stamp_s)
+from molevla_ros.nodes.messages import chunk_to_msg, msg_to_chunk, msg_to_frame, msg_to_rgb, now_s, stamp_s
+from molevla_ros.nodes.params import (FRAME_SIZE_PARAMS, IMAGE_SOURCE, REALTIME_PRIORITY, ROBOT, Param, declare,
+                                      load_robot)
+from molevla_ros.nodes.process import run
+from molevla_ros.nodes.qos import LATCHED_QOS, SENSOR_QOS, chunk_qos
+from molevla_ros.nodes.status import Status
+from molevla_ros.topics import TOPIC_CHUNK, TOPIC_GOAL, TOPIC_LAYER_MASK, TOPIC_PLAN, TOPIC_POLICY_STATS, image_topic
 
 PARAMS = [
     ROBOT,
@@ -85,7 +88,7 @@ PARAMS = [
           "Hz): a finger state older than this is stale: no chunk is published.", low=0.05, high=10.0),
     Param("joint_state_timeout_s", 0.5, "A joint state older than this is stale: no chunk is published; joint "
           "states stamped further than this in the past or future are refused.", low=0.0, high=10.0),
-    Param("liveliness_s", 0.1, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
+    Param("liveliness_s", 0.05, "DDS liveliness lease offered on the chunk topic: the executor notices a dead policy "
           "process within about this long; must be <= the executor's policy_liveliness_s.", low=0.0, high=10.0),
     Param("real_time_chunking", False, "Make each chunk continue what the executor will run while the model thinks "
           "(its molevla/executor_plan, executor plan_hz > 0, blend latest): the rows that run before the chunk can "
@@ -119,10 +122,8 @@ class RobotIO:
         if node.p.real_time_chunking:
             node.create_subscription(JointTrajectory, t(TOPIC_PLAN), self.on_plan, 5)
         self.truth = None
-        if privileged:  # the scripted expert only: simulator ground truth through the sim-side adapter
-            from molevla_ros.sim.ground_truth import SimGroundTruth
-
-            self.truth = SimGroundTruth(node, prefix)
+        if privileged:  # the scripted expert only: simulator ground truth through the backend's own feed
+            self.truth = node.backend.privileged_feed(node, prefix)
         self.frame: tuple[float, WireImage] | None = None  # (monotonic receipt time, frame)
         self.frame_age = 0.0  # s from the last frame's stamp to its receipt here (the image's transport)
         self.joints: tuple[float, JointState, np.ndarray] | None = None  # last valid: (receipt, msg, positions)
@@ -157,10 +158,10 @@ class PolicyNode(Node):
                                         cuda_graphs=self.p.cuda_graphs, threads=self.p.threads)
         except BackendUnavailable as e:
             self.backend_error = str(e)
-        cfg = getattr(getattr(self.backend, "policy", None), "cfg", None)
-        if cfg is not None and cfg.proprio_token and cfg.proprio_dim != len(self.profile.joints):
-            self.backend_error = (f"the model reads {cfg.proprio_dim} joint positions but robot profile "
-                                  f"{self.profile.name} has {len(self.profile.joints)} joints")
+        reads = len(self.backend.state_joints) if self.backend is not None else 0
+        if reads and reads != len(self.profile.joints):
+            self.backend_error = (f"the model reads {reads} joint positions but robot profile {self.profile.name} has "
+                                  f"{len(self.profile.joints)} joints")
             self.backend = None
         if self.p.threads:  # also the raw frames' resize (torch) for every backend
             import torch
@@ -188,7 +189,7 @@ class PolicyNode(Node):
         if self.backend is None:
             return
         self.backend.reset()
-        familiarity = getattr(self.backend, "familiarity", None)
+        familiarity = self.backend.familiarity
         if goal and familiarity is not None and self.p.min_goal_similarity > 0:
             similarity, why = familiarity.refusal(goal, self.p.min_goal_similarity)
             self.status.values["goal_similarity"] = round(similarity, 3)
@@ -245,9 +246,9 @@ class PolicyNode(Node):
             return None, f"camera frame: {e}"
         privileged = r.truth.state(r.joints[1]) if r.truth is not None else None
         # The profile's joints (arm, fingers) map in order onto the names the model reads (its state_joints).
-        model_names = getattr(self.backend, "state_joints", ()) or self.profile.joints
+        model_names = self.backend.state_joints or self.profile.joints
         state = dict(zip(model_names if len(model_names) == len(q) else self.profile.joints, map(float, q)))
-        images = {getattr(self.backend, "camera", "main"): image}
+        images = {self.backend.camera: image}
         stamp = r.frame[1].stamp_s
         prefix, frozen = self.prefix(r, stamp)
         return Observation(r.goal, state, images, stamp, privileged, prefix, frozen), ""
@@ -271,7 +272,7 @@ class PolicyNode(Node):
     def choose_keep(self) -> None:
         """The compute knob: decoder layers for the next step from latency_budget_ms (with a cost estimate) or
         keep_layers (MoLe backends; read at every step, so `ros2 param set` acts on the next one)."""
-        if not hasattr(self.backend, "keep"):
+        if not self.backend.layers:
             return
         n = self.backend.layers
         keep = min(self.p.keep_layers, n) or None
@@ -336,9 +337,7 @@ class PolicyNode(Node):
         self.choose_keep()
         t0 = time.perf_counter()
         try:
-            batch = getattr(self.backend, "act_batch", None)
-            observations = [obs for _, obs, _ in ready]
-            outs = batch(observations) if batch else [self.backend.act(o) for o in observations]
+            outs = self.backend.act_batch([obs for _, obs, _ in ready])
         except Exception as e:  # a backend failure must never take the node down
             self.status("halted", f"policy backend '{self.backend.name}' failed: {e}", error=True)
             return

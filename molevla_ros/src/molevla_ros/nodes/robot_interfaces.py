@@ -23,9 +23,9 @@ from rclpy.node import Node
 from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from molevla_ros.control import panda_kinematics as kin
+from molevla_ros import franka_kinematics as kin
 from molevla_ros.control.chunk_executor import Command
-from molevla_ros.nodes.common import to_duration
+from molevla_ros.nodes.messages import to_duration
 from molevla_ros.robot_profile import RobotProfile
 
 # MoveIt Servo status codes that stop the executor, with what they mean for the operator.

@@ -22,12 +22,17 @@ from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from molevla_ros.nodes.common import (LATCHED_QOS, SENSOR_QOS, TOPIC_GOAL, TOPIC_IMAGE_RAW, TOPIC_SIM_STATE,
-                                      TOPIC_SIM_TASK, TOPIC_SUCCESS, Param, Status, declare, rgb_to_msg, run)
+from molevla_ros.nodes.messages import rgb_to_msg
+from molevla_ros.nodes.params import Param, declare
+from molevla_ros.nodes.process import run
+from molevla_ros.nodes.qos import LATCHED_QOS, SENSOR_QOS
+from molevla_ros.nodes.status import Status
+from molevla_ros.topics import TOPIC_GOAL, TOPIC_IMAGE_RAW, TOPIC_SIM_STATE, TOPIC_SIM_TASK, TOPIC_SUCCESS
 from molevla_ros.sim.camera_model import intrinsics, optical_pose, quaternion_xyzw
 from molevla_ros.sim.ground_truth import state_markers
 from molevla_ros.sim.scene import BASE_FRAME, SIM_ROBOT, FrankaTableSim, SimConfig
-from molevla_ros.sim.tasks import FAMILIES, is_goal_of, sample_task
+from molevla_ros.model.language import FAMILIES
+from molevla_ros.sim.tasks import is_goal_of, sample_task
 
 PARAMS = [
     Param("task_family", "pick_place", f"Scene and goal family: {', '.join(FAMILIES)}."),

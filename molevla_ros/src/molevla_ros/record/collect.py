@@ -30,14 +30,15 @@ from tqdm import tqdm
 from molevla_ros.backends.base import Observation
 from molevla_ros.config_cli import option
 from molevla_ros.inputs.images import resize
-from molevla_ros.nodes.common import (TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_SIM_STATE,
-                                      TOPIC_SUCCESS, chunk_to_msg, rgb_to_msg, to_stamp)
+from molevla_ros.nodes.messages import chunk_to_msg, rgb_to_msg, to_stamp
+from molevla_ros.topics import TOPIC_CHUNK, TOPIC_IMAGE, TOPIC_INSTRUCTION, TOPIC_SIM_STATE, TOPIC_SUCCESS
 from molevla_ros.record.mcap_writer import McapRos2Writer
 from molevla_ros.sim.expert import ScriptedExpert, offset_chunk
 from molevla_ros.sim.ground_truth import state_markers
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, SIM_ROBOT, FrankaTableSim
-from molevla_ros.sim.tasks import FAMILIES, sample_task
+from molevla_ros.model.language import FAMILIES
+from molevla_ros.sim.tasks import sample_task
 
 IMAGE_SIZE = 224
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molevla_ros.sim.tasks import CUBE_SIZE, parse_instruction
+from molevla_ros.model.language import parse_instruction
+from molevla_ros.sim.tasks import CUBE_SIZE
 
 HOVER = 0.10  # height above an object before descending (m)
 CARRY_Z = 0.14

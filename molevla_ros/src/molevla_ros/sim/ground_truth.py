@@ -9,7 +9,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from visualization_msgs.msg import Marker, MarkerArray
 
-from molevla_ros.nodes.common import SENSOR_QOS, TOPIC_SIM_STATE
+from molevla_ros.nodes.qos import SENSOR_QOS
+from molevla_ros.topics import TOPIC_SIM_STATE
 from molevla_ros.sim.expert import PrivilegedState
 from molevla_ros.sim.scene import BASE_FRAME, SIM_ROBOT, FrankaTableSim
 

@@ -1,25 +1,17 @@
-"""Task families of the simulated table: layouts from a seed, language goals, and goal parsing.
-
-Three families, each with an automatic success check in :mod:`molevla_ros.sim.scene`:
-
-- ``touch``: "touch the red cube"
-- ``push``: "push the red cube to the blue target"
-- ``pick_place``: "pick up the red cube and put it in the tray"
-"""
+"""Task layouts of the simulated table from a seed, for the goal language of :mod:`molevla_ros.model.language`
+(touch, push, pick_place); each family has an automatic success check in :mod:`molevla_ros.sim.scene`."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-COLOURS: dict[str, tuple[float, float, float, float]] = {
-    "red": (0.85, 0.1, 0.1, 1.0),
-    "green": (0.1, 0.7, 0.15, 1.0),
-    "blue": (0.1, 0.25, 0.85, 1.0),
-    "yellow": (0.95, 0.85, 0.1, 1.0),
-}
-FAMILIES = ("touch", "push", "pick_place")
+from molevla_ros.model.language import COLOUR_NAMES, FAMILIES, colours_named, instruction_for
+
+# the rendered colour (RGBA) of each colour word
+COLOURS: dict[str, tuple[float, float, float, float]] = dict(zip(COLOUR_NAMES, [
+    (0.85, 0.1, 0.1, 1.0), (0.1, 0.7, 0.15, 1.0), (0.1, 0.25, 0.85, 1.0), (0.95, 0.85, 0.1, 1.0)]))
+
 
 # Reachable tabletop region in the robot base frame (metres).
 WORKSPACE_X = (0.38, 0.68)
@@ -39,41 +31,6 @@ class Task:
     cubes: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # colour -> (x, y, yaw)
     targets: dict[str, tuple[float, float]] = field(default_factory=dict)  # colour -> (x, y)
     tray: tuple[float, float] | None = None  # (x, y) of the tray centre (pick_place)
-
-
-def instruction_for(family: str, cube: str, target: str | None = None) -> str:
-    if family == "touch":
-        return f"touch the {cube} cube"
-    if family == "push":
-        return f"push the {cube} cube to the {target} target"
-    if family == "pick_place":
-        return f"pick up the {cube} cube and put it in the tray"
-    raise ValueError(f"unknown task family {family!r}; known: {', '.join(FAMILIES)}")
-
-
-_PATTERNS = {
-    "push": re.compile(r"push the (\w+) (?:cube|block) (?:on)?to the (\w+) (?:target|disc|circle)"),
-    "pick_place": re.compile(r"pick up the (\w+) (?:cube|block).*(?:tray|bin|bowl)"),
-    "touch": re.compile(r"touch the (\w+) (?:cube|block)"),
-}
-
-
-def parse_instruction(text: str) -> tuple[str, str, str | None] | None:
-    """Map a goal sentence to (family, cube colour, target colour); None if it is not a known task."""
-    t = " ".join(text.lower().strip().rstrip(".!").split())
-    for family, pattern in _PATTERNS.items():
-        m = pattern.search(t)
-        if m and m.group(1) in COLOURS:
-            target = m.group(2) if family == "push" else None
-            if family == "push" and target not in COLOURS:
-                continue
-            return family, m.group(1), target
-    return None
-
-
-def colours_named(text: str) -> list[str]:
-    """The colour words a sentence names, each once, in order of first mention."""
-    return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOURS))
 
 
 def is_goal_of(goal: str, task: Task) -> bool:

@@ -18,7 +18,7 @@ from visualization_msgs.msg import MarkerArray
 from molevla_ros.inputs.images import decode
 from molevla_ros.model.config import VisionConfig
 from molevla_ros.model.mole_vla import resize_images
-from molevla_ros.nodes.common import TOPIC_SIM_STATE
+from molevla_ros.topics import TOPIC_SIM_STATE
 from molevla_ros.sim.ground_truth import marker_positions
 from molevla_ros.train.geometry import POINTS, goal_points
 

@@ -4,7 +4,7 @@ For every recorded step: the table-plane position (base frame, x and y in metres
 goal (the named target disc for push, the tray for pick-and-place), and of the point behind the cube where the
 expert's push starts (push only). A policy that pushes has to know these from the image; `molevla train
 --geometry-weight` asks the keypoint token (what the decoder reads as "where") to hold them, and
-`scripts/push_diagnostics.py` measures how well a model's features hold them.
+`scripts/notebook/push_diagnostics.py` measures how well a model's features hold them.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from molevla_ros.model.goal_locator import SCALE as SCALE  # metres <-> the regr
 from molevla_ros.model.goal_locator import denormalise as denormalise
 from molevla_ros.model.goal_locator import normalise as normalise
 from molevla_ros.sim.expert import push_start
-from molevla_ros.sim.tasks import parse_instruction
+from molevla_ros.model.language import parse_instruction
 
 POINTS = ("cube", "goal", "push_start")
 

@@ -23,7 +23,7 @@ from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples, step_in_episode
-from molevla_ros.train.trainer import GoalInputs, TrainConfig, _augment, held_out_at_end, set_statistics
+from molevla_ros.train.trainer import GoalInputs, TrainConfig, augment_images, held_out_at_end, set_statistics
 from molevla_ros.train.validate import horizontal_travel, swap_colours
 
 
@@ -94,7 +94,7 @@ def pretrain_grounding(tc: TrainConfig, model_cfg: MoLeConfig | None = None, dat
     bar = tqdm(range(tc.steps), desc="train grounding", unit="step")
     for step in bar:
         idx = pool[torch.randint(0, len(pool), (tc.batch,), generator=gen)]
-        pred = probe(_augment(images[idx], gen, tc.shift), text.sample(idx, gen), proprio[idx])
+        pred = probe(augment_images(images[idx], gen, tc.shift), text.sample(idx, gen), proprio[idx])
         loss = F.mse_loss(pred, target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

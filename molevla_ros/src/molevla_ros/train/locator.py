@@ -22,7 +22,7 @@ from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
 from molevla_ros.train.geometry import POINTS, denormalise, geometry_loss, normalise, with_push_start
-from molevla_ros.train.trainer import GoalInputs, _augment, held_out_at_end, lr_factor, set_statistics
+from molevla_ros.train.trainer import GoalInputs, augment_images, held_out_at_end, lr_factor, set_statistics
 
 
 def with_locator(model: MoLeVLA, blocks: int = 0) -> MoLeVLA:
@@ -90,7 +90,8 @@ def pretrain_locator(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data:
     bar = tqdm(range(tc.steps), desc="train locator", unit="step")
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
-        loss = geometry_loss(locate(model, _augment(images[idx], gen, tc.shift), text.sample(idx, gen)), target[idx])
+        seen = augment_images(images[idx], gen, tc.shift)
+        loss = geometry_loss(locate(model, seen, text.sample(idx, gen)), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

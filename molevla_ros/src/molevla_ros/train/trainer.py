@@ -31,7 +31,7 @@ from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.model.text import TOKENIZER_DIR
-from molevla_ros.sim.wordings import reword
+from molevla_ros.model.wordings import reword
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -53,7 +53,7 @@ def set_statistics(model: MoLeVLA, data: Samples) -> None:
     model.proprio.set_statistics(torch.as_tensor(data.proprio))
 
 
-def _augment(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Tensor:
+def augment_images(images: torch.Tensor, gen: torch.Generator, shift: int) -> torch.Tensor:
     """Random translation by up to `shift` pixels (edge padding), the same for the whole batch."""
     if shift <= 0:
         return images
@@ -210,7 +210,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     for step in bar:
         idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
         keep = keep_draw(gen) if keep_draw is not None else None  # None: the model's own keep ratio
-        batch = (_augment(images_all[idx], gen, tc.shift), *text.sample(idx, gen),
+        batch = (augment_images(images_all[idx], gen, tc.shift), *text.sample(idx, gen),
                  _jitter_joints(proprio_all[idx], gen, tc.proprio_noise))
         h_t = None
         if mode == "mole" and tc.route_search > 0:

@@ -14,8 +14,8 @@ import torch
 
 from molevla_ros.backends.routed import Request, RoutedPolicy, TorchGraphs
 from molevla_ros.model.mole_vla import MoLeVLA
-from molevla_ros.sim.tasks import COLOURS
-from molevla_ros.sim.wordings import reword_held_out
+from molevla_ros.model.language import COLOUR_NAMES as COLOURS
+from molevla_ros.model.wordings import reword_held_out
 from molevla_ros.train.episodes import Samples, step_in_episode
 
 MIN_TRAVEL = 0.005  # m: expert moves shorter than this have no meaningful direction
@@ -29,7 +29,7 @@ def swap_colours(text: str) -> str:
 
 
 @torch.no_grad()
-def _predict(model: MoLeVLA, data: Samples, idx: np.ndarray, instructions: list[str], mode: str, batch: int,
+def predict_chunks(model: MoLeVLA, data: Samples, idx: np.ndarray, instructions: list[str], mode: str, batch: int,
              seed: int) -> np.ndarray:
     """Chunks from the serving pipeline the policy node runs (RoutedPolicy on the model's own modules)."""
     was_training = model.training
@@ -71,12 +71,12 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     was_training = model.training
     model.eval()
     idx = np.sort(np.random.default_rng(seed).choice(len(data), min(max_samples, len(data)), replace=False))
-    pred = _predict(model, data, idx, data.instructions, mode, batch, seed)
-    swapped = _predict(model, data, idx, [swap_colours(t) for t in data.instructions], mode, batch, seed)
+    pred = predict_chunks(model, data, idx, data.instructions, mode, batch, seed)
+    swapped = predict_chunks(model, data, idx, [swap_colours(t) for t in data.instructions], mode, batch, seed)
     starts = np.flatnonzero(step_in_episode(data.episode) == 0)
-    start_pred = _predict(model, data, starts, data.instructions, mode, batch, seed)
+    start_pred = predict_chunks(model, data, starts, data.instructions, mode, batch, seed)
     held_out = [reword_held_out(t, i) for i, t in enumerate(data.instructions)]
-    start_held_out = _predict(model, data, starts, held_out, mode, batch, seed)
+    start_held_out = predict_chunks(model, data, starts, held_out, mode, batch, seed)
     model.train(was_training)
     true = data.chunks[idx]
     def norm(a):

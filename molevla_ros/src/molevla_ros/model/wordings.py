@@ -1,13 +1,13 @@
 """Other ways to say a task's goal: a random generator for training, and a fixed held-out set for evaluation.
 
-Operators do not type the three templates of tasks.instruction_for. Training draws a new wording of the goal at
+Operators do not type the three templates of language.instruction_for. Training draws a new wording of the goal at
 every use of a sample (synonyms for the verb, the object and the place, sentence shapes, politeness, filler
 words, case and punctuation); evaluation can ask in wordings that training never produced: other verbs,
 other nouns and other sentence shapes (HELD_OUT below; no content word of it appears in the training
 vocabulary, which test_language checks).
 
 In every wording the cube's colour comes first and the push target's colour second, and no other colour is
-named: the colour words are what ground the goal, and tasks.is_goal_of still recognises the task.
+named: the colour words are what ground the goal, and the simulator's tasks.is_goal_of still recognises the task.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from molevla_ros.sim.tasks import parse_instruction
+from molevla_ros.model.language import parse_instruction
 
 # ---- training vocabulary --------------------------------------------------------------------------------
 OBJECT = ["cube", "block", "box", "brick"]

@@ -1,5 +1,5 @@
-"""How precisely can the patch encoder locate the goal geometry, when that is all it is trained for? (README, "Why
-push fails".)
+"""How precisely can the patch encoder locate the goal geometry, when that is all it is trained for?
+(docs/notebook.md, "Why push fails".)
 
 Trains only the vision path that feeds the decoder (instruction embedding for FiLM, patch encoder, projector) and a
 geometry head on the keypoint token (train/geometry.py: the named cube, its goal, the push start point), on episodes
@@ -7,7 +7,8 @@ recorded with the simulator's ground truth, and prints the held-out error (mean 
 from a model (default) or from scratch at another input resolution separates "not trained for it" from "cannot see
 it at this resolution".
 
-Usage: .venv/bin/python scripts/geometry_fit.py [--init MODEL] [--scratch [--image-size PX]] --train DIR --test DIR
+Usage: .venv/bin/python scripts/notebook/geometry_fit.py [--init MODEL] [--scratch [--image-size PX]]
+    --train DIR --test DIR
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import MoLeVLA, preprocess_images
 from molevla_ros.train.episodes import Samples, load_samples
 from molevla_ros.train.geometry import POINTS, SCALE, GeometryHead, geometry_loss, keypoint_token, normalise
-from molevla_ros.train.trainer import _augment
+from molevla_ros.train.trainer import augment_images
 
 
 def predict(model: MoLeVLA, head: GeometryHead, data: Samples, idx: torch.Tensor, images: torch.Tensor,
@@ -85,7 +86,8 @@ def main() -> None:
           + " |")
     for step in tqdm(range(a.steps), desc=f"geometry fit ({size} px)", unit="step"):
         idx = torch.randint(0, len(train), (32,), generator=gen)
-        loss = geometry_loss(predict(model, head, train, idx, _augment(images[idx], gen, a.shift), text), target[idx])
+        seen = augment_images(images[idx], gen, a.shift)
+        loss = geometry_loss(predict(model, head, train, idx, seen, text), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

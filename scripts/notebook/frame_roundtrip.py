@@ -1,12 +1,12 @@
 """What one camera frame's DDS hop costs between two Python processes, with and without the nodes' malloc setting.
 
-Usage: .venv/bin/python scripts/frame_roundtrip.py [--seconds 15]
+Usage: .venv/bin/python scripts/notebook/frame_roundtrip.py [--seconds 15]
 
 A sender publishes sensor_msgs/Image frames at 30 Hz (pre-serialized, its stamp written in per frame); an echo
 process takes each one as raw bytes (as the policy node does) and answers with a std_msgs/Header carrying the
 frame's stamp; the sender times the round trip. Each row is a fresh pair of processes over the shipped Fast DDS
 profile; only the echo differs: with glibc's default thresholds, or with `reuse_freed_memory()` (what every
-molevla node runs at start, nodes/common.py). Rows alternate so that both settings see the same machine.
+molevla node runs at start, nodes/process.py). Rows alternate so that both settings see the same machine.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def echo(reuse: bool, stop) -> None:
     from std_msgs.msg import Header
 
     from molevla_ros.inputs.image_wire import read_image
-    from molevla_ros.nodes.common import SENSOR_QOS, make_executor, reuse_freed_memory
+    from molevla_ros.nodes.process import make_executor, reuse_freed_memory
+    from molevla_ros.nodes.qos import SENSOR_QOS
 
     if reuse:
         assert reuse_freed_memory() is None
@@ -54,7 +55,9 @@ def send(shape: tuple[int, int], seconds: float) -> list[float]:
     from std_msgs.msg import Header
 
     from molevla_ros.inputs.image_wire import write_stamp
-    from molevla_ros.nodes.common import SENSOR_QOS, make_executor, rgb_to_msg, stamp_s
+    from molevla_ros.nodes.messages import rgb_to_msg, stamp_s
+    from molevla_ros.nodes.process import make_executor
+    from molevla_ros.nodes.qos import SENSOR_QOS
 
     rclpy.init()
     node = rclpy.create_node("frame_sender")

@@ -1,6 +1,6 @@
 """Time the raw-frame input path (decode_resized: a 640x480 camera buffer -> the model's 224x224 RGB) per encoding.
 
-Usage: .venv/bin/python scripts/resize_timing.py [--baseline-src DIR] [--iters 500]
+Usage: .venv/bin/python scripts/notebook/resize_timing.py [--baseline-src DIR] [--iters 500]
 
 With --baseline-src (molevla_ros/src of a git worktree at an earlier commit) the same buffers go through that
 code too, in a second interpreter, and the table puts both side by side. One thread, as the policy node runs it.
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "molevla_ros" / "src"
+SRC = Path(__file__).resolve().parents[2] / "molevla_ros" / "src"
 ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 TIMER = """

@@ -1,6 +1,7 @@
-"""Why a model fails at push: open-loop checks on recorded episodes (README, "Why push fails").
+"""Why a model fails at push: open-loop checks on recorded episodes (docs/notebook.md, "Why push fails").
 
-Usage: .venv/bin/python scripts/push_diagnostics.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...] [--geometry TRAIN_FOLDER]
+Usage: .venv/bin/python scripts/notebook/push_diagnostics.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
+    [--geometry TRAIN_FOLDER]
 
 Chunks come from the policy node's inference path at full depth with fixed DDIM noise; agreement is the cosine
 between the model's and the expert label's travel over the first 4 action steps. Record the folder with a model
@@ -38,7 +39,7 @@ from molevla_ros.sim.expert import push_start
 from molevla_ros.sim.tasks import sample_task
 from molevla_ros.train.episodes import Samples, load_samples, read_episode
 from molevla_ros.train.geometry import POINTS
-from molevla_ros.train.validate import _predict
+from molevla_ros.train.validate import predict_chunks
 
 PHASES = ("lift", "descend", "travel far", "travel near", "push")
 
@@ -78,7 +79,7 @@ def _cosine(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def travel(model, data: Samples, images: np.ndarray, seed: int = 0) -> np.ndarray:
     """The model's xyz travel over the first 4 action steps [N, 3] for every sample, seeing ``images``."""
-    return _predict(model, replace(data, images=images), np.arange(len(data)), data.instructions, "full", 64,
+    return predict_chunks(model, replace(data, images=images), np.arange(len(data)), data.instructions, "full", 64,
                     seed)[:, :4, :3].sum(1)
 
 

@@ -1,6 +1,6 @@
-"""Where does a goal locator err? (README, "Why push fails".)
+"""Where does a goal locator err? (docs/notebook.md, "Why push fails".)
 
-Usage: .venv/bin/python scripts/locator_errors.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
+Usage: .venv/bin/python scripts/notebook/locator_errors.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
 
 On recorded episodes with the simulator's ground truth (`molevla collect` records it), each model's locator finds the
 named cube and its goal in every frame; prints, per family, the median error (cm), the share of steps more than 5 cm

@@ -1,9 +1,10 @@
-"""Does a policy read its goal locator? (README, "Why push fails": "A goal locator".)
+"""Does a policy read its goal locator? (docs/notebook.md, "Why push fails": "A goal locator".)
 
-Usage: .venv/bin/python scripts/locator_probe.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
+Usage: .venv/bin/python scripts/notebook/locator_probe.py EPISODE_FOLDER MODEL_DIR [MODEL_DIR ...]
 
 Open loop on recorded episodes with the simulator's ground truth, full depth, the policy node's inference path
-(scripts/push_diagnostics.py: agreement = cosine between the model's and the expert label's travel over the first 4
+(scripts/notebook/push_diagnostics.py: agreement = cosine between the model's and the expert label's travel over
+the first 4
 action steps, where the expert moves). Each model runs with the points its locator finds, with the true points, with
 the points its locator finds in another episode of the same family, and seeing another episode's frame. A policy
 that reads the locator loses agreement with another episode's points; one that ignores it does not.

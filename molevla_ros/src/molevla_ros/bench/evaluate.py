@@ -1,4 +1,5 @@
-"""Closed-loop comparison of MoLe-VLA variants in the simulator, side by side in one run.
+"""Closed-loop evaluation in the simulator, in-process on simulated time: the scripted expert's success per task family
+(`molevla eval-expert`), and MoLe-VLA variants compared side by side in one run (`molevla eval-policies`).
 
 Variants (each a trained model folder + a routing mode): full depth, MoLe (STAR + CogKD), MoLe without
 CogKD, random layer skipping and early exit at the same keep ratio. Columns: success rate per task
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
 from molevla_ros.backends.base import Observation
 from molevla_ros.backends.mole import MoLeBackend
@@ -24,10 +26,12 @@ from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
 from molevla_ros.inputs.images import resize
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import layer_flops
+from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, FrankaTableSim
-from molevla_ros.sim.tasks import FAMILIES, Task, sample_task
-from molevla_ros.sim.wordings import held_out_wording
+from molevla_ros.model.language import FAMILIES
+from molevla_ros.sim.tasks import Task, sample_task
+from molevla_ros.model.wordings import held_out_wording
 
 WORDINGS = ("canonical", "held-out")
 MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # about 2.5x the expert's mean time
@@ -299,7 +303,7 @@ class EvalOptions:
     workers: int = option(2, "parallel evaluation processes")
     wordings: tuple[str, ...] = option(WORDINGS, "goal wordings: canonical (the task templates) and held-out "
                                        "(sim/wordings.py HELD_OUT, never used in training)", choices=WORDINGS)
-    out: str = option("results/eval_policies", "folder for the table, plots and model card")
+    out: str = option("docs/results/eval_policies", "folder for the table, plots and model card")
 
 
 def run(o: EvalOptions) -> list[dict]:
@@ -315,11 +319,45 @@ def run(o: EvalOptions) -> list[dict]:
         jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed, 1, o.wordings)) for v in variants]
         rows = [j.get() for j in tqdm(jobs, desc="variants", unit="variant")]
     table = print_table(rows, families, episodes)
-    (out / "table.md").write_text(table + "\n")
+    (out / "table.md").write_text(header("molevla eval-policies", o) + table + "\n")
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     if any(r["name"].startswith("MoLe (STAR") for r in rows):
         write_model_card(rows, table, out / "model_card.md")
     for r in rows:
         if r["route"] == "mole":
             plot_routing(r, out / f"routing_{Path(r['model_dir']).name}.png")
+    return rows
+
+
+@dataclass
+class ExpertEvalOptions:
+    tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
+    episodes: int = option(50, "episodes per family")
+    seed: int = option(1000, "first layout seed (seeds seed .. seed + episodes - 1)")
+    out: str = option("docs/results/expert_eval.json", "JSON file for the table")
+
+
+def evaluate_expert(o: ExpertEvalOptions) -> dict[str, dict]:
+    """Run the scripted expert; print a table and save it as JSON. Seeds: seed .. seed + episodes - 1."""
+    families, episodes, seed, out = o.tasks, o.episodes, o.seed, Path(o.out)
+    sim, expert = FrankaTableSim(), ScriptedExpert()
+    rows: dict[str, dict] = {}
+    try:
+        for family in families:
+            results = [run_episode(sim, sample_task(family, s), lambda o: expert.act(o.instruction, o.privileged),
+                                   sim_executor(expert.action_dt))
+                       for s in tqdm(range(seed, seed + episodes), desc=family, unit="ep")]
+            ok = [r for r in results if r.success]
+            rows[family] = {"episodes": episodes, "success_rate": len(ok) / episodes,
+                            "mean_seconds_success": float(np.mean([r.seconds for r in ok])) if ok else None,
+                            "failed_seeds": [seed + i for i, r in enumerate(results) if not r.success]}
+    finally:
+        sim.close()
+    print(f"\nscripted expert (privileged sim state), seeds {seed}..{seed + episodes - 1}")
+    print(f"{'family':<12} {'episodes':>8} {'success':>8} {'mean s':>7}  failed seeds")
+    for fam, r in rows.items():
+        mean = f"{r['mean_seconds_success']:.1f}" if r["mean_seconds_success"] else "-"
+        print(f"{fam:<12} {r['episodes']:>8} {100 * r['success_rate']:>7.1f}% {mean:>7}  {r['failed_seeds']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
     return rows

@@ -1,6 +1,7 @@
-"""Can behaviour cloning on these demonstrations push at all when perception is perfect? (README, "Why push fails".)
+"""Can behaviour cloning on these demonstrations push at all when perception is perfect?
+(docs/notebook.md, "Why push fails".)
 
-Usage: .venv/bin/python scripts/oracle_push.py [--data data/expert_gt] [--episodes 20] [--steps 4000]
+Usage: .venv/bin/python scripts/notebook/oracle_push.py [--data data/expert_gt] [--episodes 20] [--steps 4000]
        [--point-noise 0,0.01,0.02,0.04] [--locator MODEL_DIR ...]
 
 Trains a small MLP by plain regression on the push steps of the recorded episodes (with the simulator's ground
@@ -26,13 +27,14 @@ from torch import nn
 from tqdm import tqdm
 
 from molevla_ros.backends.base import state_vector
-from molevla_ros.control import panda_kinematics as kin
+from molevla_ros import franka_kinematics as kin
 from molevla_ros.model.config import small
 from molevla_ros.model.io import load_model
 from molevla_ros.sim.expert import ScriptedExpert
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, JOINT_NAMES, FrankaTableSim
-from molevla_ros.sim.tasks import parse_instruction, sample_task
+from molevla_ros.model.language import parse_instruction
+from molevla_ros.sim.tasks import sample_task
 from molevla_ros.train.episodes import load_samples
 from molevla_ros.train.geometry import denormalise
 from molevla_ros.train.locator import locate
