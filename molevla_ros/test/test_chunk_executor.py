@@ -207,3 +207,80 @@ def test_workspace_box_stops_outward_motion_and_never_pushes():
     for k in range(100):
         x += ex.step(k * 0.02, 0.02, np.array([x, 0.0, 0.3])).linear[0] * 0.02
     assert 0.79 < x <= 0.8
+
+
+def test_rotation_deltas_turn_the_arm_about_cogacts_axis_angle():
+    """A chunk's roll / pitch / yaw deltas are static x-y-z Euler angles; CogACT's deploy code turns them into
+    axis-angle with transforms3d's euler2axangle (sim_cogact/cogact_policy.py, lines 159-163) before the arm turns.
+    The angular velocity must be that rotation over the step's time, not the Euler numbers read as a rotation."""
+    from transforms3d.euler import euler2axangle
+
+    free = lim(max_angular_speed=10.0, max_angular_accel=1e9, max_angular_jerk=np.inf)
+    for rpy in [(0.05, 0.0, 0.0), (0.5, -0.4, 0.45), (0.3, 0.3, -0.3)]:
+        ex = executor(action_dt=0.2, limits=free)
+        a = chunk(vx_step=0.0)
+        a[:, 3:6] = rpy
+        assert ex.add_chunk(0.0, a, now=0.0, times=list(np.arange(16) * 0.2)) is None
+        axis, angle = euler2axangle(*rpy, "sxyz")
+        np.testing.assert_allclose(ex.step(0.1, 0.02).angular, np.asarray(axis) * angle / 0.2, atol=1e-9)
+        plan = ex.plan(0.0, 3, 0.2)  # what real-time chunking continues: the chunks' own convention
+        np.testing.assert_allclose(plan[:, 3:6], [rpy] * 3, atol=1e-12)
+
+
+def cogact_adaptive_ensemble(history: list[np.ndarray], alpha: float) -> np.ndarray:
+    """CogACT's AdaptiveEnsembler.ensemble_action (sim_cogact/adaptive_ensemble.py, microsoft/CogACT), restated:
+    the prediction made i steps ago contributes its action i; weights exp(alpha * cos(action, newest's)),
+    normalised; cosine with 1e-7 added to the norms' product."""
+    n = len(history)
+    preds = np.stack([p[i] for i, p in zip(range(n - 1, -1, -1), history)])
+    ref = preds[n - 1]
+    cos = preds @ ref / (np.linalg.norm(preds, axis=1) * np.linalg.norm(ref) + 1e-7)
+    w = np.exp(alpha * cos)
+    return (w[:, None] / w.sum() * preds).sum(0)
+
+
+@pytest.mark.parametrize("window", [2, 7])
+def test_adaptive_ensemble_over_its_window_is_cogacts(window):
+    """One prediction per executed action, the last `window` blended (CogACT: 7 on Bridge, 2 on the Google robot):
+    the executor's blended step equals CogACT's ensembled action (rotation then turned into axis-angle)."""
+    from transforms3d.euler import euler2axangle
+
+    dt, rng = 0.2, np.random.default_rng(window)
+    free = lim(max_linear_speed=10.0, max_angular_speed=10.0, max_linear_accel=1e9, max_angular_accel=1e9,
+               max_linear_jerk=np.inf, max_angular_jerk=np.inf)
+    ex = executor(action_dt=dt, limits=free, blend="adaptive", adaptive_alpha=0.1, max_chunks=window,
+                  chunk_timeout=10.0)
+    history: list[np.ndarray] = []
+    for k in range(12):
+        pred = np.concatenate([rng.normal(0, 0.02, (16, 6)), rng.integers(0, 2, (16, 1))], 1)
+        assert ex.add_chunk(k * dt, pred, now=k * dt, times=list(np.arange(16) * dt)) is None
+        history = (history + [pred])[-window:]
+        ref = cogact_adaptive_ensemble(history, 0.1)
+        got = ex.step(k * dt + 1e-6, 0.02).wanted
+        axis, angle = euler2axangle(*ref[3:6], "sxyz")
+        np.testing.assert_allclose(got[:3] * dt, ref[:3], atol=1e-9)
+        np.testing.assert_allclose(got[3:6] * dt, np.asarray(axis) * angle, atol=1e-9)
+        assert got[6] == pytest.approx(ref[6], abs=1e-9)
+
+
+def test_a_models_own_range_is_plausible_and_clamped_not_refused():
+    """A fractal-scale CogACT step (0.2 m per axis in 1/3 s, ~1 m/s) is beyond 3x the FR3 profile's 0.3 m/s: without
+    the model's speeds it is refused; with them (model_hints.model_speeds of its action range) it is accepted and
+    the arm is held to the profile's limit. A lowered speed_scale never makes a chunk implausible."""
+    from molevla_ros.model_hints import model_speeds
+    from molevla_ros.robot_profile import load
+
+    fr3 = load("fr3").limits
+    a = chunk(vx_step=0.2, n=8)
+    a[:, 1:3] = 0.2
+    times = list(np.arange(8) / 3)
+    assert "implausible" in executor(1 / 3, Limits.from_profile(fr3)).add_chunk(0.0, a, 0.0, times)
+    q99 = [0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 1.0]
+    speeds = model_speeds([-v for v in q99], q99, 1 / 3)
+    ex = executor(1 / 3, Limits.from_profile(fr3, model_speeds=speeds), chunk_timeout=10.0)
+    assert ex.add_chunk(0.0, a, 0.0, times) is None
+    for i in range(100):
+        cmd = ex.step(0.01 * i, 0.01)
+    assert np.linalg.norm(cmd.linear) == pytest.approx(fr3.max_linear_speed)
+    slow = executor(0.1, Limits.from_profile(fr3, speed_scale=0.3))  # 0.09 m/s allowed, 0.5 m/s still plausible
+    assert slow.add_chunk(0.0, chunk(vx_step=0.05), 0.0) is None

@@ -37,9 +37,35 @@ def test_prompt_is_cogacts_and_ids_are_the_tokenizers(cogact):
         # CogACT appends the empty piece and EOS (29871, 2 in Llama-2); the model puts vision tokens after BOS
         assert ours.ids(text) == expected[1:] + [tok.convert_tokens_to_ids("▁"), tok.eos_token_id]
     ids, valid = ours(["open the drawer", "stack the green block on the blue block"])
-    assert ids.shape == valid.shape == (2, model.cfg.llm.max_text) and not valid[:, -1].any()
-    with pytest.raises(ValueError, match="shorten"):
-        ours(["open the drawer " * 40])
+    longest = len(ours.ids("stack the green block on the blue block"))
+    assert ids.shape == valid.shape == (2, longest) and valid[1].all() and not valid[0].all()  # CogACT pads so
+
+
+def test_long_prompts_lose_their_last_words_and_batches_pad_to_the_longest(cogact):
+    """A prompt longer than max_text keeps its end (the cognition feature is read at EOS) and the instruction
+    loses words from its end; a batch is padded to its longest prompt, which leaves each prompt's cognition
+    feature as it is alone; graphs with static shapes get max_text."""
+    model = load_model(cogact.model)
+    tok, n = model.text, model.cfg.llm.max_text
+    words = "pick up the red cube and put it in the tray then push the blue cube to the left".split() * 8
+    long = " ".join(words)
+    assert len(tok._ids(long)) > n
+    row = tok.ids(long)
+    assert len(row) <= n and row[-2:] == [tok.space, tok.tok.eos_token_id] and tok.shortened == 1
+    kept = next(k for k in range(len(words)) if tok._ids(" ".join(words[:k])) == row)  # a prefix of the words ...
+    assert kept > 0 and len(tok._ids(" ".join(words[:kept + 1]))) > n  # ... and one word more would not fit
+    short = "open the drawer"
+    with torch.no_grad():
+        def cognition(texts):
+            ids, valid = model.tokenize(texts)
+            image = torch.zeros(len(texts), 224, 224, 3, dtype=torch.uint8)
+            return model(image, ids, valid, torch.zeros(len(texts), 9), mode="full").cognition, ids.shape[1]
+        alone, width_alone = cognition([short])
+        batch, width = cognition([short, long])
+    assert width_alone == len(tok.ids(short)) and width == len(row)
+    torch.testing.assert_close(batch[0], alone[0], atol=1e-5, rtol=1e-4)
+    static = CogACTTokenizer(cogact.model / "tokenizer", model.cfg.llm, pad_to_max=True)
+    assert static([short])[0].shape == (1, n)
 
 
 def test_featurizer_is_the_second_to_last_block_of_each_timm_tower(cogact):
@@ -206,3 +232,170 @@ def test_mole_fine_tuning_of_an_imported_model_trains_its_router(tmp_path, cogac
     assert not torch.equal(after.router.state_dict()["alpha.weight"], before.router.state_dict()["alpha.weight"])
     backend = make_mole_backend("torch", tmp_path / "mole")
     assert backend.route == "mole" and not backend.note
+
+
+def test_dit_is_cogacts_timm_blocks_with_the_released_head_count(cogact):
+    """CogACT's DiT (action_model/models.py): timm's Attention (qkv_bias) and Mlp (tanh GELU) in pre-norm blocks,
+    the DiT-S head count (action_model.py: width 384, 4 heads), DiT's sinusoidal timestep features (diffusers'
+    get_timestep_embedding, cos first). Built here from those libraries with the release's weights."""
+    from diffusers.models.embeddings import get_timestep_embedding
+    from timm.models.vision_transformer import Attention, Mlp
+    from torch import nn
+    from torch.nn.functional import layer_norm, linear, silu
+
+    head = load_model(cogact.model).head
+    assert (head.cfg.width, head.cfg.heads) == (384, 4)
+    sd = {k.removeprefix("net."): v for k, v in release_state(cogact)["action_model"].items()}
+
+    def sub(prefix: str) -> dict:
+        return {k.removeprefix(prefix): v for k, v in sd.items() if k.startswith(prefix)}
+
+    def lin(name: str, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, sd[f"{name}.weight"], sd[f"{name}.bias"])
+
+    blocks = []
+    for i in range(head.cfg.depth):
+        attn = Attention(384, num_heads=4, qkv_bias=True)
+        attn.load_state_dict(sub(f"blocks.{i}.attn."))
+        mlp = Mlp(384, 4 * 384, act_layer=lambda: nn.GELU(approximate="tanh"))
+        mlp.load_state_dict(sub(f"blocks.{i}.mlp."))
+        blocks.append((attn.eval(), mlp.eval()))
+    torch.manual_seed(0)
+    cond_dim = sd["z_embedder.linear.weight"].shape[1]
+    noisy, t, cond = torch.randn(3, 16, 7), torch.tensor([0, 41, 99]), torch.randn(3, cond_dim)
+    with torch.no_grad():
+        freq = get_timestep_embedding(t, 256, flip_sin_to_cos=True, downscale_freq_shift=0)
+        c = lin("t_embedder.mlp.2", silu(lin("t_embedder.mlp.0", freq))) + lin("z_embedder.linear", cond)
+        x = torch.cat([c[:, None], lin("x_embedder.linear", noisy)], 1) + sd["positional_embedding"]
+        norm = lambda h: layer_norm(h, (384,), eps=1e-6)  # noqa: E731
+        for attn, mlp in blocks:
+            x = x + attn(norm(x))
+            x = x + mlp(norm(x))
+        expected = lin("final_layer.linear", norm(x))[:, 1:]
+        torch.testing.assert_close(head.eps(noisy, t, cond), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_dit_heads_come_from_the_released_widths_or_an_option(cogact, tmp_path):
+    """Widths 384 / 768 / 1024 are CogACT's DiT-S / B / L with 4 / 12 / 16 heads; another width needs dit_heads."""
+    from molevla_ros.model.import_cogact import DIT_HEADS
+    from molevla_ros.testing.synthetic_cogact import write_release
+
+    assert DIT_HEADS == {384: 4, 768: 12, 1024: 16}
+    rel = write_release(tmp_path / "rel", vocab=load_model(cogact.model).cfg.llm.vocab, dit=(96, 1))
+    with pytest.raises(ValueError, match="dit_heads"):
+        run_import(rel, cogact.tokenizer, tmp_path / "a", **COGACT_HEADS)
+    run_import(rel, cogact.tokenizer, tmp_path / "b", dit_heads=3, **COGACT_HEADS)
+    assert load_model(tmp_path / "b").cfg.action_head.heads == 3
+
+
+def test_ddim_sampler_is_diffusers_ddim_scheduler():
+    """CogACT samples with DDIM (eta 0) over its "ddim10" respacing of a 100-step squaredcos_cap_v2 schedule, x0 not
+    clipped per step: diffusers' DDIMScheduler with those settings ("leading" spacing gives 90, 80, .., 0 and
+    set_alpha_to_one the last step's alpha 1). Same guided noise predictor, same start: same result."""
+    from diffusers import DDIMScheduler
+
+    from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
+    from molevla_ros.model.config import ActionHeadConfig
+
+    cfg = ActionHeadConfig(train_steps=100, infer_steps=10, cfg_scale=1.5, ddim_schedule="stride",
+                           clip_denoised=False)
+    sched = DDIMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=False,
+                          set_alpha_to_one=True, prediction_type="epsilon", timestep_spacing="leading")
+    sched.set_timesteps(10)
+    assert sched.timesteps.tolist() == ddim_timesteps(100, 10, "stride")
+    torch.testing.assert_close(cosine_alphas_cumprod(100), sched.alphas_cumprod, atol=1e-6, rtol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(7, 7, generator=g) * 0.3
+
+    def eps(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # any smooth predictor
+        return torch.tanh(x @ w + c[:, None, :7] + t[:, None, None] / 100)
+
+    noise, cond = torch.randn(2, 16, 7, generator=g), torch.randn(2, 8, generator=g)
+    uncond = torch.randn(8, generator=g)
+    ours = ddim_sample(eps, noise, cond, uncond, cosine_alphas_cumprod(100), cfg)
+    x = noise
+    for t in sched.timesteps:
+        tt = torch.full((2,), int(t))
+        e_c, e_u = eps(x, tt, cond), eps(x, tt, uncond.expand_as(cond))
+        x = sched.step(e_u + 1.5 * (e_c - e_u), t, x, eta=0.0).prev_sample
+    torch.testing.assert_close(ours, x.clamp(-1, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_a_bf16_backbone_serves_a_float32_action_head(cogact):
+    """As CogACT serves it: the VLM in bf16, the action model and its DDIM loop in float32. Loading goes straight
+    into the serving dtype (parameters built on the meta device, the file's tensors cast one at a time)."""
+    from molevla_ros.backends.routed import TorchGraphs
+    from molevla_ros.model.action_head import ddim_sample
+
+    ref = load_model(cogact.model)
+    half = load_model(cogact.model, dtype=torch.bfloat16)
+    assert half.llm.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert half.vision.dino_featurizer.blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in half.head.parameters()} == {torch.float32}
+    torch.testing.assert_close(half.llm.layers[0].mlp.down_proj.weight,
+                               ref.llm.layers[0].mlp.down_proj.weight.to(torch.bfloat16))
+    graphs = TorchGraphs(half, dtype=torch.bfloat16)
+    g = torch.Generator().manual_seed(1)
+    cond, noise = torch.randn(2, ref.cfg.llm.hidden, generator=g), torch.randn(2, 16, 7, generator=g)
+    ah = ref.cfg.action_head
+    got = ddim_sample(graphs.eps, noise, cond, half.head.uncond, half.head.alphas_cumprod, ah)
+    expected = ddim_sample(ref.head.eps, noise, cond, ref.head.uncond, ref.head.alphas_cumprod, ah)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_import_writes_the_dtype_asked_for(cogact, tmp_path):
+    """dtype bf16 halves the folder (the action head stays float32); its weights are the release's, cast."""
+    from molevla_ros.model.safetensors_io import read_header
+
+    run_import(cogact.release, cogact.tokenizer, tmp_path / "bf16", dtype="bf16", **COGACT_HEADS)
+    header, _ = read_header(tmp_path / "bf16" / "model.safetensors")
+    assert header["llm.layers.0.mlp.down_proj.weight"]["dtype"] == "BF16"
+    assert header["vision.siglip_featurizer.blocks.0.attn.qkv.weight"]["dtype"] == "BF16"
+    assert header["head.blocks.0.attn.qkv.weight"]["dtype"] == "F32"
+    full = (cogact.model / "model.safetensors").stat().st_size
+    head = sum(e["data_offsets"][1] - e["data_offsets"][0] for k, e in header.items() if k.startswith("head."))
+    assert (tmp_path / "bf16" / "model.safetensors").stat().st_size < 0.51 * (full - head) + head + 4096
+    state = release_state(cogact)
+    torch.testing.assert_close(load_model(tmp_path / "bf16", dtype=torch.bfloat16).llm.layers[1].mlp.up_proj.weight,
+                               state["llm_backbone"]["llm.model.layers.1.mlp.up_proj.weight"].to(torch.bfloat16))
+
+
+def test_a_checkpoint_without_vision_weights_takes_the_towers_from_elsewhere(cogact, tmp_path):
+    """Fine-tunes saved with a frozen backbone carry no vision_backbone: the importer says so and takes the towers
+    from a file (or timm's pretrained ones) instead of refusing."""
+    shutil.copytree(cogact.release, tmp_path / "r")
+    pt = next((tmp_path / "r" / "checkpoints").glob("*.pt"))
+    state = torch.load(pt, weights_only=True)
+    towers = state["model"].pop("vision_backbone")
+    torch.save(state, pt)
+    torch.save(towers, tmp_path / "towers.pt")
+    with pytest.raises(ValueError, match="vision_weights"):
+        run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "a", **COGACT_HEADS)
+    run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "b", vision_weights=str(tmp_path / "towers.pt"),
+               **COGACT_HEADS)
+    got = load_model(tmp_path / "b").vision.siglip_featurizer.state_dict()
+    for k, w in got.items():
+        torch.testing.assert_close(w, towers[f"siglip_featurizer.{k}"])
+
+
+def test_the_model_folder_tells_the_launch_how_to_run_it(cogact):
+    """Imported from Bridge: one prediction per executed action (5 Hz), CogACT's adaptive ensemble over 7, the
+    camera resized bicubic as the model was, and the model's fastest step accepted by the executor."""
+    from molevla_ros.bringup import launch_overrides, model_hint_params
+    from molevla_ros.model_hints import hints
+
+    h = hints(cogact.model)
+    assert h["camera"] == {"resize": "bicubic"} and h["policy"] == {"control_hz": 5.0}
+    ex = h["executor"]
+    assert (ex["blend"], ex["ensemble_window"]) == ("adaptive", 7)
+    q01 = [-0.03, -0.04, -0.03, -0.1, -0.1, -0.2]  # the synthetic release's statistics
+    assert ex["model_linear_speed"] == pytest.approx(1.25 * np.linalg.norm(np.abs(q01[:3])) / 0.2, rel=1e-3)
+    given = launch_overrides("robot", {"robot": "fr3", "model_dir": str(cogact.model), "blend": "latest"})
+    params = model_hint_params("robot", given)
+    assert "blend" not in params["executor"] and params["executor"]["ensemble_window"] == 7  # a given one wins
+    assert params["camera"] == {"resize": "bicubic"}
+    assert model_hint_params("sim", launch_overrides("sim", {"backend": "scripted_expert"})) == {}
+    from molevla_ros.backends.mole import make_mole_backend
+
+    assert make_mole_backend("torch", cogact.model).resize == "bicubic"  # the policy's raw frames: the model's filter

@@ -4,9 +4,10 @@ import pybullet as pb
 import pybullet_data
 import pytest
 from transforms3d import axangles as axangle
-from transforms3d import quaternions
+from transforms3d import euler, quaternions
 
 from molevla_ros import franka_kinematics as kin
+from molevla_ros import rotations as rot
 from molevla_ros.robot_profile import load
 
 PANDA = load("panda_sim")
@@ -69,16 +70,28 @@ def test_jacobian_matches_finite_differences_and_ik_realises_the_twist():
 
 
 def test_rotation_helpers_match_transforms3d():
-    """Rotation vector -> matrix and matrix -> quaternion [x y z w] against transforms3d, over many rotations
-    (angles up to pi, where the quaternion's sign choice matters least but its components most)."""
+    """Rotation vector -> matrix -> quaternion [x y z w] and -> rotation vector, and the chunks' Euler convention
+    (static x-y-z), against transforms3d, over many rotations (angles up to pi)."""
     rng = np.random.default_rng(3)
-    np.testing.assert_array_equal(kin.rotvec_to_matrix(np.zeros(3)), np.eye(3))
+    np.testing.assert_array_equal(rot.rotvec_to_matrix(np.zeros(3)), np.eye(3))
     for _ in range(200):
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
         angle = rng.uniform(0.0, np.pi)
-        r = kin.rotvec_to_matrix(axis * angle)
+        r = rot.rotvec_to_matrix(axis * angle)
         np.testing.assert_allclose(r, axangle.axangle2mat(axis, angle), atol=1e-12)
         w, x, y, z = quaternions.mat2quat(r)
-        q = kin.matrix_to_quaternion(r)
+        q = rot.matrix_to_quaternion(r)
         np.testing.assert_allclose(q * np.sign(q @ [x, y, z, w]), [x, y, z, w], atol=1e-9)
+        np.testing.assert_allclose(rot.rotvec_to_matrix(rot.matrix_to_rotvec(r)), r, atol=1e-9)
+        rpy = rng.uniform([-np.pi, -np.pi / 2 + 1e-3, -np.pi], [np.pi, np.pi / 2 - 1e-3, np.pi])
+        np.testing.assert_allclose(rot.euler_to_matrix(rpy), euler.euler2mat(*rpy, "sxyz"), atol=1e-12)
+
+
+@pytest.mark.parametrize("rpy", [(0.05, 0.0, 0.0), (0.5, -0.4, 0.45), (0.3, 0.3, -0.3), (0.0, 0.0, 1.2)])
+def test_euler_deltas_become_cogacts_axis_angle(rpy):
+    """CogACT's deploy code turns a chunk's roll / pitch / yaw into axis-angle with transforms3d's euler2axangle
+    (sxyz) before using it; so does euler_to_rotvec. At (0.5, -0.4, 0.45) the Euler numbers read as a rotation
+    vector would be 10-30% off."""
+    axis, angle = euler.euler2axangle(*rpy, "sxyz")
+    np.testing.assert_allclose(rot.euler_to_rotvec(np.array([rpy]))[0], np.asarray(axis) * angle, atol=1e-9)

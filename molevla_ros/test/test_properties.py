@@ -38,12 +38,17 @@ chunk_rows = st.integers(2, 24)  # one point would run at the executor's default
 @st.composite
 def chunks(draw):
     """A plausible chunk (each step within 3 x the speed limits at its period), any direction, and its period."""
+    from transforms3d.euler import axangle2euler
+
     dt = draw(st.floats(0.02, 0.5))
     n = draw(chunk_rows)
     lin = draw(arrays(np.float64, (n, 3), elements=st.floats(-1, 1)))
     ang = draw(arrays(np.float64, (n, 3), elements=st.floats(-1, 1)))
     lin = lin * 0.89 / np.maximum(np.linalg.norm(lin, axis=1, keepdims=True), 1) * dt  # <= 0.89 m/s per step
     ang = ang * 2.9 / np.maximum(np.linalg.norm(ang, axis=1, keepdims=True), 1) * dt  # <= 2.9 rad/s per step
+    # as a chunk holds them: the Euler angles of those rotations (transforms3d)
+    ang = np.array([axangle2euler(r, np.linalg.norm(r), "sxyz") if np.linalg.norm(r) > 0 else np.zeros(3)
+                    for r in ang]).reshape(n, 3)
     grip = draw(arrays(np.float64, (n, 1), elements=st.floats(0, 1)))
     return np.hstack([lin, ang, grip]), dt
 
@@ -77,13 +82,18 @@ def test_commands_never_exceed_the_limits_for_any_chunks(first, second, tick, of
 @given(direction=arrays(np.float64, 3, elements=st.floats(-1, 1)), ratio=st.floats(1.05, 2.9),
        angular=st.booleans())
 def test_speed_limit_is_on_the_vector_not_each_axis(direction, ratio, angular):
-    """Asked for `ratio` x the speed limit in any direction, the arm reaches exactly the limit in that direction."""
+    """Asked for `ratio` x the speed limit in any direction, the arm reaches exactly the limit in that direction
+    (a rotation's direction is its axis: the chunk holds it as the Euler angles of that rotation, via transforms3d)."""
+    from transforms3d.euler import axangle2euler
+
     assume(np.linalg.norm(direction) > 0.1)
     d = direction / np.linalg.norm(direction)
     limit = LIMITS.max_angular_speed if angular else LIMITS.max_linear_speed
     a = np.zeros((40, 7))
-    cols = slice(3, 6) if angular else slice(0, 3)
-    a[:, cols] = d * limit * ratio * 0.1  # per 0.1 s step
+    if angular:
+        a[:, 3:6] = axangle2euler(d, limit * ratio * 0.1, "sxyz")  # per 0.1 s step
+    else:
+        a[:, 0:3] = d * limit * ratio * 0.1
     a[:, 6] = 1.0
     ex = ChunkExecutor(0.1, LIMITS, chunk_timeout=10.0)
     assert ex.add_chunk(0.0, a, now=0.0) is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from transforms3d.euler import euler2axangle
 
 from molevla_ros.backends.routed import Request, rtc_weights
 from molevla_ros.control.chunk_executor import ChunkExecutor, Limits
@@ -19,8 +20,8 @@ def _chunk(seed: int, n: int = 16) -> np.ndarray:
 
 @pytest.mark.parametrize("blend", ["average", "latest", "adaptive"])
 def test_plan_is_what_the_executor_will_ask_for(blend):
-    """plan(t, n, dt) row i is the blended action `step` wants at t + i*dt (as a delta over dt), for any blend,
-    and it ends where the queued chunks end."""
+    """plan(t, n, dt) row i is the blended action `step` wants at t + i*dt (as a delta over dt, rotation as the
+    chunks' Euler angles), for any blend, and it ends where the queued chunks end."""
     ex = ChunkExecutor(0.1, UNLIMITED, blend=blend, chunk_timeout=5.0)
     ex.add_chunk(0.0, _chunk(1), 0.0)
     ex.add_chunk(0.2, _chunk(2), 0.2)
@@ -29,7 +30,9 @@ def test_plan_is_what_the_executor_will_ask_for(blend):
     for i in range(len(plan)):
         t = 0.2 + i * 0.1 + 0.05
         wanted = ex.step(t, 0.02).wanted
-        np.testing.assert_allclose(plan[i, :6] / 0.1, wanted[:6], atol=1e-12)
+        np.testing.assert_allclose(plan[i, :3] / 0.1, wanted[:3], atol=1e-12)
+        axis, angle = euler2axangle(*plan[i, 3:6], "sxyz")  # the plan keeps the chunks' Euler deltas
+        np.testing.assert_allclose(np.asarray(axis) * angle / 0.1, wanted[3:6], atol=1e-12)
         assert plan[i, 6] == wanted[6]
 
 

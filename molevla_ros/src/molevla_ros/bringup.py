@@ -75,6 +75,24 @@ def launch_overrides(bringup: str, given: dict[str, str]) -> dict[str, dict[str,
     return out
 
 
+def model_hint_params(bringup: str, overrides: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The serving model's own parameters (molevla_ros.model_hints: camera resize filter, policy rate, executor
+    blending and plausible speeds) for the bring-up's nodes, minus any the overrides already set; {} when the policy
+    runs no model folder (the scripted expert). They go below a params file and the launch arguments."""
+    import yaml
+
+    from molevla_ros.model_hints import hints
+    from molevla_ros.paths import resolve_model
+
+    yaml_policy = yaml.safe_load((config_dir() / "policy.yaml").read_text())["/**/policy"]["ros__parameters"]
+    policy = {**yaml_policy, **overrides.get("policy", {})}
+    if not str(policy["backend"]).startswith("mole_"):
+        return {}
+    found = hints(resolve_model(str(policy["model_dir"])))
+    return {n: {k: v for k, v in found[n].items() if k not in overrides.get(n, {})}
+            for n in BRINGUPS[bringup] if found.get(n)}
+
+
 def bringup_nodes(bringup: str, overrides: dict[str, dict[str, object]]) -> list[str]:
     """The bring-up's nodes for these overrides: without the camera node when the policy reads raw frames
     (policy image_source raw), and then the executor watches the raw frames too (unless set otherwise)."""

@@ -94,7 +94,7 @@ def build_engines(o: EngineOptions) -> int:
 
 
 def launch(a: argparse.Namespace) -> int:
-    from molevla_ros.bringup import BRINGUPS, ROBOT_NODES, Bringup, bringup_nodes, launch_overrides
+    from molevla_ros.bringup import BRINGUPS, ROBOT_NODES, Bringup, bringup_nodes, launch_overrides, model_hint_params
 
     robot = a.robot or ("panda_sim" if a.bringup == "sim" else "fr3")
     overrides = launch_overrides(a.bringup, {"robot": robot})
@@ -106,6 +106,10 @@ def launch(a: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         overrides[node][param] = value
+    hints = model_hint_params(a.bringup, overrides)  # the model's own settings, below --set
+    for node, params in hints.items():
+        overrides[node] = {**params, **overrides[node]}
+        print(f"model settings for {node}: {', '.join(f'{k}={v}' for k, v in params.items())}")
     nodes = bringup_nodes(a.bringup, overrides)
     print(f"robot profile {robot} for {', '.join(n for n in nodes if n in ROBOT_NODES)}")
     with Bringup(nodes, overrides, namespace=a.namespace) as b:
@@ -163,6 +167,8 @@ COMMANDS: dict[str, tuple[str, Callable[[object], int], str]] = {
     "bench-false-halts": ("molevla_ros.bench.false_halts:FalseHaltOptions", _lazy("molevla_ros.bench.false_halts"),
                           "false halts per minute under CPU load vs time to halt after SIGKILL, per liveliness "
                           "lease"),
+    "bench-model-memory": ("molevla_ros.bench.model_memory:MemoryOptions", _lazy("molevla_ros.bench.model_memory"),
+                           "peak host memory of importing a CogACT checkpoint and of loading it for serving"),
     "bench-route-agreement": ("molevla_ros.bench.route_agreement:RouteAgreementOptions",
                               _lazy("molevla_ros.bench.route_agreement"),
                               "how stable trained STAR routes are under training noise"),

@@ -49,22 +49,3 @@ def twist_to_joint_velocity(q: np.ndarray, twist: np.ndarray, damping: float = 0
     """Damped least-squares joint velocities that realise a base-frame twist [vx vy vz wx wy wz]."""
     j = jacobian(q)
     return j.T @ np.linalg.solve(j @ j.T + damping ** 2 * np.eye(6), np.asarray(twist, float))
-
-
-def rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
-    """Rodrigues: rotation vector [rad] -> 3x3 matrix."""
-    angle = float(np.linalg.norm(r))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = np.asarray(r, float) / angle
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
-
-
-def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> quaternion [x, y, z, w]."""
-    w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
-    x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
-    return np.array([x, y, z, w])

@@ -13,7 +13,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from molevla_ros.bringup import LAUNCH_ARGUMENTS, bringup_nodes, launch_overrides, ros_environment
+from molevla_ros.bringup import (LAUNCH_ARGUMENTS, bringup_nodes, launch_overrides, model_hint_params,
+                                 ros_environment)
 
 COMMON = {
     "namespace": ("", "Namespace for all nodes (one per robot)."),
@@ -31,11 +32,13 @@ def _nodes(context, bringup: str) -> list[Node]:
     overrides = launch_overrides(bringup, given)
     if context.launch_configurations.get("moveit_py_config"):  # written by the robot's stack (fr3.launch.py)
         overrides["executor"]["moveit_py_config"] = context.launch_configurations["moveit_py_config"]
+    hints = model_hint_params(bringup, overrides)  # the model's own settings, below a params file and the arguments
     share = get_package_share_directory("molevla_ros")
     extra = [given["params_file"]] if given["params_file"] else []
     args = ["--ros-args", "--log-level", given["log_level"]] if given["log_level"] else []
     return [Node(package="molevla_ros", executable=f"{name}_node", name=name, namespace=given["namespace"],
-                 parameters=[os.path.join(share, "config", f"{name}.yaml"), *extra, overrides[name]],
+                 parameters=[os.path.join(share, "config", f"{name}.yaml"),
+                             *([hints[name]] if hints.get(name) else []), *extra, overrides[name]],
                  remappings=[("image_raw", given["image_topic"])], arguments=args, output="screen",
                  emulate_tty=True, additional_env=ros_environment())
             for name in bringup_nodes(bringup, overrides)]

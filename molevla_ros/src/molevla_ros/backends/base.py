@@ -60,6 +60,7 @@ class PolicyBackend(Protocol):
     action_dt: float  # s between the actions of its chunks (a model's comes from its folder)
     note: str  # shown on the policy's status ("" = nothing to say)
     image_size: int | None  # the square frame side its model reads (frames much smaller are refused); None: any
+    resize: str  # the resize filter its model was made with (inputs.images.FILTERS): raw frames are resized with it
     camera: str  # the camera name its observations carry the image under
     state_joints: tuple[str, ...]  # the joint names its model reads, in order (the profile's joints map onto them)
     familiarity: Any  # model.goal_familiarity.GoalFamiliarity of its training goals, or None (no goal check)

@@ -22,6 +22,7 @@ class MoLeBackend:
         self.familiarity: GoalFamiliarity | None = None  # set by make_mole_backend from the model folder
         self.action_dt = policy.cfg.action_dt
         self.image_size = policy.cfg.vision.image_size
+        self.resize = policy.cfg.vision.resize
         # what it reads: the joint state as the named joints (none for CogACT, which reads no state) and one camera
         self.state_joints = policy.cfg.state_joints if policy.cfg.proprio_token else ()
         self.camera = policy.cfg.camera
@@ -63,7 +64,7 @@ def make_mole_backend(kind: str, model_dir, route: str = "mole", device: str = "
         from molevla_ros.model.io import load_model
 
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        model = load_model(model_dir)
+        model = load_model(model_dir, dtype=dtype)  # straight into the serving dtype (the head stays float32)
         policy = RoutedPolicy.from_model(model, TorchGraphs(model, device, dtype, cuda_graphs))
     elif kind == "onnx":
         from molevla_ros.backends.onnx_graphs import OrtGraphs, ensure_onnx
@@ -92,4 +93,4 @@ def _from_manifest(folder, graphs, model_dir) -> RoutedPolicy:
 
     man, cfg = load_manifest(folder)
     return RoutedPolicy(cfg, np.asarray(man["action_low"]), np.asarray(man["action_high"]), np.asarray(man["uncond"]),
-                        graphs, text_encoder(cfg.llm, model_dir))
+                        graphs, text_encoder(cfg.llm, model_dir, static=True))

@@ -30,7 +30,7 @@ from molevla_ros.model.llama import attention_mask, rotary
 from molevla_ros.model.mole_vla import MoLeVLA, cognition_at
 
 OPSET = 18
-FORMAT = 2  # bump when the graph set or their signatures change
+FORMAT = 3  # bump when the graph set or their signatures change
 
 
 class _Encode(nn.Module):
@@ -100,13 +100,13 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 def export_onnx(model_dir: Path, out: Path, dtype: str = "fp32", progress: bool = True) -> Path:
     """Write the graph set of the model in model_dir to out (fp32 for ONNX Runtime; fp16 for TensorRT)."""
     tdt = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
-    model = load_model(Path(model_dir)).to(tdt)
+    model = load_model(Path(model_dir), dtype=tdt)  # the action head stays float32 (io.FP32_PARTS)
     return _export_model(model, out, model_sha256(Path(model_dir)), dtype, progress)
 
 
 def _export_model(model: MoLeVLA, out: Path, sha: str, dtype: str, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    tdt = next(model.parameters()).dtype
+    tdt, hdt = model.llm.norm.weight.dtype, model.head.final_layer.linear.weight.dtype
     cfg, b = model.cfg, 2
     t = model.sequence_length()
     d = cfg.llm.hidden
@@ -119,14 +119,15 @@ def _export_model(model: MoLeVLA, out: Path, sha: str, dtype: str, progress: boo
                      ["hidden", "key_valid"], ["hidden_out"]))
     jobs.append(("finish", _Finish(model), (torch.randn(b, t, d).to(tdt), valid), ["hidden", "key_valid"],
                  ["cognition"]))
-    jobs.append(("eps", _Eps(model), (torch.randn(b, ah.horizon, ah.action_dim).to(tdt),
-                                      torch.randint(0, ah.train_steps, (b,)), torch.randn(b, d).to(tdt)),
+    jobs.append(("eps", _Eps(model), (torch.randn(b, ah.horizon, ah.action_dim).to(hdt),
+                                      torch.randint(0, ah.train_steps, (b,)), torch.randn(b, d).to(hdt)),
                  ["noisy", "t", "cond"], ["eps"]))
     with torch.no_grad():
         for name, module, args, ins, outs in tqdm(jobs, desc=f"export ONNX ({dtype})", unit="graph",
                                                   disable=not progress):
             _export(module.eval(), args, out / f"{name}.onnx", ins, outs)
-    manifest = {"format": FORMAT, "model_sha256": sha, "dtype": dtype, "opset": OPSET, "seq_len": t,
+    manifest = {"format": FORMAT, "model_sha256": sha, "dtype": dtype, "head_dtype": str(hdt).removeprefix("torch."),
+                "opset": OPSET, "seq_len": t,
                 "layers": [f"layer_{k:02d}" for k in range(cfg.llm.layers)], "config": asdict(cfg),
                 "uncond": model.head.uncond.detach().float().reshape(-1).tolist(),
                 "action_low": model.action_low.float().tolist(), "action_high": model.action_high.float().tolist()}
@@ -150,6 +151,12 @@ def ensure_onnx(model_dir: Path, dtype: str = "fp32", cache: Path | None = None)
     return export_onnx(Path(model_dir), out, dtype)
 
 
+def head_dtype(manifest: dict) -> torch.dtype:
+    """The eps graph's float type (float32 since the action head stays float32; older sets: the graphs' dtype)."""
+    name = manifest.get("head_dtype") or {"fp32": "float32", "fp16": "float16"}[manifest["dtype"]]
+    return getattr(torch, name)
+
+
 def load_manifest(folder: Path) -> tuple[dict, MoLeConfig]:
     man = json.loads((Path(folder) / "manifest.json").read_text())
     return man, MoLeConfig.from_dict(man["config"])
@@ -164,6 +171,7 @@ class OrtGraphs:
 
         man, _ = load_manifest(folder)
         self.device, self.dtype = torch.device("cpu"), {"fp32": torch.float32, "fp16": torch.float16}[man["dtype"]]
+        self.head_dtype = head_dtype(man)
         opts = ort.SessionOptions()
         # ORT 1.32 crashes optimising the fp16 encoder graph at ORT_ENABLE_ALL; the fp16 set is only checked here.
         level = "ORT_ENABLE_ALL" if man["dtype"] == "fp32" else "ORT_ENABLE_BASIC"
@@ -180,7 +188,8 @@ class OrtGraphs:
 
     def _run(self, name: str, **inputs: torch.Tensor) -> list[torch.Tensor]:
         used = {i.name for i in self.sessions[name].get_inputs()}  # the exporter drops unused inputs
-        feed = {k: np.ascontiguousarray((v.to(self.dtype) if v.is_floating_point() else v).numpy())
+        dtype = self.head_dtype if name == "eps" else self.dtype
+        feed = {k: np.ascontiguousarray((v.to(dtype) if v.is_floating_point() else v).numpy())
                 for k, v in inputs.items() if k in used}
         return [torch.from_numpy(o) for o in self.sessions[name].run(None, feed)]
 

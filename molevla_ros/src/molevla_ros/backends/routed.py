@@ -22,6 +22,7 @@ import torch
 
 from molevla_ros.model.action_head import cosine_alphas_cumprod, ddim_sample
 from molevla_ros.model.config import MoLeConfig
+from molevla_ros.model.io import to_serving
 from molevla_ros.model.llama import attention_mask, rotary, run_routed
 from molevla_ros.model.mole_vla import (MoLeVLA, cognition_at, fixed_gate, normalize_actions, preprocess_images,
                                         to_robot_units)
@@ -30,10 +31,11 @@ from molevla_ros.model.router import top_k_mask
 
 
 class Graphs(Protocol):
-    """Runs the model's graphs on `device` tensors (float inputs in `dtype`)."""
+    """Runs the model's graphs on `device` tensors (float inputs in `dtype`; the action head's in `head_dtype`)."""
 
     device: torch.device
     dtype: torch.dtype
+    head_dtype: torch.dtype  # float32 under a half-precision backbone, as CogACT serves its action model
 
     def encode(self, vision_in: torch.Tensor, text_ids: torch.Tensor, text_valid: torch.Tensor,
                proprio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,8 +168,10 @@ class RoutedPolicy:
         sync()
         layers_ms = (time.perf_counter() - t_layers) * 1e3
         cog = g.finish(h, key_valid)
-        norm = ddim_sample(g.eps, noise.to(g.device, g.dtype), cog, self.uncond.to(g.device, g.dtype), self.alphas,
-                           self.cfg.action_head, self.guide(requests, noise.shape))
+        hd = g.head_dtype
+        guide = self.guide(requests, noise.shape)
+        norm = ddim_sample(g.eps, noise.to(g.device, hd), cog.to(hd), self.uncond.to(g.device, hd), self.alphas,
+                           self.cfg.action_head, None if guide is None else (guide[0].to(hd), guide[1].to(hd)))
         chunks = to_robot_units(norm, self.low, self.high, self.cfg.actions)
         return StepResult(chunks, gate.cpu().numpy().astype(np.uint8), cog.float().cpu().numpy(),
                           (time.perf_counter() - t0) * 1e3, layers_ms)
@@ -185,7 +189,8 @@ class TorchGraphs:
             raise RuntimeError("cuda_graphs needs device 'cuda'")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU")
-        self.model = model.to(self.device, dtype).eval()
+        self.head_dtype = torch.float32
+        self.model = to_serving(model, self.device, dtype).eval()
         self.cuda_graphs = cuda_graphs
         self._rot: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._captured: dict[tuple, tuple] = {}  # (graph name, input shapes) -> (graph, inputs, output)
@@ -230,4 +235,4 @@ class TorchGraphs:
         return cognition_at(self.model.llm.norm(hidden), key_valid)
 
     def eps(self, noisy, t, cond):
-        return self._replay(("eps",), self.model.head.eps, noisy, t, cond)
+        return self._replay(("eps",), self.model.head.eps, noisy.float(), t, cond.float())

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from molevla_ros.backends.onnx_graphs import load_manifest
+from molevla_ros.backends.onnx_graphs import head_dtype, load_manifest
 from molevla_ros.backends.routed import sha256_files
 
 MAX_BATCH = 8  # robots per batch the engines are built for (the eps graph sees 2x: CFG)
@@ -82,6 +82,7 @@ class TensorRTGraphs:
         man, _ = load_manifest(onnx_dir)
         self.precision = man["dtype"]
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[self.precision]
+        self.head_dtype = head_dtype(man)  # the eps engine's inputs (float32: the action head is not cast)
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         major, minor = torch.cuda.get_device_capability(self.device)

@@ -1,18 +1,24 @@
 """Action chunks -> smooth, limited end-effector velocity commands. Pure numpy, no ROS.
 
-A chunk is ``N x 7`` actions (delta xyz [m], delta rpy [rad] per action step, gripper 1 = open) that
-start at the chunk's observation stamp: row ``i`` is meant for ``stamp + i * dt``, where ``dt`` is the
-chunk's own period (its points' time_from_start; the model's action_dt). Indexing by the stamp compensates
-policy and transport latency. Overlapping chunks are blended (``average``: newer weigh more; ``latest``;
-``adaptive``: CogACT's adaptive ensemble, weights exp(alpha * cosine similarity to the newest prediction)),
-the result is turned into a velocity, rate-limited (acceleration) and clamped (speed). No covering chunk, or no new
-chunk for ``chunk_timeout`` seconds, means an immediate zero command: the executor never extrapolates.
+A chunk is ``N x 7`` actions (delta xyz [m], delta roll / pitch / yaw [rad] per action step, gripper 1 = open)
+that start at the chunk's observation stamp. The rotation deltas are Euler angles (static x-y-z, as CogACT and the
+Open X-Embodiment data use them): rows are blended as they are (as CogACT's ensemble does) and the blended step's
+rotation becomes a rotation vector, so an angular velocity is a rotation vector over the step's time, never Euler
+angles read as one (10-30% off at 0.3-0.5 rad). Row ``i`` is meant
+for ``stamp + i * dt``, where ``dt`` is the chunk's own period (its points' time_from_start; the model's
+action_dt). Indexing by the stamp compensates policy and transport latency. Overlapping chunks are blended
+(``average``: newer weigh more; ``latest``; ``adaptive``: CogACT's adaptive ensemble, weights
+exp(alpha * cosine similarity to the newest prediction)), the result is turned into a velocity, rate-limited
+(acceleration) and clamped (speed). No covering chunk, or no new chunk for ``chunk_timeout`` seconds, means an
+immediate zero command: the executor never extrapolates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from molevla_ros.rotations import euler_to_rotvec
 
 ACTION_DIM = 7
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
@@ -34,20 +40,28 @@ class Limits:
     workspace_min: tuple[float, float, float] | None
     workspace_max: tuple[float, float, float] | None
     workspace_approach_s: float = 0.25
-    # Chunks asking for more than this multiple of the speed limits in any step are refused, not clamped.
+    # Chunks asking for more than this multiple of the speed limits in any step are refused, not clamped ...
     plausibility_margin: float = 3.0
+    # ... or, where set (> 0), for more than these (from_profile: the margin times the limits before speed_scale, or
+    # the serving model's fastest step where that is more: a model's own range is never refused, only clamped)
+    plausible_linear_speed: float = 0.0  # m/s
+    plausible_angular_speed: float = 0.0  # rad/s
     max_chunk_steps: int = 256  # longer chunks are refused
     action_dt_range: tuple[float, float] = (0.01, 1.0)  # chunk periods outside this are refused (s)
 
     @classmethod
     def from_profile(cls, robot, speed_scale: float = 1.0, workspace_approach_s: float = 0.25,
-                     plausibility_margin: float = 3.0) -> "Limits":
-        """A robot profile's limits (robot_profile.Limits), speeds times `speed_scale`."""
+                     plausibility_margin: float = 3.0, model_speeds: tuple[float, float] = (0.0, 0.0)) -> "Limits":
+        """A robot profile's limits (robot_profile.Limits), speeds times `speed_scale`. Steps are plausible up to
+        `plausibility_margin` x the profile's speeds, or up to `model_speeds` (the model's fastest linear, angular
+        step per second) where those are more."""
         box = len(robot.workspace_min) == 3
         return cls(robot.max_linear_speed * speed_scale, robot.max_angular_speed * speed_scale,
                    robot.max_linear_accel, robot.max_angular_accel, robot.max_linear_jerk, robot.max_angular_jerk,
                    tuple(robot.workspace_min) if box else None, tuple(robot.workspace_max) if box else None,
-                   workspace_approach_s, plausibility_margin)
+                   workspace_approach_s, plausibility_margin,
+                   plausible_linear_speed=max(plausibility_margin * robot.max_linear_speed, model_speeds[0]),
+                   plausible_angular_speed=max(plausibility_margin * robot.max_angular_speed, model_speeds[1]))
 
 
 @dataclass
@@ -62,7 +76,8 @@ class Command:
 
 def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: Limits | None = None) -> str | None:
     """Why a chunk must be refused, or None. Checks the shape and finiteness; with `action_dt` and `limits`
-    also physical plausibility: no step may ask for more than `plausibility_margin` times the speed limits,
+    also physical plausibility: no step may ask for more than the plausible speeds (default: `plausibility_margin`
+    times the speed limits),
     and the gripper command must lie near [0, 1]. An implausible chunk is refused whole, never clamped and run:
     it means the producer is broken (wrong units, wrong scale, a corrupted message)."""
     if actions.ndim != 2 or actions.shape[1] != ACTION_DIM or actions.shape[0] == 0:
@@ -72,13 +87,14 @@ def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: 
     if action_dt is None or limits is None:
         return None
     m = limits.plausibility_margin
-    for name, cols, limit, unit in (("linear", slice(0, 3), limits.max_linear_speed, "m/s"),
-                                    ("angular", slice(3, 6), limits.max_angular_speed, "rad/s")):
+    for name, cols, limit, bound, unit in (
+            ("linear", slice(0, 3), limits.max_linear_speed, limits.plausible_linear_speed, "m/s"),
+            ("angular", slice(3, 6), limits.max_angular_speed, limits.plausible_angular_speed, "rad/s")):
         speed = np.linalg.norm(actions[:, cols], axis=1) / action_dt
         i = int(np.argmax(speed))
-        if speed[i] > m * limit:
-            return (f"implausible chunk: step {i} asks for {name} speed {speed[i]:.3g} {unit} "
-                    f"(> {m:g} x the {limit:g} {unit} limit)")
+        if speed[i] > (bound or m * limit):
+            why = f"the plausible {bound:g} {unit}" if bound else f"{m:g} x the {limit:g} {unit} limit"
+            return f"implausible chunk: step {i} asks for {name} speed {speed[i]:.3g} {unit} (> {why})"
     g = actions[:, 6]
     if np.any((g < -0.5) | (g > 1.5)):
         return f"implausible chunk: gripper command {g[np.argmax(np.abs(g - 0.5))]:.3g} outside [-0.5, 1.5]"
@@ -144,7 +160,12 @@ class ChunkExecutor:
         if len(actions) > self.limits.max_chunk_steps:  # before any per-step work
             return f"chunk has {len(actions)} steps (> {self.limits.max_chunk_steps})"
         dt, problem = chunk_period(times if times is not None else [], self.action_dt, self.limits.action_dt_range)
-        problem = problem or validate_chunk(actions, dt, self.limits)
+        problem = problem or validate_chunk(actions)
+        if problem:
+            return problem
+        motion = actions.copy()
+        motion[:, 3:6] = euler_to_rotvec(actions[:, 3:6])  # the rotations as the arm will turn
+        problem = validate_chunk(motion, dt, self.limits)
         if problem:
             return problem
         age = now - stamp
@@ -186,12 +207,20 @@ class ChunkExecutor:
         return self._covering(now)
 
     def _blend(self, rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
-        """The blended action per second (deltas / period; gripper as is) of covering rows, newest first."""
+        """The blended action per second (deltas / period, rotation as Euler-angle rates; gripper as is) of covering
+        rows, newest first."""
         raw = np.stack([r for r, _ in rows])
         w = self._weights(raw)
         per_second = raw.copy()
         per_second[:, :6] /= np.array([p for _, p in rows])[:, None]  # each chunk's deltas at its own period
         return (w[:, None] * per_second).sum(0)
+
+    def _velocity(self, rows: list[tuple[np.ndarray, float]]) -> np.ndarray:
+        """`_blend`, with the rotation as an angular velocity: the blended step (over the newest row's period) as a
+        rotation vector, per second."""
+        action, dt = self._blend(rows), rows[0][1]
+        action[3:6] = euler_to_rotvec(action[3:6] * dt)[0] / dt
+        return action
 
     def plan(self, start: float, n: int, dt: float) -> np.ndarray:
         """(m <= n, 7): what the queue will ask for at start + i * dt, blended as `step` blends, as deltas over dt
@@ -232,7 +261,7 @@ class ChunkExecutor:
         if not rows:
             self.halt("the last action chunk ran out")
             return Command(reason=self._halt_reason)
-        action = self._blend(rows)
+        action = self._velocity(rows)
         lim = self.limits
         want = action[:3]
         if ee_pos is not None and lim.workspace_min is not None and lim.workspace_max is not None:

@@ -118,6 +118,16 @@ class ActionSpec:
 
 
 @dataclass
+class DeployHints:
+    """How the model is meant to be run, where it differs from the nodes' YAML defaults (written by the importer;
+    molevla_ros.model_hints turns them into node parameters at launch, below the operator's own settings)."""
+
+    control_hz: float = 0.0  # policy steps per second (CogACT: one per executed action); 0: the policy's YAML
+    blend: str = ""  # executor chunk blending (CogACT: "adaptive"); "": the executor's YAML
+    ensemble_window: int = 0  # chunks blended per action (CogACT: 7 on Bridge, 2 on the Google robot); 0: YAML
+
+
+@dataclass
 class MoLeConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -134,6 +144,7 @@ class MoLeConfig:
     # Default: the simulated robot the shipped models are trained on (robots/panda_sim.yaml).
     state_joints: tuple[str, ...] = field(default_factory=lambda: load_profile("panda_sim").joints)
     camera: str = "main"
+    deploy: DeployHints = field(default_factory=DeployHints)
 
     def __post_init__(self) -> None:
         if self.proprio_token and len(self.state_joints) != self.proprio_dim:
@@ -163,7 +174,7 @@ class MoLeConfig:
                    proprio_dim=d["proprio_dim"], proprio_fk=d.get("proprio_fk", False), action_dt=d["action_dt"],
                    actions=ActionSpec(**{k: tuple(v) if isinstance(v, list) else v
                                          for k, v in d.get("actions", {}).items()}),
-                   router_trained=d.get("router_trained", True),
+                   router_trained=d.get("router_trained", True), deploy=DeployHints(**d.get("deploy", {})),
                    **{k: tuple(d[k]) if k == "state_joints" else d[k] for k in ("state_joints", "camera") if k in d})
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from molevla_ros.config_cli import REQUIRED, option
-from molevla_ros.model.config import (ActionHeadConfig, ActionSpec, LLMConfig, MoLeConfig, RouterConfig,
-                                      VisionConfig)
+from molevla_ros.model.config import (ActionHeadConfig, ActionSpec, DeployHints, LLMConfig, MoLeConfig,
+                                      RouterConfig, VisionConfig)
 from molevla_ros.model.cogact_stats import action_range
 from molevla_ros.model.io import save_model
 from molevla_ros.model.mole_vla import MoLeVLA
@@ -43,9 +43,15 @@ RULES = [
 DROPPED = (r"^llm_backbone\.llm\.lm_head\.", r"\.rotary_emb\.inv_freq$", r"^action_model\.net\.history_embedder\.")
 # Control periods of Open X-Embodiment datasets CogACT was trained on (their published control rates).
 KNOWN_ACTION_DT = {"bridge_orig": 0.2, "bridge_dataset": 0.2, "fractal20220817_data": 1 / 3, "droid": 1 / 15}
+# CogACT's own deployment (sim_cogact/cogact_policy.py, lines 42-57): one prediction per executed action, blended by
+# the adaptive ensemble (alpha 0.1) over the last 7 predictions on WidowX / Bridge, 2 on the Google robot / fractal.
+ENSEMBLE_WINDOW = {"bridge_orig": 7, "bridge_dataset": 7, "fractal20220817_data": 2}
 REAL_TOWERS = {"vit_large_patch14_reg4_dinov2": (1024, 24, 16, 4.0), "vit_so400m_patch14_siglip_224": (1152, 27, 16,
                                                                                                         3.7362)}
-HEAD_DIMS = {"dino": 64, "siglip": 72, "llm": 128, "dit": 64}  # of the released architectures
+HEAD_DIMS = {"dino": 64, "siglip": 72, "llm": 128}  # of the released architectures
+# DiT widths -> attention heads of CogACT's released action models (action_model.py: DiT-S 384 / 4, DiT-B 768 / 12,
+# DiT-L 1024 / 16). The head size is not constant (96 for DiT-S, 64 for the others): never derive it from width.
+DIT_HEADS = {384: 4, 768: 12, 1024: 16}
 
 
 def find_checkpoint(source: Path) -> tuple[Path, Path]:
@@ -91,7 +97,7 @@ def _tower(flat: dict, name: str, model: str, heads: int | None, kind: str) -> d
 
 
 def config_from_checkpoint(flat: dict, llm_heads: int | None = None, vision_heads: tuple[int, int] | None = None,
-                           max_text: int = 64) -> MoLeConfig:
+                           max_text: int = 64, dit_heads: int | None = None) -> MoLeConfig:
     """Every size read from the tensors; head counts (not visible in shapes) from the released head sizes."""
     base = MoLeConfig()
     dino_kw = _tower(flat, "dino", base.vision.dino_model, vision_heads and vision_heads[0], "dino")
@@ -111,8 +117,11 @@ def config_from_checkpoint(flat: dict, llm_heads: int | None = None, vision_head
     proj = tuple(flat[f"projector.projector.{i}.weight"].shape[0] for i in (0, 2, 4))
     x_w = flat["action_model.net.x_embedder.linear.weight"]
     width, action_dim = x_w.shape
-    head = ActionHeadConfig(width=width, depth=_count(flat, "action_model.net.blocks."),
-                            heads=max(1, width // HEAD_DIMS["dit"]),
+    dit_heads = dit_heads or DIT_HEADS.get(width)
+    if not dit_heads or width % dit_heads:
+        raise ValueError(f"DiT width {width} is not a released CogACT size ({sorted(DIT_HEADS)}): pass dit_heads "
+                         "(the attention heads are not visible in shapes)")
+    head = ActionHeadConfig(width=width, depth=_count(flat, "action_model.net.blocks."), heads=dit_heads,
                             horizon=flat["action_model.net.positional_embedding"].shape[0] - 1, action_dim=action_dim,
                             train_steps=100, infer_steps=10, cfg_scale=1.5, repeats=8, ddim_schedule="stride",
                             clip_denoised=False)
@@ -137,7 +146,49 @@ class ImportOptions:
     llm_heads: int | None = option(None, "Llama attention heads (default: hidden / 128, as Llama-2)")
     vision_heads: tuple[int, ...] | None = option(None, "DINOv2,SigLIP heads (default: width / 64, width / 72, as "
                                                   "released)")
-    max_text: int = option(64, "prompt tokens the model accepts (after BOS)")
+    dit_heads: int | None = option(None, "DiT action-model attention heads (default: 4, 12, 16 for the released "
+                                   "widths 384, 768, 1024)")
+    max_text: int = option(64, "prompt tokens the model accepts (after BOS); longer instructions lose their last "
+                           "words")
+    dtype: str = option("source", "weights in the written folder: as in the checkpoint, or cast (the action head "
+                        "stays float32)", choices=("source", "fp32", "bf16", "fp16"))
+    vision_weights: str | None = option(None, "where the DINOv2 + SigLIP towers come from when the checkpoint has no "
+                                        "vision_backbone (saved with a frozen backbone): a .pt / .safetensors state "
+                                        "dict of {dino,siglip}_featurizer.* (e.g. another CogACT release), or 'timm' "
+                                        "for timm's pretrained towers (downloads; as CogACT does)")
+
+
+OUT_DTYPES = {"source": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def vision_tower_weights(source: str | None, vision: VisionConfig | None = None) -> dict[str, torch.Tensor]:
+    """{vision_backbone.{dino,siglip}_featurizer.*: tensor} from a state-dict file or timm's pretrained towers."""
+    if source is None:
+        raise ValueError("the checkpoint has no vision_backbone weights (saved with a frozen backbone): pass "
+                         "vision_weights (a file with the towers, or 'timm' for timm's pretrained ones)")
+    if source == "timm":
+        import timm
+
+        v = vision or VisionConfig()
+        towers = {"dino_featurizer": v.dino_model, "siglip_featurizer": v.siglip_model}
+        state = {f"{name}.{k}": t for name, model in towers.items() for k, t in
+                 timm.create_model(model, pretrained=True, num_classes=0, img_size=224).state_dict().items()}
+    elif str(source).endswith(".safetensors"):
+        from molevla_ros.model import safetensors_io
+
+        state = dict(safetensors_io.read(Path(source)))
+    else:
+        state = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
+        state = state.get("model", state)
+        state = flatten(state) if all(isinstance(v, dict) for v in state.values()) else state
+    out = {}
+    for k, t in state.items():
+        k = k.removeprefix("vision_backbone.")
+        if k.startswith(("dino_featurizer.", "siglip_featurizer.")):
+            out[f"vision_backbone.{k}"] = t
+    if not out:
+        raise ValueError(f"vision_weights {source}: no dino_featurizer.* / siglip_featurizer.* tensors")
+    return out
 
 
 def import_cogact(o: ImportOptions) -> dict:
@@ -160,12 +211,15 @@ def import_cogact(o: ImportOptions) -> dict:
             raise ValueError("use_ema: the checkpoint has no ema_diffusion weights")
         parts["action_model"] = ema
     flat = flatten(parts)
-    cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text)
+    if not any(k.startswith("vision_backbone.") for k in flat):
+        flat.update(vision_tower_weights(o.vision_weights))
+    cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text, o.dit_heads)
     key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
     dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
     if dt is None:
         raise ValueError(f"the control period of dataset {key!r} is not known here: pass action_dt (seconds)")
-    cfg = replace(cfg, action_dt=dt)
+    cfg = replace(cfg, action_dt=dt, deploy=DeployHints(control_hz=round(1 / dt, 6), blend="adaptive",
+                                                        ensemble_window=ENSEMBLE_WINDOW.get(key, 0)))
     tok = CogACTTokenizer(Path(tokenizer), cfg.llm)  # refuses a folder that is not a Llama tokenizer
     cfg = replace(cfg, llm=replace(cfg.llm, bos_id=tok.tok.bos_token_id))
 
@@ -185,7 +239,7 @@ def import_cogact(o: ImportOptions) -> dict:
             v = v.reshape(target[new].shape)
         if v.shape != target[new].shape:
             raise ValueError(f"{k} {tuple(v.shape)} does not fit {new} {tuple(target[new].shape)}")
-        mapped[new] = v.to(torch.float32)
+        mapped[new] = v
     if unknown:
         more = " ..." if len(unknown) > 8 else ""
         raise ValueError(f"checkpoint keys with no place in the model: {unknown[:8]}{more}")
@@ -198,7 +252,7 @@ def import_cogact(o: ImportOptions) -> dict:
         model.init_mole_parts()
     model.action_low.copy_(low)
     model.action_high.copy_(high)
-    save_model(model, out, {"imported_from": str(pt), "unnorm_key": key, "use_ema": use_ema})
+    save_model(model, out, {"imported_from": str(pt), "unnorm_key": key, "use_ema": use_ema}, OUT_DTYPES[o.dtype])
     shutil.copytree(tokenizer, out / TOKENIZER_DIR, dirs_exist_ok=True)
     fresh = [k for k in target if k not in mapped]
     return {"mapped": sorted(mapped), "initialised": fresh, "dropped": dropped, "config": cfg, "unnorm_key": key}

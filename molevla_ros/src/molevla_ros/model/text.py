@@ -11,9 +11,11 @@
   and EOS (2), whose final hidden state is the cognition feature. The vision tokens go between BOS and the
   prompt (Prismatic's layout), so the ids returned here start after BOS (LLMConfig.bos_id).
 
-All return right-padded input [B, max_text] (ids; "minilm": features [B, max_text, 384]) and a validity mask,
-so batches have one static shape. "minilm" keeps the first max_text wordpieces of a longer sentence (each
-already encoded in the context of the whole sentence).
+All return right-padded input (ids; "minilm": features [..., 384]) and a validity mask. "words" and "minilm" pad to
+max_text, so batches have one static shape; "minilm" keeps the first max_text wordpieces of a longer sentence (each
+already encoded in the context of the whole sentence). "cogact" pads to the batch's longest prompt, as CogACT does
+(max_text for the ONNX / TensorRT graphs, whose shapes are static), and shortens an instruction whose prompt would
+exceed max_text by its last words (the cognition feature is read at the prompt's end, which must stay).
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def cogact_prompt(instruction: str) -> str:
 class CogACTTokenizer:
     """The checkpoint's own tokenizer and CogACT's prompt (see the module docstring)."""
 
-    def __init__(self, folder: Path, cfg: LLMConfig) -> None:
+    def __init__(self, folder: Path, cfg: LLMConfig, pad_to_max: bool = False) -> None:
         try:
             from transformers import AutoTokenizer
         except ImportError as e:
@@ -80,31 +82,48 @@ class CogACTTokenizer:
         self.space = self.tok.convert_tokens_to_ids("▁")
         if self.space is None or self.space == self.tok.unk_token_id or self.tok.eos_token_id is None:
             raise ValueError(f"tokenizer at {folder} lacks the '▁' piece or an EOS token: not a Llama tokenizer")
-        self.max_text = cfg.max_text
-
+        self.max_text, self.pad_to_max = cfg.max_text, pad_to_max
+        self.shortened = 0  # instructions shortened to fit max_text so far
         if self.tok.bos_token_id != cfg.bos_id:
             raise ValueError(f"tokenizer BOS id {self.tok.bos_token_id} is not the model's {cfg.bos_id}")
 
     def ids(self, instruction: str) -> list[int]:
-        """The prompt's ids after BOS (the model puts the vision tokens between BOS and these)."""
+        """The prompt's ids after BOS (the model puts the vision tokens between BOS and these), at most max_text:
+        a longer instruction loses words from its end until its prompt fits."""
+        row = self._ids(instruction)
+        if len(row) <= self.max_text:
+            return row
+        words = instruction.split()
+        lo, hi = 0, len(words)  # the most words whose prompt fits: in [lo, hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if len(self._ids(" ".join(words[:mid]))) <= self.max_text else (lo, mid)
+        row = self._ids(" ".join(words[:lo]))
+        if len(row) > self.max_text:
+            raise ValueError(f"max_text {self.max_text} cannot hold CogACT's prompt ({len(row)} tokens without an "
+                             "instruction)")
+        self.shortened += 1
+        return row
+
+    def _ids(self, instruction: str) -> list[int]:
         ids = list(self.tok(cogact_prompt(instruction)).input_ids)
         if ids[:1] == [self.tok.bos_token_id]:
             ids = ids[1:]
         return ids + [self.space, self.tok.eos_token_id]
 
     def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.zeros((len(texts), self.max_text), dtype=torch.long)
-        valid = torch.zeros((len(texts), self.max_text), dtype=torch.bool)
-        for i, t in enumerate(texts):
-            row = self.ids(t)
-            if len(row) > self.max_text:
-                raise ValueError(f"instruction is {len(row)} tokens with the prompt (> {self.max_text}): shorten it")
+        rows = [self.ids(t) for t in texts]
+        width = self.max_text if self.pad_to_max else max(map(len, rows), default=1)
+        ids = torch.zeros((len(texts), width), dtype=torch.long)
+        valid = torch.zeros((len(texts), width), dtype=torch.bool)
+        for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
             valid[i, : len(row)] = True
         return ids, valid
 
 
-def text_encoder(cfg: LLMConfig, model_dir: Path | None = None) -> TextEncoder:
+def text_encoder(cfg: LLMConfig, model_dir: Path | None = None, static: bool = False) -> TextEncoder:
+    """The model's tokenizer; `static`: always max_text wide (graphs with static shapes)."""
     if cfg.tokenizer == "words":
         return lambda texts: words(texts, cfg)
     if cfg.tokenizer == "minilm":
@@ -112,5 +131,5 @@ def text_encoder(cfg: LLMConfig, model_dir: Path | None = None) -> TextEncoder:
     if cfg.tokenizer == "cogact":
         if model_dir is None:
             raise ValueError("tokenizer 'cogact' reads the model folder's tokenizer/: pass model_dir")
-        return CogACTTokenizer(Path(model_dir) / TOKENIZER_DIR, cfg)
+        return CogACTTokenizer(Path(model_dir) / TOKENIZER_DIR, cfg, pad_to_max=static)
     raise ValueError(f"unknown tokenizer {cfg.tokenizer!r} (minilm, words, cogact)")

@@ -10,7 +10,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from molevla_ros.inputs.image_wire import read_image
-from molevla_ros.inputs.images import ImageError, check_frame_size, decode_compressed, resize
+from molevla_ros.inputs.images import FILTERS, ImageError, check_frame_size, decode_compressed, resize
 from molevla_ros.nodes.messages import msg_to_frame, rgb_to_msg
 from molevla_ros.nodes.params import FRAME_SIZE_PARAMS, REALTIME_PRIORITY, Param, declare
 from molevla_ros.nodes.process import run
@@ -21,6 +21,8 @@ from molevla_ros.topics import TOPIC_IMAGE, TOPIC_IMAGE_RAW
 PARAMS = [
     Param("width", 224, "Output frame width in pixels (the policy's input size)."),
     Param("height", 224, "Output frame height in pixels."),
+    Param("resize", "bilinear", "Resize filter (antialiased, as PIL's): the one the policy's model was made with (its "
+          "config.json vision.resize; the launch sets it from the model).", choices=FILTERS),
     Param("stale_timeout_s", 0.5, "No input frame for this long reports the camera as stale."),
     Param("transport", "raw", "raw: sensor_msgs/Image on image_raw; compressed: sensor_msgs/CompressedImage (jpeg or "
           "png) on image_raw/compressed, as image_transport's compressed plugin publishes it.",
@@ -57,7 +59,8 @@ class CameraNode(Node):
             img = read_image(data)
             self.what = f"{img.width}x{img.height} {img.encoding}"
             self.check_size(img.width, img.height)
-            return msg_to_frame(img, self.p.width, self.p.height), Time(sec=img.sec, nanosec=img.nanosec), img.frame_id
+            frame = msg_to_frame(img, self.p.width, self.p.height, self.p.resize)
+            return frame, Time(sec=img.sec, nanosec=img.nanosec), img.frame_id
 
         self.forward(decode)
 
@@ -66,7 +69,7 @@ class CameraNode(Node):
             rgb = decode_compressed(msg.format, msg.data)
             self.what = f"{rgb.shape[1]}x{rgb.shape[0]} compressed {msg.format}"
             self.check_size(rgb.shape[1], rgb.shape[0])
-            return resize(rgb, self.p.width, self.p.height), msg.header.stamp, msg.header.frame_id
+            return resize(rgb, self.p.width, self.p.height, filter=self.p.resize), msg.header.stamp, msg.header.frame_id
 
         self.forward(decode)
 

@@ -60,14 +60,21 @@ PARAMS = [
     Param("blend_decay", 0.5, "average: weight of each older overlapping chunk relative to the next newer one.",
           low=0.0, high=1.0),
     Param("adaptive_alpha", 0.1, "adaptive: CogACT's alpha (0 = plain mean of the overlapping predictions).", low=0.0),
+    Param("ensemble_window", 4, "The newest chunks that are blended (older ones are dropped); CogACT blends the last 7 "
+          "(Bridge) or 2 (Google robot) predictions, one per executed action (the launch sets it from the model).",
+          low=1, high=64),
     Param("max_chunk_age_s", 0.5, "Chunks stamped longer ago than this are rejected (stale observation).",
           low=0.01, high=10.0),
     Param("chunk_timeout_s", 0.5, "No new chunk for this long halts the arm.", low=0.01, high=10.0),
     Param("speed_scale", 1.0, "Fraction of the robot profile's end-effector speed limits to use (e.g. 0.3 for a "
           "first run on a new robot); takes effect at once.", low=0.01, high=1.0, dynamic=True),
-    Param("plausibility_margin", 3.0, "A chunk step asking for more than this times the speed limits is refused "
-          "whole (the producer is broken: wrong units or scale) and the arm halts; never clamped and run.",
-          low=1.0, high=100.0),
+    Param("plausibility_margin", 3.0, "A chunk step asking for more than this times the robot profile's speed limits "
+          "(before speed_scale) is refused whole (the producer is broken: wrong units or scale) and the arm halts; "
+          "never clamped and run.", low=1.0, high=100.0),
+    Param("model_linear_speed", 0.0, "The serving model's fastest step (m/s, from its action range; the launch sets "
+          "it from the model folder): steps up to it are plausible even above plausibility_margin (they are "
+          "clamped to the profile's limits). 0: none.", low=0.0, high=100.0),
+    Param("model_angular_speed", 0.0, "The same for rotation (rad/s).", low=0.0, high=100.0),
     Param("workspace_approach_s", 0.25, "Near a face of the profile's hand box the speed towards it is at most "
           "distance / this.", low=0.01, high=10.0),
     IMAGE_SOURCE,
@@ -106,7 +113,7 @@ class ExecutorNode(Node):
         self.profile = load_robot(self, p.robot)
         self.applied_scale = p.speed_scale
         self.core = ChunkExecutor(p.action_dt, self.limits(), p.blend, p.blend_decay, p.max_chunk_age_s,
-                                  p.chunk_timeout_s, adaptive_alpha=p.adaptive_alpha)
+                                  p.chunk_timeout_s, max_chunks=p.ensemble_window, adaptive_alpha=p.adaptive_alpha)
         self.status = Status(self)
         self.watchdog = Watchdog({"camera": p.camera_timeout_s, "joint state": p.joint_state_timeout_s},
                                  p.robot_lost_s, p.policy_liveliness_grace_s)
@@ -140,7 +147,7 @@ class ExecutorNode(Node):
     def limits(self) -> Limits:
         """The robot profile's end-effector limits, speeds scaled by speed_scale."""
         return Limits.from_profile(self.profile.limits, self.p.speed_scale, self.p.workspace_approach_s,
-                                   self.p.plausibility_margin)
+                                   self.p.plausibility_margin, (self.p.model_linear_speed, self.p.model_angular_speed))
 
     def publish_plan(self) -> None:
         """What the queued chunks will ask for from now on, blended, at action_dt (nothing while halted)."""

@@ -44,10 +44,10 @@ def msg_to_rgb(msg: Image | WireImage) -> np.ndarray:
     return decode(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
-def msg_to_frame(msg: Image | WireImage, width: int, height: int) -> np.ndarray:
-    """(height, width, 3) RGB from a camera's sensor_msgs/Image: what the camera node publishes; ImageError on
-    anything malformed."""
-    return decode_resized(msg.encoding, msg.height, msg.width, msg.step, msg.data, width, height)
+def msg_to_frame(msg: Image | WireImage, width: int, height: int, filter: str = "bilinear") -> np.ndarray:
+    """(height, width, 3) RGB from a camera's sensor_msgs/Image, resized with `filter`: what the camera node
+    publishes; ImageError on anything malformed."""
+    return decode_resized(msg.encoding, msg.height, msg.width, msg.step, msg.data, width, height, filter)
 
 
 def chunk_to_msg(chunk: np.ndarray, stamp, frame_id: str, action_dt: float) -> JointTrajectory:

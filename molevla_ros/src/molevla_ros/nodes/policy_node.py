@@ -241,7 +241,7 @@ class PolicyNode(Node):
             check_frame_size(f.width, f.height, side or self.p.raw_width, side or self.p.raw_height,
                              self.p.min_input_scale, self.p.max_aspect_change)
             image = msg_to_rgb(r.frame[1]) if self.p.image_source == "camera" else \
-                msg_to_frame(r.frame[1], self.p.raw_width, self.p.raw_height)
+                msg_to_frame(r.frame[1], self.p.raw_width, self.p.raw_height, self.backend.resize)
         except ImageError as e:
             return None, f"camera frame: {e}"
         privileged = r.truth.state(r.joints[1]) if r.truth is not None else None

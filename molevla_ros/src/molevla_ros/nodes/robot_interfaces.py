@@ -24,6 +24,7 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from molevla_ros import franka_kinematics as kin
+from molevla_ros.rotations import matrix_to_quaternion, rotvec_to_matrix
 from molevla_ros.control.chunk_executor import Command
 from molevla_ros.nodes.messages import to_duration
 from molevla_ros.robot_profile import RobotProfile
@@ -152,11 +153,11 @@ class MoveItPyInterface:
 
         pose = kin.forward(q)
         pos = pose[:3, 3] + cmd.linear * self.lookahead
-        rot = kin.rotvec_to_matrix(cmd.angular * self.lookahead) @ pose[:3, :3]
+        rot = rotvec_to_matrix(cmd.angular * self.lookahead) @ pose[:3, :3]
         goal = PoseStamped()
         goal.header.frame_id = self.base_frame
         goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = map(float, pos)
-        qx, qy, qz, qw = kin.matrix_to_quaternion(rot)
+        qx, qy, qz, qw = matrix_to_quaternion(rot)
         goal.pose.orientation.x, goal.pose.orientation.y, goal.pose.orientation.z, goal.pose.orientation.w = (
             float(qx), float(qy), float(qz), float(qw))
         self.arm.set_start_state_to_current_state()

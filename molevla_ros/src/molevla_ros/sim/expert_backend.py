@@ -14,6 +14,7 @@ class ScriptedExpertBackend:
     action_dt = ScriptedExpert.action_dt
     note = "scripted expert reading simulator ground truth: not a learned policy"
     image_size = None  # it reads no image
+    resize = "bilinear"
     camera = "main"
     state_joints: tuple[str, ...] = ()  # it reads the ground truth, not the joint state
     familiarity = None  # it parses goals itself

@@ -62,11 +62,13 @@ def _dit(width: int, depth: int, action_dim: int, horizon: int, cond: int) -> di
 
 
 def write_release(out: Path, vocab: int, hidden: int = 64, layers: int = 4, heads: int = 4, kv_heads: int = 2,
+                  intermediate: int | None = None,
                   towers: tuple[dict, dict] = ({"depth": 3, "embed_dim": 64, "num_heads": 4},
                                                {"depth": 3, "embed_dim": 72, "num_heads": 4}),
-                  dit: tuple[int, int] = (64, 2), horizon: int = 16, seed: int = 0, ema: bool = False,
+                  dit: tuple[int, int] = (384, 2), horizon: int = 16, seed: int = 0, ema: bool = False,
                   unnorm_key: str = "bridge_orig") -> Path:
-    """A CogACT run folder at reduced size; returns the folder."""
+    """A CogACT run folder at reduced size; returns the folder. `dit` = (width, depth): the default is DiT-S's
+    width (384, 4 heads in CogACT's action_model.py) at 2 of its 6 blocks."""
     import timm
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -80,7 +82,8 @@ def write_release(out: Path, vocab: int, hidden: int = 64, layers: int = 4, head
     fused = dino.embed_dim + siglip.embed_dim
     proj = torch.nn.Sequential(torch.nn.Linear(fused, 4 * fused), torch.nn.GELU(), torch.nn.Linear(4 * fused, hidden),
                                torch.nn.GELU(), torch.nn.Linear(hidden, hidden))
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=hidden,
+                                       intermediate_size=intermediate or 2 * hidden,
                                        num_hidden_layers=layers, num_attention_heads=heads,
                                        num_key_value_heads=kv_heads, rms_norm_eps=1e-5, rope_theta=10000.0,
                                        tie_word_embeddings=False))

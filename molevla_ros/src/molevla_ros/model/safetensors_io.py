@@ -1,0 +1,74 @@
+"""The safetensors file format, read and written one tensor at a time.
+
+`safetensors.torch.save_file` copies every tensor to bytes before writing, and loading through its memory map keeps
+the file's pages resident next to the loaded tensors: both hold a model twice. Here each tensor is cast and written
+(or read and cast) on its own, so import and load need about one copy of the weights plus the largest tensor.
+The format (github.com/huggingface/safetensors, README "Format"): an 8-byte little-endian header length, a JSON
+header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}} padded with spaces, then the
+tensors' bytes, little-endian and C-contiguous, at those offsets from the end of the header.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+          torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+          torch.bool: "BOOL"}
+TORCH = {v: k for k, v in DTYPES.items()}
+
+
+def _nbytes(shape: Iterable[int], dtype: torch.dtype) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n * torch.empty((), dtype=dtype).element_size()
+
+
+def write(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None,
+          cast: Callable[[str, torch.Tensor], torch.Tensor] = lambda _k, t: t) -> None:
+    """Write (name, tensor) pairs; `cast(name, tensor)` runs on each one just before its bytes are written. The
+    tensors are read twice (their shapes and dtypes for the header, then their data), so pass a re-iterable."""
+    items = list(tensors)
+    header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
+    offset = 0
+    for name, t in items:
+        dtype = cast(name, t[:0] if t.dim() else t).dtype  # the dtype after the cast, from an empty slice
+        n = _nbytes(t.shape, dtype)
+        header[name] = {"dtype": DTYPES[dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for name, t in items:
+            out = cast(name, t).detach().to("cpu").contiguous()
+            f.write(out.reshape(-1).view(torch.uint8).numpy())  # the tensor's own bytes, no copy
+
+
+def read_header(path: Path) -> tuple[dict[str, dict], int]:
+    """(tensor entries by name, byte offset of the data section); __metadata__ left out."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def read(path: Path, cast: Callable[[str, torch.Tensor], torch.Tensor] = lambda _k, t: t
+         ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, cast(name, tensor)) for each tensor in file order, read with plain file reads (no memory map)."""
+    header, start = read_header(path)
+    with open(path, "rb") as f:
+        for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            begin, end = entry["data_offsets"]
+            buf = torch.empty(end - begin, dtype=torch.uint8)
+            f.seek(start + begin)
+            if f.readinto(buf.numpy()) != end - begin:
+                raise ValueError(f"{path}: truncated at tensor {name}")
+            yield name, cast(name, buf.view(TORCH[entry["dtype"]]).reshape(entry["shape"]))
