@@ -93,6 +93,15 @@ def model_hint_params(bringup: str, overrides: dict[str, dict[str, object]]) -> 
             for n in BRINGUPS[bringup] if found.get(n)}
 
 
+def apply_model_hints(bringup: str, overrides: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Add the model's own parameters (model_hint_params) to `overrides` in place, where they set nothing already;
+    returns what was added."""
+    hints = model_hint_params(bringup, overrides)
+    for node, params in hints.items():
+        overrides[node] = {**params, **overrides.get(node, {})}
+    return hints
+
+
 def bringup_nodes(bringup: str, overrides: dict[str, dict[str, object]]) -> list[str]:
     """The bring-up's nodes for these overrides: without the camera node when the policy reads raw frames
     (policy image_source raw), and then the executor watches the raw frames too (unless set otherwise)."""

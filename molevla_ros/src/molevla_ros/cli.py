@@ -94,7 +94,7 @@ def build_engines(o: EngineOptions) -> int:
 
 
 def launch(a: argparse.Namespace) -> int:
-    from molevla_ros.bringup import BRINGUPS, ROBOT_NODES, Bringup, bringup_nodes, launch_overrides, model_hint_params
+    from molevla_ros.bringup import BRINGUPS, ROBOT_NODES, Bringup, apply_model_hints, bringup_nodes, launch_overrides
 
     robot = a.robot or ("panda_sim" if a.bringup == "sim" else "fr3")
     overrides = launch_overrides(a.bringup, {"robot": robot})
@@ -106,9 +106,7 @@ def launch(a: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         overrides[node][param] = value
-    hints = model_hint_params(a.bringup, overrides)  # the model's own settings, below --set
-    for node, params in hints.items():
-        overrides[node] = {**params, **overrides[node]}
+    for node, params in apply_model_hints(a.bringup, overrides).items():  # the model's own settings, below --set
         print(f"model settings for {node}: {', '.join(f'{k}={v}' for k, v in params.items())}")
     nodes = bringup_nodes(a.bringup, overrides)
     print(f"robot profile {robot} for {', '.join(n for n in nodes if n in ROBOT_NODES)}")

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from molevla_ros.bringup import BRINGUPS, Bringup, ros_environment
+from molevla_ros.bringup import BRINGUPS, Bringup, apply_model_hints, ros_environment
 from molevla_ros.paths import DEFAULT_MODEL
 from molevla_ros.config_cli import option
 from molevla_ros.nodes.messages import msg_to_rgb
@@ -81,6 +81,7 @@ def run_demo(o: DemoOptions) -> dict:
     model = None if backend == "scripted_expert" else o.model  # the expert reads no model folder
     policy = {"backend": backend, **({"model_dir": model} if model else {})}
     overrides = {"sim": {"task_family": task_family, "seed": seed}, "policy": policy}
+    apply_model_hints("sim", overrides)  # the model's own settings, as the launch applies them
     print(f"starting nodes: {', '.join(BRINGUPS['sim'])} (logs in {out_dir}/logs)")
     (out_dir / "logs").mkdir(exist_ok=True)
     with Bringup(BRINGUPS["sim"], overrides, log_dir=out_dir / "logs"):
