@@ -326,3 +326,28 @@ def test_hidden_patches_leave_the_scene_to_the_goal_locator(tiny, tiny_batch, lo
         b = m(other, ids, valid, q, mode="full", hide_patches=hide).cognition
     assert (a[:2] - b[:2]).abs().max() > 1e-3 if locator else torch.allclose(a[:2], b[:2], atol=1e-6)
     assert (a[2:] - b[2:]).abs().max() > 1e-3
+
+
+def test_model_files_are_the_safetensors_format_both_ways(tmp_path, monkeypatch):
+    """The streaming reader and writer (model/safetensors_io.py) against the safetensors library: what one writes the
+    other reads, for every dtype a model holds (0-d, empty, bool, bf16), and a conversion done piece by piece equals
+    a whole-tensor cast."""
+    from safetensors.torch import load_file, save_file
+
+    from molevla_ros.model import safetensors_io
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"w": torch.randn(3, 5, generator=g), "half": torch.randn(7, generator=g).to(torch.bfloat16),
+               "ids": torch.arange(4), "flag": torch.tensor(True), "empty": torch.zeros(0, 3),
+               "long": torch.randn(100_003, generator=g)}
+    safetensors_io.write(tmp_path / "ours.safetensors", tensors.items(), {"note": "x"})
+    theirs = load_file(str(tmp_path / "ours.safetensors"))
+    assert set(theirs) == set(tensors) and all(torch.equal(theirs[k], v) for k, v in tensors.items())
+    save_file(tensors, str(tmp_path / "theirs.safetensors"))
+    monkeypatch.setattr(safetensors_io, "CHUNK_BYTES", 1000)  # many pieces per tensor
+    to_half = dict(safetensors_io.read(tmp_path / "theirs.safetensors",
+                                       lambda _k, d: torch.float16 if d.is_floating_point else d))
+    for k, v in tensors.items():
+        assert torch.equal(to_half[k], v.to(torch.float16) if v.is_floating_point() else v), k
+    as_is = dict(safetensors_io.read(tmp_path / "theirs.safetensors"))
+    assert all(torch.equal(as_is[k], v) and as_is[k].dtype == v.dtype for k, v in tensors.items())

@@ -80,13 +80,13 @@ def weight_bytes(model_dir: Path, dtype: str) -> int:
     """Bytes of the model's tensors in the serving dtype (io.FP32_PARTS in float32)."""
     import torch
 
-    from molevla_ros.model.io import serving_tensor
+    from molevla_ros.model.io import serving_dtype
     from molevla_ros.model.safetensors_io import TORCH, read_header
 
     serving = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     total = 0
     for name, e in read_header(model_dir / "model.safetensors")[0].items():
-        t = serving_tensor(name, torch.empty(0, dtype=TORCH[e["dtype"]]), serving)
+        t = torch.empty(0, dtype=serving_dtype(name, TORCH[e["dtype"]], serving))
         n = 1
         for s in e["shape"]:
             n *= s

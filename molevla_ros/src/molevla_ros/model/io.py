@@ -29,17 +29,18 @@ def save_model(model: MoLeVLA, out: Path, info: dict | None = None, dtype: torch
     out.mkdir(parents=True, exist_ok=True)
     model.cfg.save(out / "config.json")
     safetensors_io.write(out / "model.safetensors", model.state_dict().items(),
-                         cast=lambda k, v: serving_tensor(k, v, dtype))
+                         dtype_for=lambda k, d: serving_dtype(k, d, dtype))
     names = ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")
     stats = {k: v.float().tolist() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] in names}
     (out / "stats.json").write_text(json.dumps({**stats, **(info or {})}, indent=2))
 
 
-def serving_tensor(name: str, t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    """`t` in `dtype` if it is a floating tensor outside FP32_PARTS; float32 there; unchanged without a dtype."""
-    if dtype is None or not t.is_floating_point():
-        return t
-    return t.to(torch.float32 if name.startswith(FP32_PARTS) else dtype)
+def serving_dtype(name: str, current: torch.dtype, dtype: torch.dtype | None) -> torch.dtype:
+    """`dtype` for a floating tensor outside FP32_PARTS, float32 in them; `current` otherwise or without a dtype."""
+    if dtype is None or not current.is_floating_point:
+        return current
+    return torch.float32 if name.startswith(FP32_PARTS) else dtype
+
 
 
 @torch.no_grad()
@@ -47,7 +48,7 @@ def to_serving(model: MoLeVLA, device: str | torch.device, dtype: torch.dtype) -
     """`model` on `device`, its floating tensors in `dtype` outside FP32_PARTS and float32 in them (each cast once
     from what it is now: the action head never passes through half precision)."""
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
-        want = serving_tensor(name, t, dtype).dtype
+        want = serving_dtype(name, t.dtype, dtype)
         if t.dtype != want or t.device != torch.device(device):
             t.data = t.data.to(device, want)
     return model
@@ -82,7 +83,7 @@ def load_model(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float
         model = MoLeVLA(cfg)
     model.text = text
     state = {}
-    for key, t in safetensors_io.read(path / "model.safetensors", cast=lambda k, t: serving_tensor(k, t, dtype)):
+    for key, t in safetensors_io.read(path / "model.safetensors", lambda k, d: serving_dtype(k, d, dtype)):
         name = key if key not in ("proprio_mean", "proprio_std") else f"proprio.{key}"  # saved before ProprioFeatures
         state[name] = t.to(device)
     model.load_state_dict(state, assign=True)

@@ -30,14 +30,13 @@ def _nbytes(shape: Iterable[int], dtype: torch.dtype) -> int:
 
 
 def write(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None,
-          cast: Callable[[str, torch.Tensor], torch.Tensor] = lambda _k, t: t) -> None:
-    """Write (name, tensor) pairs; `cast(name, tensor)` runs on each one just before its bytes are written. The
-    tensors are read twice (their shapes and dtypes for the header, then their data), so pass a re-iterable."""
+          dtype_for: Callable[[str, torch.dtype], torch.dtype] = lambda _k, d: d) -> None:
+    """Write (name, tensor) pairs, each in dtype_for(name, its dtype), converted just before its bytes are written."""
     items = list(tensors)
     header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
     offset = 0
     for name, t in items:
-        dtype = cast(name, t[:0] if t.dim() else t).dtype  # the dtype after the cast, from an empty slice
+        dtype = dtype_for(name, t.dtype)
         n = _nbytes(t.shape, dtype)
         header[name] = {"dtype": DTYPES[dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
         offset += n
@@ -47,7 +46,7 @@ def write(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], metadata: dic
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for name, t in items:
-            out = cast(name, t).detach().to("cpu").contiguous()
+            out = t.detach().to("cpu", dtype_for(name, t.dtype)).contiguous()
             f.write(out.reshape(-1).view(torch.uint8).numpy())  # the tensor's own bytes, no copy
 
 
@@ -60,15 +59,35 @@ def read_header(path: Path) -> tuple[dict[str, dict], int]:
     return header, 8 + n
 
 
-def read(path: Path, cast: Callable[[str, torch.Tensor], torch.Tensor] = lambda _k, t: t
+CHUNK_BYTES = 1 << 26  # a tensor read into another dtype is converted 64 MiB at a time
+
+
+def read(path: Path, dtype_for: Callable[[str, torch.dtype], torch.dtype] = lambda _k, d: d
          ) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, cast(name, tensor)) for each tensor in file order, read with plain file reads (no memory map)."""
+    """(name, tensor in dtype_for(name, its file dtype)) for each tensor in file order, read with plain file reads
+    (no memory map); a tensor changing dtype is converted in 64 MiB pieces into its final storage."""
     header, start = read_header(path)
+    piece = torch.empty(0, dtype=torch.uint8)
     with open(path, "rb") as f:
         for name, entry in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
             begin, end = entry["data_offsets"]
-            buf = torch.empty(end - begin, dtype=torch.uint8)
+            src = TORCH[entry["dtype"]]
+            dst = dtype_for(name, src)
             f.seek(start + begin)
-            if f.readinto(buf.numpy()) != end - begin:
-                raise ValueError(f"{path}: truncated at tensor {name}")
-            yield name, cast(name, buf.view(TORCH[entry["dtype"]]).reshape(entry["shape"]))
+            if dst == src:
+                out = torch.empty(end - begin, dtype=torch.uint8)
+                if f.readinto(out.numpy()) != end - begin:
+                    raise ValueError(f"{path}: truncated at tensor {name}")
+                yield name, out.view(src).reshape(entry["shape"])
+                continue
+            out = torch.empty(entry["shape"], dtype=dst)
+            flat, size = out.view(-1), torch.empty((), dtype=src).element_size()
+            per = max(1, CHUNK_BYTES // size)
+            if piece.numel() < min(per, flat.numel()) * size:
+                piece = torch.empty(min(per, flat.numel()) * size, dtype=torch.uint8)
+            for i in range(0, flat.numel(), per):
+                n = min(per, flat.numel() - i) * size
+                if f.readinto(piece[:n].numpy()) != n:
+                    raise ValueError(f"{path}: truncated at tensor {name}")
+                flat[i:i + n // size] = piece[:n].view(src)
+            yield name, out
