@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from molevla_ros.control.chunk_executor import ACTION_NAMES, ChunkExecutor, Limits, chunk_period, order_by_names
+from molevla_ros.control.chunk_executor import (ACTION_NAMES, ChunkExecutor, Limits, chunk_period, limit_motion,
+                                              order_by_names, validate_chunk)
 
 BASE = dict(max_linear_speed=0.3, max_angular_speed=1.0, max_linear_accel=3.0, max_angular_accel=8.0,
             max_linear_jerk=50.0, max_angular_jerk=400.0, workspace_min=None, workspace_max=None)
@@ -284,3 +285,314 @@ def test_a_models_own_range_is_plausible_and_clamped_not_refused():
     assert np.linalg.norm(cmd.linear) == pytest.approx(fr3.max_linear_speed)
     slow = executor(0.1, Limits.from_profile(fr3, speed_scale=0.3))  # 0.09 m/s allowed, 0.5 m/s still plausible
     assert slow.add_chunk(0.0, chunk(vx_step=0.05), 0.0) is None
+
+
+# --- Refusal reasons, boundaries and defaults an operator relies on -----------------------------------------------
+
+
+def test_limits_from_profile_take_each_field_from_the_profile():
+    """Every Limits field comes from its own profile field (a profile with all values distinct), speeds scaled."""
+    import dataclasses
+
+    from molevla_ros.robot_profile import load
+
+    robot = dataclasses.replace(load("fr3").limits, max_linear_speed=0.25, max_angular_speed=0.75,
+                                max_linear_accel=2.0, max_angular_accel=6.0, max_linear_jerk=40.0,
+                                max_angular_jerk=300.0, workspace_min=(0.1, -0.4, 0.02), workspace_max=(0.9, 0.45, 0.8))
+    common = dict(max_linear_accel=2.0, max_angular_accel=6.0, max_linear_jerk=40.0, max_angular_jerk=300.0,
+                  workspace_min=(0.1, -0.4, 0.02), workspace_max=(0.9, 0.45, 0.8))
+    assert Limits.from_profile(robot) == Limits(
+        max_linear_speed=0.25, max_angular_speed=0.75, **common, workspace_approach_s=0.25, plausibility_margin=3.0,
+        plausible_linear_speed=0.75, plausible_angular_speed=2.25)
+    # the model's speeds win where they are more (linear 2 > 4 x 0.25, angular 5 > 4 x 0.75) ...
+    assert Limits.from_profile(robot, speed_scale=0.5, workspace_approach_s=0.125, plausibility_margin=4.0,
+                               model_speeds=(2.0, 5.0)) == Limits(
+        max_linear_speed=0.125, max_angular_speed=0.375, **common, workspace_approach_s=0.125,
+        plausibility_margin=4.0, plausible_linear_speed=2.0, plausible_angular_speed=5.0)
+    # ... and the margin times the unscaled profile speeds where those are more
+    assert Limits.from_profile(robot, speed_scale=0.5, plausibility_margin=4.0, model_speeds=(0.5, 1.0)) == Limits(
+        max_linear_speed=0.125, max_angular_speed=0.375, **common, workspace_approach_s=0.25,
+        plausibility_margin=4.0, plausible_linear_speed=1.0, plausible_angular_speed=3.0)
+
+
+@pytest.mark.parametrize("name", ["fr3", "panda_sim"])
+def test_limits_from_profile_keep_or_disable_the_workspace_box(name):
+    import dataclasses
+
+    from molevla_ros.robot_profile import load
+
+    robot = load(name).limits
+    boxed = Limits.from_profile(robot)
+    assert boxed.workspace_min == tuple(robot.workspace_min) and boxed.workspace_max == tuple(robot.workspace_max)
+    assert len(boxed.workspace_min) == 3
+    unboxed = Limits.from_profile(dataclasses.replace(robot, workspace_min=(), workspace_max=()))
+    assert unboxed.workspace_min is None and unboxed.workspace_max is None, "an empty box in the profile disables it"
+
+
+@pytest.mark.parametrize("bad,reason", [
+    (np.full((16, 7), np.nan), "chunk contains NaN or Inf"),
+    (np.full((16, 7), -np.inf), "chunk contains NaN or Inf"),
+    (np.zeros((16, 6)), "chunk shape (16, 6) is not (N>0, 7)"),
+    (np.zeros((0, 7)), "chunk shape (0, 7) is not (N>0, 7)")])
+def test_malformed_chunk_reasons(bad, reason):
+    assert validate_chunk(bad) == reason
+    assert executor().add_chunk(0.0, bad, now=0.0) == reason
+
+
+def _one_step(column, value, n=16, row=5):
+    a = np.zeros((n, 7))
+    a[:, 6] = 1.0
+    a[row, column] = value
+    return a
+
+
+@pytest.mark.parametrize("column,value,changes,reason", [
+    (0, 0.1, {}, "implausible chunk: step 5 asks for linear speed 1 m/s (> 3 x the 0.3 m/s limit)"),
+    (2, -0.25, {"plausible_linear_speed": 2.0},
+     "implausible chunk: step 5 asks for linear speed 2.5 m/s (> the plausible 2 m/s)"),
+    (3, 0.31, {}, "implausible chunk: step 5 asks for angular speed 3.1 rad/s (> 3 x the 1 rad/s limit)"),
+    (3, 0.6, {"plausible_angular_speed": 5.0},
+     "implausible chunk: step 5 asks for angular speed 6 rad/s (> the plausible 5 rad/s)"),
+    (5, -0.4, {}, "implausible chunk: step 5 asks for angular speed 4 rad/s (> 3 x the 1 rad/s limit)"),
+    (6, 7.0, {}, "implausible chunk: gripper command 7 outside [-0.5, 1.5]"),
+    (6, -1.0, {}, "implausible chunk: gripper command -1 outside [-0.5, 1.5]"),
+    (6, 2.0, {}, "implausible chunk: gripper command 2 outside [-0.5, 1.5]")])
+def test_implausible_chunk_reasons(column, value, changes, reason):
+    """The operator sees which step, which speed, and which bound (the plausible speed, or margin x the limit)."""
+    assert validate_chunk(_one_step(column, value), 0.1, lim(**changes)) == reason
+
+
+def test_gripper_reason_names_the_command_farthest_outside():
+    a = _one_step(6, -0.6, row=2)
+    a[7, 6] = 2.0  # 1.5 above the middle of [0, 1]; -0.6 is 1.1 below it
+    assert validate_chunk(a, 0.1, lim()) == "implausible chunk: gripper command 2 outside [-0.5, 1.5]"
+    a[7, 6] = 1.55
+    assert validate_chunk(a, 0.1, lim()) == "implausible chunk: gripper command -0.6 outside [-0.5, 1.5]"
+
+
+@pytest.mark.parametrize("column,at,changes", [
+    (0, 0.5, {"plausible_linear_speed": 1.0}),  # 0.5 m per 0.5 s step: exactly the plausible 1 m/s
+    (1, 0.375, {"max_linear_speed": 0.25}),  # exactly 3 x 0.25 m/s
+    (3, 1.0, {"plausible_angular_speed": 2.0}),
+    (5, 0.75, {"max_angular_speed": 0.5}),
+    (6, 1.5, {}), (6, -0.5, {})])
+def test_a_chunk_exactly_at_a_plausibility_bound_is_accepted_just_above_refused(column, at, changes):
+    limits = lim(**changes)
+    assert validate_chunk(_one_step(column, at), 0.5, limits) is None
+    beyond = at + np.copysign(1e-6, at)
+    assert validate_chunk(_one_step(column, beyond), 0.5, limits).startswith("implausible chunk")
+
+
+def test_plausibility_needs_both_the_period_and_the_limits():
+    """Without a period or without limits only shape and finiteness are checked (as a driver without a profile)."""
+    fast = _one_step(0, 100.0)
+    assert validate_chunk(fast, 0.1, None) is None
+    assert validate_chunk(fast, None, lim()) is None
+    assert validate_chunk(fast, 0.1, lim()).startswith("implausible chunk: step 5 asks for linear speed")
+
+
+def test_order_by_names_refusals_return_no_actions():
+    bad_names = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "grip"]
+    for names, actions, reason in [
+            (bad_names, np.zeros((16, 7)),
+             f"chunk names {bad_names} are not the action names {ACTION_NAMES} (any order)"),
+            (ACTION_NAMES, np.zeros((16, 6)), "chunk shape (16, 6) does not match its 7 names"),
+            (ACTION_NAMES, np.zeros((16, 8)), "chunk shape (16, 8) does not match its 7 names"),
+            (ACTION_NAMES, np.zeros(7), "chunk shape (7,) does not match its 7 names")]:
+        ordered, problem = order_by_names(names, actions)
+        assert problem == reason
+        assert ordered.shape == (0, 7), "a refused chunk yields no actions"
+
+
+@pytest.mark.parametrize("times,dt,reason", [
+    ([0.0, 0.01, 0.02], 0.01, None),  # exactly the shortest period allowed
+    ([0.0, 1.0, 2.0], 1.0, None),  # exactly the longest
+    ([0.0, 0.005, 0.01], 0.005, "chunk period 0.005 s is outside [0.01, 1.0] s"),
+    ([0.0, 1.5, 3.0], 1.5, "chunk period 1.5 s is outside [0.01, 1.0] s"),
+    ([0.0, 0.1, 0.25], 0.1, "chunk point 2 is at 0.2500 s, expected 0.2000 s (uneven time_from_start)"),
+    ([0.1, 0.2, 0.3], 0.1, "chunk point 0 is at 0.1000 s, expected 0.0000 s (uneven time_from_start)")])
+def test_chunk_period_boundaries_and_reasons(times, dt, reason):
+    """The same reason reaches the producer through add_chunk, and a refused chunk is never queued."""
+    assert chunk_period(times, 0.1, (0.01, 1.0)) == (pytest.approx(dt), reason)
+    ex = executor(action_dt=0.1)
+    assert ex.add_chunk(0.0, chunk(vx_step=0.001, n=len(times)), now=0.0, times=times) == reason
+    assert ex.step(0.0, 0.02).active == (reason is None)
+
+
+def test_chunk_period_point_exactly_at_the_tolerance_is_accepted():
+    tol = 2.0 ** -10
+    assert chunk_period([0.0, 0.25, 0.5 + tol], 0.1, (0.01, 1.0), tolerance=tol) == (0.25, None)
+    assert chunk_period([0.0, 0.25, 0.5 + 2 * tol], 0.1, (0.01, 1.0), tolerance=tol)[1].startswith("chunk point 2")
+
+
+def test_chunk_length_limit_is_inclusive():
+    ex = executor()
+    assert ex.add_chunk(0.0, chunk(vx_step=0.001, n=256), now=0.0) is None
+    assert ex.add_chunk(0.0, chunk(vx_step=0.001, n=257), now=0.0) == "chunk has 257 steps (> 256)"
+
+
+def test_chunk_given_as_plain_int_lists_is_accepted_and_runs():
+    """A chunk as nested Python lists of ints (hold still, gripper open) runs like a float array."""
+    ex = executor()
+    assert ex.add_chunk(0.0, [[0, 0, 0, 0, 0, 0, 1]] * 4, now=0.0) is None
+    cmd = ex.step(0.05, 0.02)
+    assert cmd.active and cmd.gripper_open == 1.0 and np.all(cmd.linear == 0) and np.all(cmd.angular == 0)
+
+
+def test_default_chunk_age_and_timeout_boundaries_and_reasons():
+    """Defaults: a chunk up to 0.5 s old (or 0.5 s in the future) is accepted; 0.5 s without a chunk still tracks."""
+    ex = ChunkExecutor(0.1, lim())
+    assert ex.add_chunk(0.0, chunk(), now=0.6) == "chunk is stale (0.600 s old > 0.5 s)"
+    assert ex.add_chunk(0.6, chunk(), now=0.0) == "chunk stamp is 0.600 s in the future (clock jump?)"
+    assert ex.add_chunk(0.5, chunk(), now=0.0) is None
+    assert ex.add_chunk(0.0, chunk(), now=0.5) is None
+    assert ex.step(1.0, 0.02).reason == "tracking", "exactly chunk_timeout after the last chunk"
+    cmd = ex.step(1.1, 0.02)
+    assert not cmd.active and cmd.reason == "no fresh action chunk for 0.60 s"
+
+
+def test_default_blending_decay_window_and_adaptive_alpha():
+    """Defaults: average with weights 0.5^k over the newest 4 chunks; adaptive with CogACT's alpha 0.1."""
+    ex = ChunkExecutor(0.1, lim())
+    steps = [0.001, 0.002, 0.004, 0.008, 0.016]  # oldest first
+    for v in steps:
+        assert ex.add_chunk(0.0, chunk(vx_step=v), now=0.0) is None
+    w = 0.5 ** np.arange(4)
+    newest_four = np.array(steps[::-1][:4]) / 0.1
+    assert ex.step(0.05, 0.02).wanted[0] == pytest.approx((w * newest_four).sum() / w.sum())
+    adaptive = ChunkExecutor(0.1, lim(), blend="adaptive")
+    old, new = chunk(vx_step=-0.01, grip=0.0), chunk(vx_step=0.01, grip=0.0)
+    adaptive.add_chunk(0.0, old, now=0.0)
+    adaptive.add_chunk(0.0, new, now=0.0)
+    expected = cogact_adaptive_ensemble([old, new], alpha=0.1)[0] / 0.1  # weights exp(0.1 * cos), cos -1 and 1
+    assert adaptive.step(0.05, 0.02).wanted[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_unknown_blend_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"^blend must be one of \('average', 'latest', 'adaptive'\), not 'mean'$"):
+        ChunkExecutor(0.1, lim(), blend="mean")
+
+
+def test_halt_reasons_reach_the_operator():
+    ex = executor(chunk_timeout=10.0)
+    first = ex.step(0.0, 0.02)
+    assert not first.active and first.reason == "no action chunk yet" and first.gripper_open is None
+    ex.add_chunk(0.0, chunk(n=2), now=0.0)
+    assert ex.step(0.1, 0.02).reason == "tracking"
+    ran_out = ex.step(0.25, 0.02)
+    assert not ran_out.active and ran_out.reason == "the last action chunk ran out" and ran_out.gripper_open is None
+    ex.add_chunk(0.3, chunk(), now=0.3)
+    ex.halt()
+    assert ex.step(0.3, 0.02).reason == "halted"
+    assert ex.step(0.32, 0.02).reason == "halted", "stays halted (not tracking) until the next chunk"
+
+
+@pytest.mark.parametrize("grip,opened", [(0.0, 0.0), (0.49, 0.0), (0.5, 1.0), (1.0, 1.0), (1.4, 1.0), (-0.4, 0.0)])
+def test_gripper_command_is_open_from_one_half(grip, opened):
+    ex = executor()
+    ex.add_chunk(0.0, chunk(grip=grip), now=0.0)
+    cmd = ex.step(0.05, 0.02)
+    assert cmd.active and cmd.reason == "tracking" and cmd.gripper_open == opened
+
+
+def test_an_ended_chunk_gives_up_its_blending_slot():
+    """With max_chunks 2, a one-step chunk that has run out must not push a still-running chunk out of the blend."""
+    free = lim(max_linear_accel=1e9, max_linear_jerk=np.inf)
+    ex = executor(limits=free, max_chunks=2)
+    ex.add_chunk(0.0, chunk(vx_step=0.01), now=0.0)  # 0.1 m/s for 1.6 s
+    ex.add_chunk(0.0, chunk(vx_step=0.03, n=1), now=0.0)  # ends at 0.1 s
+    assert ex.step(0.15, 0.02).wanted[0] == pytest.approx(0.1)
+    ex.add_chunk(0.15, chunk(vx_step=0.02), now=0.15)
+    assert ex.step(0.2, 0.02).wanted[0] == pytest.approx((1.0 * 0.2 + 0.5 * 0.1) / 1.5)
+
+
+def test_plan_samples_each_step_middle_and_ends_with_the_queue():
+    ex = executor(action_dt=0.1)
+    a = chunk(n=4, grip=0.0)
+    a[:, 0] = [0.001, 0.002, 0.003, 0.004]
+    a[2:, 6] = 1.0
+    ex.add_chunk(0.0, a, now=0.0)
+    plan = ex.plan(0.0, 6, 0.1)
+    assert plan.shape == (4, 7), "ends where no chunk covers"
+    np.testing.assert_allclose(plan[:, 0], a[:, 0])
+    np.testing.assert_array_equal(plan[:, 6], [0.0, 0.0, 1.0, 1.0])  # the gripper as is, never times dt
+    half = ex.plan(0.0, 10, 0.05)  # deltas over the plan's own dt
+    np.testing.assert_allclose(half[:, 0], np.repeat(a[:, 0], 2) / 2)
+    np.testing.assert_array_equal(half[:, 6], np.repeat(a[:, 6], 2))
+    assert ex.plan(0.5, 3, 0.1).shape == (0, 7), "nothing queued at that time: an empty plan"
+
+
+@pytest.mark.parametrize("face,ee", [
+    ((0, -1), [0.22, 0.0, 0.3]), ((1, -1), [0.5, -0.48, 0.3]), ((2, -1), [0.5, 0.0, 0.02]),
+    ((1, 1), [0.5, 0.48, 0.3]), ((2, 1), [0.5, 0.0, 0.68])])
+def test_workspace_box_slows_motion_towards_every_face(face, ee):
+    from molevla_ros.control.chunk_executor import workspace_clamp
+
+    limits = lim(workspace_min=(0.2, -0.5, 0.0), workspace_max=(0.8, 0.5, 0.7), workspace_approach_s=0.25)
+    axis, sign = face
+    want = np.zeros(3)
+    want[axis] = 0.3 * sign  # 2 cm from the face: at most 0.02 / 0.25 = 0.08 m/s towards it
+    expected = np.zeros(3)
+    expected[axis] = 0.08 * sign
+    np.testing.assert_allclose(workspace_clamp(want, np.array(ee), limits), expected)
+    np.testing.assert_allclose(workspace_clamp(-want, np.array(ee), limits), -want, err_msg="away is free")
+
+
+def test_a_tick_without_elapsed_time_keeps_the_motion():
+    """dt = 0 (two ticks at one time) changes nothing: same velocity, same acceleration, no division by zero."""
+    vel, acc = np.array([0.1, 0.0, 0.0]), np.array([1.0, 0.0, 0.0])
+    new_vel, new_acc = limit_motion(np.array([0.3, 0.0, 0.0]), vel, acc, 0.0, 0.3, 3.0, 50.0)
+    np.testing.assert_array_equal(new_vel, vel)
+    np.testing.assert_array_equal(new_acc, acc)
+    ex = executor(chunk_timeout=10.0)
+    ex.add_chunk(0.0, chunk(vx_step=0.02), now=0.0)
+    moving = ex.step(0.1, 0.02).linear
+    np.testing.assert_array_equal(ex.step(0.1, 0.0).linear, moving)
+
+
+@pytest.mark.parametrize("target,dt", [(0.05, 0.01), (0.2, 0.01), (0.2, 0.02), (0.25, 0.02), (0.3, 0.01)])
+def test_jerk_bound_holds_on_every_step_but_the_landing_one(target, dt):
+    """From rest to a velocity: the acceleration ramps down in time (braking), so only the step that lands on the
+    target may change the acceleration faster than the jerk bound, and the velocity never overshoots."""
+    vel, acc, vels, accs = np.zeros(3), np.zeros(3), [np.zeros(3)], [np.zeros(3)]
+    want = np.array([target, 0.0, 0.0])
+    for _ in range(int(1.0 / dt)):
+        vel, acc = limit_motion(want, vel, acc, dt, 0.3, 3.0, 50.0)
+        vels.append(vel)
+        accs.append(acc)
+    vx = np.array(vels)[:, 0]
+    landing = int(np.argmax(vx == target))
+    assert landing > 0 and np.all(vx <= target)
+    jerk = np.linalg.norm(np.diff(accs, axis=0), axis=1) / dt  # jerk[k]: the change on step k + 1
+    assert np.all(np.delete(jerk, landing - 1) <= 50.0 * (1 + 1e-9))
+    assert np.all(np.linalg.norm(accs, axis=1) <= 3.0 + 1e-12)
+
+
+def test_no_jerk_limit_computes_without_invalid_values():
+    """An infinite jerk limit means no jerk limit, not an inf * 0 (NaN) braking term."""
+    with np.errstate(invalid="raise"):
+        vel, acc = limit_motion(np.array([0.2, 0.0, 0.0]), np.zeros(3), np.zeros(3), 0.02, 0.3, 3.0, np.inf)
+    np.testing.assert_allclose(vel, [0.06, 0.0, 0.0])
+    np.testing.assert_allclose(acc, [3.0, 0.0, 0.0])
+
+
+def test_reaching_the_target_along_the_change_lands_on_it_exactly():
+    """The velocity has reached the target along the change (0.25 m/s in x) while a sideways acceleration is still
+    being ramped down: it lands on the target, with no leftover sideways velocity."""
+    vel, acc = limit_motion(np.array([0.25, 0.0, 0.0]), np.zeros(3), np.array([0.5, 1.5, 0.0]), 0.5,
+                            max_speed=1.0, max_accel=2.0, max_jerk=1.0)
+    np.testing.assert_array_equal(vel, [0.25, 0.0, 0.0])
+    np.testing.assert_array_equal(acc, [0.5, 0.0, 0.0])
+
+
+def test_a_locked_axis_holds_still_while_the_other_moves():
+    """max_angular_speed 0 (rotation locked; the model's angular range still plausible): the hand translates and
+    never turns, whether or not a step asks for a rotation."""
+    limits = lim(max_angular_speed=0.0, plausible_angular_speed=1.0, max_linear_accel=1e9, max_linear_jerk=np.inf)
+    ex = executor(limits=limits, chunk_timeout=10.0)
+    a = chunk(vx_step=0.02, n=4)
+    a[:2, 5] = 0.05  # the first two steps ask for a yaw, the last two do not
+    assert ex.add_chunk(0.0, a, now=0.0) is None
+    for t in (0.05, 0.15, 0.25, 0.35):
+        cmd = ex.step(t, 0.02)
+        assert cmd.active and cmd.linear[0] == pytest.approx(0.2) and np.all(cmd.angular == 0.0)

@@ -1,6 +1,7 @@
 """A CogACT release's dataset_statistics.json -> the model's action range (every entry, both bounds, the mask)."""
 import numpy as np
 import pytest
+import torch
 
 from molevla_ros.model.cogact_stats import action_range
 
@@ -55,3 +56,28 @@ def test_malformed_statistics_are_refused(action, why):
 def test_reversed_bounds_of_an_unscaled_dimension_do_not_matter():
     _, low, high = action_range(stats(q01=Q01[:6] + [1.0], q99=Q99[:6] + [0.0]), None)
     assert (low[6], high[6]) == (-1.0, 1.0)
+
+
+def test_an_unknown_dataset_is_refused_with_the_available_ones_listed():
+    two = {"fractal20220817_data": stats()["bridge_orig"], **stats()}
+    with pytest.raises(ValueError) as refused:
+        action_range(two, "nope")
+    assert str(refused.value) == "unnorm_key 'nope' not in dataset_statistics.json (bridge_orig, fractal20220817_data)"
+
+
+# values whose float32 rounding lies above (0.1, 0.3, 0.034, -0.7) and below (0.7, -0.1) the float64 value
+CONSTANT = [0.1, 0.7, 0.3, 0.034, -0.1, -0.7, 1.0]
+
+
+def test_a_constant_dimension_with_equal_bounds_is_accepted():
+    """q01 == q99 (a dimension the dataset never varied) is not reversed: every such dimension is accepted and both
+    bounds are the given value (as float32)."""
+    _, low, high = action_range(stats(q01=CONSTANT, q99=CONSTANT, mask=[True] * 7), None)
+    assert low.dtype == high.dtype == torch.float32
+    assert low.tolist() == high.tolist() == torch.tensor(CONSTANT, dtype=torch.float32).tolist()
+
+
+def test_a_mask_written_as_zeros_and_ones_reads_as_booleans():
+    _, low, high = action_range(stats(mask=[1] * 6 + [0]), None)
+    np.testing.assert_allclose(low.numpy(), Q01[:6] + [-1.0], rtol=1e-6)
+    np.testing.assert_allclose(high.numpy(), Q99[:6] + [1.0], rtol=1e-6)

@@ -3,8 +3,10 @@ import struct
 import numpy as np
 import pytest
 
-from molevla_ros.inputs.images import ImageError, check_frame_size, decode, decode_compressed, decode_resized, resize
+from molevla_ros.inputs.images import (
+    CHANNELS, ImageError, check_frame_size, decode, decode_compressed, decode_resized, resize)
 from molevla_ros.inputs.instructions import InstructionError, is_stop, validate
+from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
 
@@ -83,7 +85,8 @@ def test_resize():
 
 
 @pytest.mark.parametrize("shape,size", [((480, 640, 3), (224, 224)), ((480, 640, 1), (96, 96)),
-                                        ((224, 224, 3), (96, 96)), ((50, 70, 3), (224, 224)), ((9, 7, 3), (3, 4))])
+                                        ((224, 224, 3), (96, 96)), ((50, 70, 3), (224, 224)), ((9, 7, 3), (3, 4)),
+                                        ((9, 7, 3), (7, 4)), ((9, 7, 3), (3, 9)), ((9, 7, 3), (7, 7))])  # a side kept
 @pytest.mark.parametrize("name", ["bilinear", "bicubic"])
 def test_resize_is_pils_antialiased_filter_within_one_grey_level(shape, size, name):
     """The shipped models were trained on PIL's BILINEAR resize; CogACT resizes the full frame with PIL's BICUBIC
@@ -168,7 +171,8 @@ def test_stop_words():
 
 
 @pytest.mark.parametrize("enc", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
-def test_decode_resized_gives_the_pixels_of_decode_then_resize(enc):
+@pytest.mark.parametrize("name", ["bilinear", "bicubic"])
+def test_decode_resized_gives_the_pixels_of_decode_then_resize(enc, name):
     """The fast path (resize in the buffer's channel order, reorder the small result) changes no pixel."""
     rgb = np.random.default_rng(2).integers(0, 255, (48, 64, 4), dtype=np.uint8)
     src = {"rgb8": rgb[:, :, :3], "bgr8": rgb[:, :, 2::-1], "rgba8": rgb, "bgra8": rgb[:, :, [2, 1, 0, 3]],
@@ -177,9 +181,9 @@ def test_decode_resized_gives_the_pixels_of_decode_then_resize(enc):
     padded = np.zeros((48, 64 * c + 5), np.uint8)  # rows padded: step > width * channels
     padded[:, : 64 * c] = src.reshape(48, -1)
     args = (enc, 48, 64, 64 * c + 5, padded.tobytes())
-    out = decode_resized(*args, 20, 16)
+    out = decode_resized(*args, 20, 16, filter=name)
     assert out.shape == (16, 20, 3) and out.flags.c_contiguous
-    np.testing.assert_array_equal(out, resize(decode(*args), 20, 16))
+    np.testing.assert_array_equal(out, resize(decode(*args), 20, 16, filter=name))
     np.testing.assert_array_equal(decode_resized(*args, 64, 48), decode(*args))  # same size: no resize
     with pytest.raises(ImageError, match="expected step"):
         decode_resized(enc, 48, 64, 64 * c + 5, padded.tobytes()[:-1], 20, 16)
@@ -299,3 +303,346 @@ def test_nodes_reuse_a_freed_frames_memory():
 
     assert faults("default") > 100  # 225 pages of 4 KiB
     assert faults("reuse") < 10
+
+
+# --- joint states -----------------------------------------------------------------------------------------------
+
+ARM = ["j1", "j2", "j3"]
+
+
+def test_joint_state_is_read_by_name_in_the_expected_order_as_floats():
+    q = read_joint_state(["finger", "j3", "j1", "j2"], [9, 3, 1, 2], 10.0, 10.1, ARM, 0.5)  # integer positions
+    assert q.dtype == np.float64 and q.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("names,positions,stamp,now,max_age,message", [
+    (ARM, [1.0, 2.0], 10.0, 10.0, 0.5, "joint state has 3 names but 2 positions"),
+    (["j2", "j1", "j3", "j2", "j1"], [0.0] * 5, 10.0, 10.0, 0.5, "joint state names a joint twice: j1, j2"),
+    (["j2", "finger"], [0.0, 0.0], 10.0, 10.0, 0.5, "joint state lacks j1, j3 (has j2, finger)"),
+    ([], [], 10.0, 10.0, 0.5, "joint state lacks j1, j2, j3 (has no names)"),
+    ([f"f{i}" for i in range(13)], [0.0] * 13, 10.0, 10.0, 0.5,  # the first 12 names only
+     "joint state lacks j1, j2, j3 (has " + ", ".join(f"f{i}" for i in range(12)) + ")"),
+    (ARM, [float("nan"), 0.5, float("-inf")], 10.0, 10.0, 0.5, "joint state has NaN/Inf positions for j1, j3"),
+    (ARM, [0.0] * 3, 0.0, 10.0, 0.5, "joint state is unstamped (header.stamp is zero)"),
+    (ARM, [0.0] * 3, 10.0, 12.0, 0.5, "joint state stamped 2.000 s ago (> 0.5 s)"),
+    (ARM, [0.0] * 3, 10.75, 10.0, 0.5, "joint state stamped 0.750 s in the future (clock problem?)"),
+])
+def test_joint_state_refusals_say_why(names, positions, stamp, now, max_age, message):
+    with pytest.raises(JointStateError) as e:
+        read_joint_state(names, positions, stamp, now, ARM, max_age)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("stamp,now,max_age", [
+    (10.0, 10.5, 0.5),  # exactly max_age old
+    (10.5, 10.0, 0.5),  # exactly max_age ahead
+    (0.25, 0.5, 0.5),  # simulated time, a stamp under one second
+    (0.0, 100.0, 0.0),  # max_age 0: no stamp check, even an unstamped state passes
+    (0.0, 100.0, -1.0),
+])
+def test_joint_state_stamp_limits_are_inclusive_and_can_be_disabled(stamp, now, max_age):
+    assert read_joint_state(ARM, [1.0, 2.0, 3.0], stamp, now, ARM, max_age).tolist() == [1.0, 2.0, 3.0]
+
+
+# --- instructions -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,message", [
+    ("", "instruction is empty"),
+    (" \t\n\u00a0", "instruction is empty"),  # whitespace is not reported as control characters
+    ("\x00\x01\x1b[2J\u200b", "instruction is empty (only control characters)"),
+    ("x" * 257, "instruction too long (257 characters > 256)"),
+    (b"a" * 1025, "instruction too long (1025 bytes > 1024)"),  # refused before decoding: 4 bytes per character
+    (b"pick \xff up", "instruction is not valid UTF-8 (invalid start byte at byte 5)"),
+])
+def test_instruction_refusals_tell_the_operator_why(raw, message):
+    with pytest.raises(InstructionError) as e:
+        validate(raw)
+    assert str(e.value) == message
+
+
+def test_instruction_length_limits_are_inclusive():
+    assert validate("x" * 256) == ("x" * 256, "")
+    four_byte = "\U0001f9ca" * 256  # 256 characters, 1024 bytes: at both limits
+    assert validate(four_byte.encode()) == (four_byte, "")
+    assert validate("pick up the cube", max_chars=16).text == "pick up the cube"
+    with pytest.raises(InstructionError, match=r"^instruction too long \(17 characters > 16\)$"):
+        validate("pick up the cubes", max_chars=16)
+
+
+@pytest.mark.parametrize("raw,text", [
+    ("pick\u00a0up\u2003the\u3000red\u2028cube\u2029now", "pick up the red cube now"),  # Zs, Zl, Zp separators
+    ("put X on the XY-plane", "put X on the XY-plane"),  # no letter is taken for whitespace
+    ("\v\fstack\r\nthe  cubes\t", "stack the cubes"),
+])
+def test_instruction_whitespace_and_separators_become_single_spaces_silently(raw, text):
+    assert validate(raw) == (text, "")
+
+
+# --- frames: raw buffers, sizes, compressed payloads --------------------------------------------------------------
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 8192), (8192, 1)])
+def test_decode_accepts_every_side_from_1_to_max_side(h, w):
+    g = np.random.default_rng(5).integers(0, 256, h * w, dtype=np.uint8)
+    out = decode("mono8", h, w, w, g.tobytes())
+    assert out.shape == (h, w, 3) and np.array_equal(out[:, :, 1].ravel(), g)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("mono8", 1, 8193, 8193, bytes(8193)), "bad image size 8193x1"),
+    (("mono8", 8193, 1, 1, bytes(8193)), "bad image size 1x8193"),
+    (("mono8", 4, 0, 0, b""), "bad image size 0x4"),
+    (("mono8", 0, 4, 4, b""), "bad image size 4x0"),
+    (("YUV422", 4, 5, 10, bytes(40)), "unsupported encoding 'YUV422'; supported: rgb8, bgr8, rgba8, bgra8, mono8"),
+    (("rgb8", 4, 5, 12, bytes(48)), "row step 12 < width 5 x 3 channels"),
+    (("rgb8", 4, 5, 15, bytes(59)), "buffer has 59 bytes, expected step 15 x height 4 = 60"),
+])
+def test_decode_refusals_say_why(args, message):
+    with pytest.raises(ImageError) as e:
+        decode(*args)
+    assert str(e.value) == message
+
+
+def test_decode_reads_an_ndarray_buffer_as_its_bytes_whatever_its_dtype_and_layout():
+    rgba = np.random.default_rng(6).integers(0, 256, (6, 8, 4), dtype=np.uint8)
+    packed = rgba.view(np.uint32)[:, :, 0]  # (6, 8): one 32-bit word per pixel, in memory order R, G, B, A
+    for enc, data, rgb in [("rgba8", rgba, rgba[:, :, :3]), ("rgba8", packed, rgba[:, :, :3]),
+                           ("rgba8", packed[::2, ::2], rgba[::2, ::2, :3]),  # strided: every other row and pixel
+                           ("bgr8", rgba[:, :, 2::-1], rgba[:, :, :3]), ("rgb8", rgba[::2, :, :3], rgba[::2, :, :3])]:
+        h, w = rgb.shape[:2]
+        np.testing.assert_array_equal(decode(enc, h, w, w * CHANNELS[enc], data), rgb)
+
+
+@pytest.mark.parametrize("w,h,out_w,out_h,kwargs,message", [
+    (111, 480, 224, 224, {}, "frame 111x480 is too small for the 224x224 model input (each side must be at least "
+                             "112x112: min_input_scale 0.5)"),
+    (480, 111, 224, 224, {}, "frame 480x111 is too small for the 224x224 model input (each side must be at least "
+                             "112x112: min_input_scale 0.5)"),
+    (100, 60, 320, 180, {"min_scale": 0.33}, "frame 100x60 is too small for the 320x180 model input (each side must "
+                                             "be at least 106x60: min_input_scale 0.33)"),
+    (3000, 200, 224, 224, {}, "frame 3000x200 has aspect ratio 15, more than 4x away from the 224x224 model "
+                              "input's (max_aspect_change 4)"),
+    (1, 100, 224, 224, {"min_scale": 0.0}, "frame 1x100 has aspect ratio 0.01, more than 4x away from the 224x224 "
+                                           "model input's (max_aspect_change 4)"),  # a one-pixel column
+    (320, 181, 320, 180, {"max_aspect_change": 1.0}, "frame 320x181 has aspect ratio 1.77, more than 1x away from the "
+                                                     "320x180 model input's (max_aspect_change 1)"),
+    # accepted: the limits are inclusive; max_aspect_change 1 asks for the input's exact ratio
+    (896, 224, 224, 224, {}, None), (224, 896, 224, 224, {}, None),
+    (320, 180, 320, 180, {"max_aspect_change": 1.0}, None),
+    # a zero side (min_scale 0) is left to decode's "bad image size", not divided by
+    (0, 480, 224, 224, {"min_scale": 0.0}, None), (640, 0, 224, 224, {"min_scale": 0.0}, None),
+    (0, 0, 224, 224, {"min_scale": 0.0}, None),
+])
+def test_frame_size_check_messages_and_limits(w, h, out_w, out_h, kwargs, message):
+    if message is None:
+        check_frame_size(w, h, out_w, out_h, **kwargs)
+    else:
+        with pytest.raises(ImageError) as e:
+            check_frame_size(w, h, out_w, out_h, **kwargs)
+        assert str(e.value) == message
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A 4x4 PNG whose header claims width x height pixels (the IHDR checksum fixed, so only the size is wrong)."""
+    import zlib
+
+    png = bytearray(_encoded(np.zeros((4, 4, 3), np.uint8), "PNG"))
+    png[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    png[29:33] = zlib.crc32(bytes(png[12:29])).to_bytes(4, "big")
+    return bytes(png)
+
+
+@pytest.mark.parametrize("fmt,data,message", [
+    ("theora", b"", "unsupported compressed format 'theora'; supported: jpeg, png"),
+    ("png", _encoded(np.zeros((4, 4, 3), np.uint8), "BMP"), "payload is BMP, not jpeg or png"),
+    ("png", _png_claiming(8193, 1), "bad image size 8193x1"),
+    ("png", _png_claiming(1, 8193), "bad image size 1x8193"),
+])
+def test_decode_compressed_refusals_say_why(fmt, data, message):
+    with pytest.raises(ImageError) as e:
+        decode_compressed(fmt, data)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 8192), (8192, 1)])
+def test_decode_compressed_accepts_every_side_from_1_to_max_side(h, w):
+    rgb = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(decode_compressed("png", _encoded(rgb, "PNG")), rgb)
+
+
+def test_decode_compressed_gives_rgb_whatever_the_pngs_colour_type():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(8)
+    grey = rng.integers(0, 256, (5, 6), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    palette = Image.fromarray(np.ascontiguousarray(rgba[:, :, :3])).quantize(8)
+    palette_png = io.BytesIO()
+    palette.save(palette_png, format="PNG")
+    for png, rgb in [(_encoded(grey, "PNG"), np.repeat(grey[:, :, None], 3, axis=2)),
+                     (_encoded(rgba, "PNG"), rgba[:, :, :3]),  # alpha dropped
+                     (palette_png.getvalue(), np.asarray(palette.convert("RGB")))]:
+        out = decode_compressed("png", png)
+        assert out.dtype == np.uint8
+        np.testing.assert_array_equal(out, rgb)
+
+
+RESIZE_A_RECEIVED_FRAME = """
+import warnings
+
+import numpy as np
+import torch  # noqa: F401  (its import warnings are not the point)
+
+from molevla_ros.inputs.images import resize
+
+frame = np.frombuffer(bytes(range(256)) * 3, np.uint8).reshape(16, 16, 3)  # read-only, as a received message's
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = resize(frame, 8, 8)
+print(out.shape, [str(w.message) for w in caught])
+"""
+
+
+def test_resizing_a_read_only_frame_warns_nothing():
+    """torch warns, once per process, that a read-only array is not writable: resize only reads it, and keeps that
+    warning out of the node's log (run in a fresh process, the first resize there being the one that would warn)."""
+    import os
+    import subprocess
+    import sys
+
+    import molevla_ros
+
+    frame = np.frombuffer(bytes(range(256)) * 3, np.uint8).reshape(16, 16, 3)
+    assert resize(frame, 8, 8).shape == (8, 8, 3)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(molevla_ros.__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", RESIZE_A_RECEIVED_FRAME], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(8, 8, 3) []"
+
+
+# --- serialized images ------------------------------------------------------------------------------------------
+
+def _cdr_image(order: str, sec: int = 0, nanosec: int = 0, frame_id: bytes = b"\0", height: int = 0, width: int = 0,
+               encoding: bytes = b"\0", step: int = 0, data: bytes = b"", count: int | None = None) -> bytes:
+    """A sensor_msgs/Image in plain CDR, written field by field: strings as the raw bytes given (NUL or not),
+    `count` the data length the message claims (len(data) by default)."""
+    out = bytearray(b"\x00\x00\x00\x00" if order == ">" else b"\x00\x01\x00\x00")
+
+    def put(fmt: str, value: int) -> None:
+        out.extend(bytes(-(len(out) - 4) % struct.calcsize(fmt)))
+        out.extend(struct.pack(order + fmt, value))
+
+    put("i", sec)
+    put("I", nanosec)
+    put("I", len(frame_id))
+    out.extend(frame_id)
+    put("I", height)
+    put("I", width)
+    put("I", len(encoding))
+    out.extend(encoding)
+    put("B", order == ">")
+    put("I", step)
+    put("I", len(data) if count is None else count)
+    out.extend(data)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_read_image_reads_each_field_over_its_types_whole_range_in_either_byte_order(order):
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from molevla_ros.inputs.image_wire import read_image
+
+    data = bytes(range(250, 256)) + bytes(range(5))
+    buf = _cdr_image(order, -2**31, 2**32 - 1, b"cam\0", 2**31, 2**32 - 1, b"rgb8\0", 2**31 + 7, data)
+    msg = deserialize_message(buf, Image)  # rclpy reads the same message from these bytes
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.height, msg.width, msg.step, bytes(msg.data)) == \
+        (-2**31, 2**32 - 1, 2**31, 2**32 - 1, 2**31 + 7, data)
+    img = read_image(buf)
+    assert (img.sec, img.nanosec, img.frame_id, img.height, img.width, img.encoding, img.step) == \
+        (-2**31, 2**32 - 1, "cam", 2**31, 2**32 - 1, "rgb8", 2**31 + 7)
+    pixels = np.asarray(img.data)  # the view reads as unsigned bytes
+    assert pixels.dtype == np.uint8 and pixels.tolist() == list(data)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("raw,text", [
+    (b"cam\0", "cam"),
+    (b"cam", "cam"),  # a writer that leaves out the NUL loses no character
+    (b"\0", ""),
+    (b"", ""),
+    (b"c\xffm\0", "c\ufffdm"),  # bad UTF-8 is replaced, never raised
+    (b"c\xffm", "c\ufffdm"),
+    (b"f" * 4095 + b"\0", "f" * 4095),  # the longest string accepted: 4096 bytes
+])
+def test_read_image_strings(order, raw, text):
+    from molevla_ros.inputs.image_wire import read_image
+
+    img = read_image(_cdr_image(order, 1, 2, raw, 3, 4, raw, 5, bytes(range(7))))
+    assert (img.frame_id, img.encoding) == (text, text)
+    assert (img.sec, img.nanosec, img.height, img.width, img.step, bytes(img.data)) == (1, 2, 3, 4, 5, bytes(range(7)))
+
+
+def test_read_image_of_an_empty_message():
+    """A default-constructed Image ends exactly with its zero data count: read, not taken for truncated."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from molevla_ros.inputs.image_wire import read_image
+
+    for buf in (serialize_message(Image()), _cdr_image(">")):
+        img = read_image(buf)
+        assert (img.sec, img.nanosec, img.frame_id, img.height, img.width, img.encoding, img.step) == \
+            (0, 0, "", 0, 0, "", 0)
+        assert bytes(img.data) == b""
+
+
+@pytest.mark.parametrize("buf,message", [
+    (b"", "not a CDR-serialized image (encapsulation missing)"),
+    (b"\x00\x01", "not a CDR-serialized image (encapsulation 0001)"),
+    (b"\x07\x07\x00\x00" + _cdr_image("<")[4:], "not a CDR-serialized image (encapsulation 07070000)"),
+    (b"\x00\x01\x00\x00", "serialized image truncated at byte 4 of 4"),
+    (_cdr_image("<", frame_id=b"cam\0")[:14], "serialized image truncated at byte 12 of 14"),
+    (b"\x00\x01\x00\x00" + struct.pack("<iII", 1, 2, 2**32 - 1) + bytes(64),
+     "serialized image has a 4294967295-byte string field"),
+    (_cdr_image(">", frame_id=b"f" * 4096 + b"\0"), "serialized image has a 4097-byte string field"),
+    # header 4, stamp 8, frame_id 4 + 1 (+ 3 padding), height, width 8, encoding 4 + 1 (+ 1), is_bigendian 1
+    # (+ 2), step 4, count 4: the data would start at byte 44
+    (_cdr_image("<", count=2**31), "serialized image truncated: 2147483648 bytes wanted at byte 44 of 44"),
+    (_cdr_image(">", data=bytes(6), count=7), "serialized image truncated: 7 bytes wanted at byte 44 of 50"),
+])
+def test_read_image_refusals_say_why(buf, message):
+    from molevla_ros.inputs.image_wire import read_image
+
+    with pytest.raises(ImageError) as e:
+        read_image(buf)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_write_stamp_writes_the_stamps_whole_range_and_nothing_else(order):
+    from molevla_ros.inputs.image_wire import read_image, write_stamp
+
+    buf = bytearray(_cdr_image(order, 1, 2, b"camera\0", 2, 3, b"rgb8\0", 9, bytes(range(18))))
+    for sec, nanosec in [(-2**31, 2**32 - 1), (2**31 - 1, 0)]:
+        write_stamp(buf, sec, nanosec)
+        img = read_image(buf)
+        assert (img.sec, img.nanosec, img.frame_id, img.height, img.width, img.encoding, img.step) == \
+            (sec, nanosec, "camera", 2, 3, "rgb8", 9)
+        assert bytes(img.data) == bytes(range(18))
+
+
+@pytest.mark.parametrize("buf,message", [
+    (b"", "not a CDR-serialized message with a stamp (0 bytes, encapsulation missing)"),
+    (b"\xff\xff\x00\x00" + bytes(8), "not a CDR-serialized message with a stamp (12 bytes, encapsulation ffff0000)"),
+    (b"\x00\x01\x00\x00" + bytes(7), "not a CDR-serialized message with a stamp (11 bytes, encapsulation 00010000)"),
+])
+def test_write_stamp_refuses_what_is_not_cdr(buf, message):
+    from molevla_ros.inputs.image_wire import write_stamp
+
+    with pytest.raises(ImageError) as e:
+        write_stamp(bytearray(buf), 1, 2)
+    assert str(e.value) == message

@@ -83,3 +83,52 @@ def test_gate_resume_without_hold(goal):
     g = MotionGate()
     g.set_goal(goal)
     assert g.resume() == ((True, "resumed 'x'") if goal else (False, "no goal to resume"))
+
+
+@pytest.mark.parametrize("limit,seen", [(0.25, 1.0), (0.5, 3.0), (2.0, 10.0)])
+def test_an_input_exactly_its_limit_old_is_fresh(limit, seen):
+    """The halt comes only once an input is older than its limit (times chosen exact in binary floating point)."""
+    w = Watchdog({"camera": limit}, robot_lost_s=1.0)
+    w.seen("camera", seen)
+    assert w.stale(seen + limit) == ""
+    assert w.stale(seen + limit + 2.0 ** -40) == f"camera stale: none valid for {limit:.2f} s (> {limit} s)"
+
+
+def test_the_reported_age_is_capped_at_99_s():
+    w = Watchdog({"camera": 0.35, "joint state": 0.5}, robot_lost_s=1.0)
+    assert w.stale(0.0) == "camera stale: none valid for 99.00 s (> 0.35 s)", "never seen"
+    w.seen("camera", 0.0)
+    assert w.stale(98.5) == "camera stale: none valid for 98.50 s (> 0.35 s)"
+    assert w.stale(500.0) == "camera stale: none valid for 99.00 s (> 0.35 s)"
+
+
+def test_liveliness_has_no_grace_by_default():
+    w = Watchdog({}, 1.0)
+    w.liveliness_changed(-1, 2.0)
+    assert w.liveliness_expired(2.0)
+
+
+def test_a_liveliness_event_without_change_neither_regains_nor_forgives():
+    w = Watchdog({}, 1.0, liveliness_grace_s=0.25)
+    w.liveliness_changed(-1, 1.0)
+    w.liveliness_changed(0, 1.125)
+    assert w.forgiven == 0 and w.liveliness_expired(1.25)
+
+
+def test_every_forgiven_loss_is_counted():
+    w = Watchdog({}, 1.0, liveliness_grace_s=0.25)
+    for k, t in enumerate((1.0, 2.0, 3.0), 1):
+        w.liveliness_changed(-1, t)
+        w.liveliness_changed(+1, t + 0.125)
+        assert w.forgiven == k and not w.liveliness_expired(t + 1.0)
+
+
+def test_gate_state_is_reported_as_plain_strings_and_a_bool():
+    """The executor publishes the gate's goal, e-stop (a bool) and hold ("" = not held) in its status."""
+    g = MotionGate()
+    assert (g.goal, g.estop, g.hold) == ("", False, "")
+    g.set_goal("a")
+    g.hold_until_resumed("robot lost")
+    assert g.set_goal("b") == "new goal 'b', hold released" and g.hold == ""
+    g.hold_until_resumed("reflex")
+    assert g.resume() == (True, "resumed 'b' (was held: reflex)") and (g.goal, g.estop, g.hold) == ("b", False, "")

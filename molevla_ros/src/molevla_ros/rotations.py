@@ -7,32 +7,45 @@ import numpy as np
 
 
 def rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
-    """Rodrigues: rotation vector [rad] -> 3x3 matrix."""
+    """Rodrigues: rotation vector [rad] -> 3x3 matrix (float64 whatever the input's precision)."""
+    r = np.asarray(r, dtype=np.float64)
     angle = float(np.linalg.norm(r))
     if angle < 1e-12:
         return np.eye(3)
-    k = np.asarray(r, float) / angle
+    k = r / angle
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx
 
 
 def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> quaternion [x, y, z, w]."""
-    w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
-    x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
-    return np.array([x, y, z, w])
+    """3x3 rotation -> unit quaternion [x, y, z, w] with w >= 0. Shepperd's method: the largest of w, x, y, z comes
+    from the diagonal and the others from sums and differences of the off-diagonal terms, so half turns (where the
+    matrix is symmetric) keep their axis and small rotations keep their precision."""
+    m = np.asarray(m, dtype=np.float64)
+    t = m[0, 0] + m[1, 1] + m[2, 2]
+    if t > 0:
+        s = 2.0 * np.sqrt(1.0 + t)
+        q = np.array([(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4])
+    elif m[0, 0] >= m[1, 1] and m[0, 0] >= m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = np.array([s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s])
+    elif m[1, 1] >= m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 - m[0, 0] + m[1, 1] - m[2, 2])
+        q = np.array([(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s])
+    else:
+        s = 2.0 * np.sqrt(1.0 - m[0, 0] - m[1, 1] + m[2, 2])
+        q = np.array([(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s])
+    q /= np.linalg.norm(q)
+    return -q if q[3] < 0 else q
 
 
 def matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
     """3x3 rotation -> rotation vector with angle in [0, pi]."""
-    x, y, z, w = matrix_to_quaternion(m)
-    v = np.array([x, y, z])
-    s = float(np.linalg.norm(v))
-    if s < 1e-12:
+    q = matrix_to_quaternion(m)
+    s = float(np.linalg.norm(q[:3]))
+    if s == 0.0:
         return np.zeros(3)
-    return v / s * 2.0 * np.arctan2(s, w) if w >= 0 else -v / s * 2.0 * np.arctan2(s, -w)
+    return q[:3] / s * 2.0 * np.arctan2(s, q[3])
 
 
 def euler_to_matrix(rpy: np.ndarray) -> np.ndarray:

@@ -41,8 +41,9 @@ def write_stamp(buf: bytearray, sec: int, nanosec: int) -> None:
     """Write header.stamp into a serialized message in place (the first field after the encapsulation header, in
     its byte order): a publisher that serializes a frame once and re-stamps it per frame, as a camera driver does."""
     order = _ORDER.get(bytes(buf[:2]))
-    if order is None:
-        raise ImageError(f"not a CDR-serialized message (encapsulation {bytes(buf[:4]).hex() or 'missing'})")
+    if order is None or len(buf) < 12:
+        raise ImageError(f"not a CDR-serialized message with a stamp ({len(buf)} bytes, encapsulation "
+                         f"{bytes(buf[:4]).hex() or 'missing'})")
     struct.pack_into(order + "iI", buf, 4, sec, nanosec)
 
 

@@ -63,7 +63,8 @@ def _pixels(encoding: str, height: int, width: int, step: int, data: bytes | mem
         raise ImageError(f"bad image size {width}x{height}")
     if step < width * c:
         raise ImageError(f"row step {step} < width {width} x {c} channels")
-    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else \
+        np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     if buf.size != step * height:
         raise ImageError(f"buffer has {buf.size} bytes, expected step {step} x height {height} = {step * height}")
     return buf.reshape(height, step)[:, : width * c].reshape(height, width, c)
@@ -117,10 +118,10 @@ def decode_compressed(fmt: str, data: bytes | memoryview) -> np.ndarray:
         raise ImageError(f"unsupported compressed format {fmt!r}; supported: {', '.join(COMPRESSED)}")
     try:
         with PILImage.open(io.BytesIO(bytes(data))) as im:
-            if (im.format or "").lower() not in COMPRESSED:
-                raise ImageError(f"payload is {im.format or 'not an image'}, not {' or '.join(COMPRESSED)}")
-            w, h = im.size
-            if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+            if im.format.lower() not in COMPRESSED:  # Pillow names the format of every image it opens
+                raise ImageError(f"payload is {im.format}, not {' or '.join(COMPRESSED)}")
+            w, h = im.size  # Pillow refuses images with a zero side
+            if w > MAX_SIDE or h > MAX_SIDE:
                 raise ImageError(f"bad image size {w}x{h}")
             return np.asarray(im.convert("RGB"))
     except ImageError:

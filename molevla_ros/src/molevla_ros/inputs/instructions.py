@@ -37,7 +37,7 @@ def validate(raw: bytes | str, max_chars: int = 256) -> Instruction:
     removed = escapes > 0
     kept = []
     for ch in text:
-        if ch in "\t\n\r\v\f" or unicodedata.category(ch)[0] == "Z":  # whitespace and separators
+        if ch in "\t\n\r\v\f":  # whitespace controls (separators, category Z, are whitespace to split() below)
             kept.append(" ")
         elif unicodedata.category(ch)[0] == "C":  # Cc controls, Cf format (zero-width), Co/Cs/Cn
             removed = True
