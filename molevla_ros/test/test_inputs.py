@@ -646,3 +646,25 @@ def test_write_stamp_refuses_what_is_not_cdr(buf, message):
     with pytest.raises(ImageError) as e:
         write_stamp(bytearray(buf), 1, 2)
     assert str(e.value) == message
+
+
+def test_write_stamp_needs_only_the_header_and_the_stamp():
+    """12 bytes (encapsulation + sec + nanosec) are enough to restamp; one fewer is refused."""
+    from molevla_ros.inputs.image_wire import write_stamp
+
+    buf = bytearray(b"\x00\x01\x00\x00" + bytes(8))
+    write_stamp(buf, 7, 9)
+    assert struct.unpack_from("<iI", buf, 4) == (7, 9)
+
+
+def test_decode_reads_any_numpy_buffer_layout():
+    """A frame handed over as a numpy array of another dtype or a strided view decodes to the same pixels as its
+    bytes (the array's memory is read in C order)."""
+    rgb = np.random.default_rng(5).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    words = rgb.reshape(4, 18).view(np.uint16)  # 2 bytes per element, same memory
+    np.testing.assert_array_equal(decode("rgb8", 4, 6, 18, words), rgb)
+    wide = np.zeros((4, 36), np.uint8)
+    wide[:, ::2] = rgb.reshape(4, 18)
+    strided = wide[:, ::2]  # not contiguous: its values, not its memory, are the frame
+    assert not strided.flags.c_contiguous
+    np.testing.assert_array_equal(decode("rgb8", 4, 6, 18, strided), rgb)

@@ -223,3 +223,15 @@ def test_exact_half_turns_keep_their_axis(axis):
     q = rot.matrix_to_quaternion(m)
     np.testing.assert_allclose(q * np.sign(q @ [x, y, z, w]), [x, y, z, w], atol=1e-12)
     assert np.linalg.norm(rot.matrix_to_rotvec(m)) == pytest.approx(np.pi)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_inputs_give_float64_rotations(dtype):
+    """A rotation vector or matrix given in float16 / float32 is converted in float64: the matrix is orthonormal and
+    the quaternion unit-length to float64 precision (not to the input's)."""
+    r = np.array([0.3, -0.2, 0.5]).astype(dtype)
+    m = rot.rotvec_to_matrix(r)
+    np.testing.assert_allclose(m @ m.T, np.eye(3), atol=1e-14)
+    np.testing.assert_allclose(m, axangle.axangle2mat(r.astype(float), np.linalg.norm(r.astype(float))), atol=1e-14)
+    q = rot.matrix_to_quaternion(m.astype(dtype))
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-14)

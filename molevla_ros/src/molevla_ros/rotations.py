@@ -18,24 +18,17 @@ def rotvec_to_matrix(r: np.ndarray) -> np.ndarray:
 
 
 def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> unit quaternion [x, y, z, w] with w >= 0. Shepperd's method: the largest of w, x, y, z comes
-    from the diagonal and the others from sums and differences of the off-diagonal terms, so half turns (where the
-    matrix is symmetric) keep their axis and small rotations keep their precision."""
+    """3x3 rotation -> unit quaternion [x, y, z, w] with w >= 0. The matrix's entries give 4 q q^T (its diagonal from
+    the diagonal, the rest from sums and differences of mirrored entries); the row of the largest diagonal entry,
+    over twice its root, is q: half turns (symmetric matrices) keep their axis and small rotations their precision."""
     m = np.asarray(m, dtype=np.float64)
-    t = m[0, 0] + m[1, 1] + m[2, 2]
-    if t > 0:
-        s = 2.0 * np.sqrt(1.0 + t)
-        q = np.array([(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4])
-    elif m[0, 0] >= m[1, 1] and m[0, 0] >= m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = np.array([s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s])
-    elif m[1, 1] >= m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 - m[0, 0] + m[1, 1] - m[2, 2])
-        q = np.array([(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s])
-    else:
-        s = 2.0 * np.sqrt(1.0 - m[0, 0] - m[1, 1] + m[2, 2])
-        q = np.array([(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s])
-    q /= np.linalg.norm(q)
+    d = [1 + m[0, 0] - m[1, 1] - m[2, 2], 1 - m[0, 0] + m[1, 1] - m[2, 2], 1 - m[0, 0] - m[1, 1] + m[2, 2],
+         1 + m[0, 0] + m[1, 1] + m[2, 2]]
+    xy, xz, yz = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]
+    wx, wy, wz = m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
+    outer = np.array([[d[0], xy, xz, wx], [xy, d[1], yz, wy], [xz, yz, d[2], wz], [wx, wy, wz, d[3]]])  # 4 q q^T
+    i = int(np.argmax(d))
+    q = outer[i] / np.linalg.norm(outer[i])
     return -q if q[3] < 0 else q
 
 
@@ -59,6 +52,6 @@ def euler_to_matrix(rpy: np.ndarray) -> np.ndarray:
 
 def euler_to_rotvec(rpy: np.ndarray) -> np.ndarray:
     """Rows of (roll, pitch, yaw) Euler deltas [N, 3] -> the same rotations as rotation vectors [N, 3]."""
-    rpy = np.asarray(rpy, float).reshape(-1, 3)
+    rpy = np.asarray(rpy).reshape(-1, 3)
     return np.stack([matrix_to_rotvec(euler_to_matrix(row)) for row in rpy]) if len(rpy) else np.zeros((0, 3))
 

@@ -32,7 +32,7 @@ class Watchdog:
         """Why the arm must halt because a watched input is stale (the first one, in `timeouts` order), or ""."""
         for name, limit in self.timeouts.items():
             if limit > 0:
-                age = now - self.last.get(name, -1e9)
+                age = now - self.last[name] if name in self.last else float("inf")  # never seen: stale from the start
                 if age > limit:
                     return f"{name} stale: none valid for {min(age, 99.0):.2f} s (> {limit} s)"
         return ""
