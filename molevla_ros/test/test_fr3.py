@@ -420,3 +420,22 @@ def test_a_failed_grasp_is_reported(ros, tmp_path):
             assert any("command failed: fingers blocked" in s for s in probe.statuses())
     finally:
         stack.stop()
+
+
+def test_an_estop_before_the_gripper_appears_still_stops_it(ros, tmp_path):
+    """An e-stop engaged while franka_gripper's stop service is not yet up is sent once the service appears."""
+    from std_msgs.msg import Bool
+
+    session = _executor_alone(ros)
+    with session as probe:
+        _listen_all(probe)
+        probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS).publish(Bool(data=True))
+        probe.wait_for(lambda: any("stop service not available yet" in s for s in probe.statuses()), 15,
+                       "the executor saying the stop waits for the service")
+        stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"),
+                      servo_delay=0.5)
+        try:
+            probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("stop", 0)) >= 1, 20,
+                           "the stop reaching the gripper")
+        finally:
+            stack.stop()

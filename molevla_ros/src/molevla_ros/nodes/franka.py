@@ -77,6 +77,7 @@ class FrankaGripper:
         self.calls = ActionCalls(node)
         self.homed = not home
         self.queued: float | None = None  # a command that waits for homing to end
+        self.stop_retry = None  # a timer while an e-stop waits for the stop service
         if home:
             self.home_timer = node.create_timer(0.5, self.try_homing)
 
@@ -93,6 +94,7 @@ class FrankaGripper:
             self.send(self.queued)
 
     def send(self, open_: float) -> None:
+        self.cancel_stop_retry()
         if not self.homed:
             self.queued = open_
             return
@@ -116,9 +118,16 @@ class FrankaGripper:
         """franka_gripper's stop service (e-stop): the fingers stop where they are."""
         self.queued = None
         if self.stop_client.service_is_ready():
+            self.cancel_stop_retry()
             self.stop_client.call_async(Trigger.Request())
-        else:
-            self.report("gripper stop service not available", True)
+        elif self.stop_retry is None:  # sent as soon as the service appears, unless a new command comes first
+            self.report("gripper stop service not available yet; it is sent when the service appears", True)
+            self.stop_retry = self.node.create_timer(0.1, self.stop)
+
+    def cancel_stop_retry(self) -> None:
+        if self.stop_retry is not None:
+            self.node.destroy_timer(self.stop_retry)
+            self.stop_retry = None
 
 
 class FrankaRobotState:
