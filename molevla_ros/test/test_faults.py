@@ -15,7 +15,7 @@ def check(fault, row) -> None:
     assert not row["crashed"], row
     assert row["speed_violations"] == 0 and row["accel_violations"] == 0, row
     assert row["time_to_halt_ms"] is not None and row["time_to_halt_ms"] <= fault.bound_s * 1e3, row
-    assert row["reason_found"], row
+    assert row["reason_found"], (row["reason"], row)
     if fault.stays_halted:
         assert row["stays_halted"], row
 
