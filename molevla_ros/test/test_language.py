@@ -12,7 +12,7 @@ import torch
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, training_goals, write_reference
+from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, write_reference
 from molevla_ros.model.minilm import WEIGHTS_SHA256, MiniLM, package_zip, shared
 from molevla_ros.model.language import FAMILIES, instruction_for, parse_instruction
 from molevla_ros.sim.tasks import COLOURS, is_goal_of, sample_task
@@ -64,16 +64,17 @@ def test_training_wordings_keep_the_goal_and_held_out_wordings_share_no_content_
 
 
 def test_familiarity_separates_paraphrases_from_other_languages_and_requests(tmp_path):
-    write_reference(tmp_path, training_goals(CANONICAL, "varied"))
+    write_reference(tmp_path, CANONICAL, "varied")
     fam = GoalFamiliarity.of(tmp_path)
     held_out = [held_out_wording(f, "red", "blue", i) for f in FAMILIES for i in range(4)]
     assert min(map(fam.similarity, PARAPHRASES + held_out)) > 0.5 > max(map(fam.similarity, UNRELATED))
-    assert not any(fam.refusal(g, 0.5)[1] for g in PARAPHRASES + held_out + ["RED CUBE -> TRAY"])
+    assert not any(fam.read(g, 0.5).refusal for g in PARAPHRASES + held_out + ["RED CUBE -> TRAY"])
     # near in meaning (0.86), but naming no colour the model was trained on: refused for that reason
-    assert fam.refusal("touch the purple cube", 0.5)[1] == "names none of the colours the model knows (blue, green, " \
-        "red, yellow)"
+    assert fam.read("touch the purple cube", 0.5).refusal.startswith(
+        "names none of the colours the model knows (blue, green, red, yellow); the nearest goal it knows: 'touch the ")
     # about 0.5 similar: refused by one check or the other
-    assert all(fam.refusal(g, 0.5)[1] for g in ("touche le cube rouge", "open the drawer", "wave hello"))
+    assert all(fam.read(g, 0.5).refusal for g in ("touche le cube rouge", "open the drawer", "wave hello"))
+    assert not fam.read("open the drawer", 0.0).refusal  # 0 turns the checks off
     assert GoalFamiliarity.of(tmp_path / "elsewhere") is None
 
 
@@ -124,7 +125,7 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
     torch.manual_seed(0)
     folder = tmp_path / "tiny_minilm"
     save_model(MoLeVLA(tiny(0.5, "minilm")).eval(), folder)
-    write_reference(folder, training_goals(CANONICAL, "varied"))
+    write_reference(folder, CANONICAL, "varied")
     overrides = {"policy": {"backend": "mole_torch", "model_dir": str(folder), "control_hz": 10.0}}
     with ros(["camera", "policy"], overrides) as probe:
         chunks = probe.listen(JointTrajectory, "molevla/action_chunk", 10)

@@ -31,9 +31,10 @@ from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import CAMERA, FrankaTableSim
 from molevla_ros.model.language import FAMILIES
 from molevla_ros.sim.tasks import Task, sample_task
-from molevla_ros.model.wordings import held_out_wording
+from molevla_ros.model.goal_familiarity import DEFAULT_MIN_SIMILARITY, GoalFamiliarity
+from molevla_ros.model.wordings import held_out_wording, with_typos
 
-WORDINGS = ("canonical", "held-out")
+WORDINGS = ("canonical", "held-out", "typos")
 MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # about 2.5x the expert's mean time
 CAMERA_SIZE = 224  # the camera node's output size: the model sees what it sees in the ROS loop
 
@@ -68,10 +69,13 @@ def node_view(obs: Observation, camera: str) -> Observation:
 
 
 def episode_task(family: str, seed: int, wording: str) -> Task:
-    """The evaluation task of a seed, its goal in the canonical or a held-out wording (sim/wordings.py)."""
+    """The evaluation task of a seed, its goal in the canonical wording, a held-out wording or the canonical one
+    typed with errors (model/wordings.py; seeded by the episode's seed)."""
     task = sample_task(family, seed)
     if wording == "held-out":
         return replace(task, instruction=held_out_wording(family, task.cube, task.target, seed))
+    if wording == "typos":
+        return replace(task, instruction=with_typos(task.instruction, np.random.default_rng(seed)))
     if wording != "canonical":
         raise ValueError(f"wording must be one of {WORDINGS}")
     return task
@@ -90,6 +94,8 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
     per_layer = layer_flops(model.cfg.llm, model.sequence_length())
     latencies, kept, masks = [], [], {f: [] for f in families}
     success: dict[str, dict[str, list[bool]]] = {w: {} for w in wordings}
+    familiarity = GoalFamiliarity.of(Path(v.model_dir))
+    refused: dict[str, int] = {}  # goals the policy node would refuse, per wording (counted as failures)
     episode_masks: dict[str, list[np.ndarray]] = {}
 
     def policy(obs: Observation, family: str, record: list) -> np.ndarray:
@@ -111,7 +117,15 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                 for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}, {wording}", unit="ep",
                               leave=False):
                     record: list[np.ndarray] = []
-                    r = run_episode(sim, episode_task(family, s, wording),
+                    task = episode_task(family, s, wording)
+                    if familiarity is not None:  # the policy node's reading: typing corrected, or refused
+                        reading = familiarity.read(task.instruction, DEFAULT_MIN_SIMILARITY)
+                        if reading.refusal:
+                            refused[wording] = refused.get(wording, 0) + 1
+                            results.append(False)  # a refused goal never moves the arm
+                            continue
+                        task = replace(task, instruction=reading.text)
+                    r = run_episode(sim, task,
                                     lambda o, f=family, rec=record: policy(o, f, rec),
                                     sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
                                     with_images=True)
@@ -126,6 +140,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
             "success": {f: float(np.mean(r)) for f, r in success[wordings[0]].items()},
             "mean_success": float(np.mean([np.mean(r) for r in success[wordings[0]].values()])),
             "success_by_wording": {w: {f: float(np.mean(r)) for f, r in s.items()} for w, s in success.items()},
+            "goals_refused_by_wording": {w: refused.get(w, 0) for w in wordings},
             "episodes": {"first_seed": seed, **{w: {f: [bool(x) for x in r] for f, r in s.items()}
                                                 for w, s in success.items()}},
             "layers_kept_mean": float(np.mean(kept)), "layers": model.cfg.llm.layers,
@@ -152,7 +167,7 @@ def _backbone_latency(model, route: str, repeats: int = 60) -> float:
 
 def _cell(r: dict, family: str | None) -> str:
     """Success of a row in one family (None: mean over families, one decimal), per wording ("canonical /
-    held-out")."""
+    held-out / typos")."""
     by = r.get("success_by_wording") or {"canonical": r["success"]}
     if family:
         return " / ".join(f"{100 * s[family]:.0f}%" for s in by.values())
@@ -170,6 +185,11 @@ def print_table(rows: list[dict], families: list[str], episodes: int) -> str:
         lines.append(f"| {r['name']} | {fam} | {_cell(r, None)} | {r['layers_kept_mean']:.1f}/"
                      f"{r['layers']} | {r['backbone_mflops_per_step']:.0f} | {r['backbone_ms_p50']:.2f} | "
                      f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} |")
+    for r in rows:
+        refused = r.get("goals_refused_by_wording", {})
+        if any(refused.values()):
+            lines.append(f"\n{r['name']}: goals the policy node refuses (counted as failures), per wording: "
+                         + ", ".join(f"{w} {n}/{episodes * len(families)}" for w, n in refused.items()))
     text = "\n".join(lines)
     print(text)
     return text
@@ -301,8 +321,9 @@ class EvalOptions:
     seed: int = option(1000, "first layout seed")
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
     workers: int = option(2, "parallel evaluation processes")
-    wordings: tuple[str, ...] = option(WORDINGS, "goal wordings: canonical (the task templates) and held-out "
-                                       "(sim/wordings.py HELD_OUT, never used in training)", choices=WORDINGS)
+    wordings: tuple[str, ...] = option(WORDINGS, "goal wordings: canonical (the task templates), held-out "
+                                       "(model/wordings.py HELD_OUT, never used in training) and typos (the canonical "
+                                       "goal typed with errors, model/wordings.with_typos)", choices=WORDINGS)
     out: str = option("docs/results/eval_policies", "folder for the table, plots and model card")
 
 

@@ -1,10 +1,14 @@
-"""How close a goal sentence is to the goals a model was trained on, in MiniLM sentence-embedding space.
+"""How close a goal sentence is to the goals a model was trained on, in MiniLM sentence-embedding space, and
+what the operator meant when a word was mistyped.
 
 Training writes the unit sentence embeddings of its goals (the recorded instructions and, with varied
-wording, rewordings of each) into the model folder as FILE. At run time a goal's familiarity is its highest
-cosine similarity to any of them: near 1 for a trained wording, lower for a paraphrase, low for another
-language or an unrelated request. The policy node refuses goals below its `min_goal_similarity`, so an
-operator learns that "coge el cubo rojo" is not understood instead of watching the arm guess.
+wording, rewordings of each) into the model folder as FILE, with the recorded goals and every word its goals
+can contain as metadata. At run time (`GoalFamiliarity.read`), mistyped words are first corrected against those
+words (model/spelling.py: "tuch the red cueb" is read as "touch the red cube"); the goal's familiarity is then its
+highest cosine similarity to any training goal: near 1 for a trained wording, lower for a paraphrase, low for
+another language or an unrelated request. The policy node refuses goals below its `min_goal_similarity`, so an
+operator learns that "coge el cubo rojo" is not understood instead of watching the arm guess; the refusal names
+the nearest goal the model knows.
 
 Similarity alone cannot see that "touch the purple cube" names a colour the model never saw (0.86): the file also
 lists the colour words of the training goals, and a goal that names none of them is refused too.
@@ -12,17 +16,18 @@ lists the colour words of the training goals, and a goal that names none of them
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from molevla_ros.model.language import colours_named
-from molevla_ros.model.wordings import reword
+from molevla_ros.model.spelling import WORD, correct, english_words
+from molevla_ros.model.wordings import reword, training_words
 
 FILE = "familiar_goals.safetensors"
+DEFAULT_MIN_SIMILARITY = 0.5  # the policy node's min_goal_similarity default
+KNOWN_SIMILARITY = 0.98  # a goal this close to a training goal is that goal (same words, case or punctuation aside)
 
 
 def training_goals(instructions: list[str], wording: str, per_goal: int = 32, seed: int = 0) -> list[str]:
@@ -34,26 +39,61 @@ def training_goals(instructions: list[str], wording: str, per_goal: int = 32, se
     return distinct + [reword(g, rng) for g in distinct for _ in range(per_goal)]
 
 
-def write_reference(folder: Path, goals: list[str]) -> None:
-    """Sentence embeddings of `goals` (float16, 768 bytes per goal) and their colour words -> folder/FILE."""
+def goal_words(instructions: list[str], wording: str) -> list[str]:
+    """Every word a model's training goals can contain: its recorded goals' words, and with varied wording every
+    word the rewording generator uses."""
+    words = {w.lower() for g in instructions for w in WORD.findall(g)}
+    return sorted(words | training_words() if wording == "varied" else words)
+
+
+def write_reference(folder: Path, instructions: list[str], wording: str, seed: int = 0) -> None:
+    """Sentence embeddings of the training goals (float16, 768 bytes per goal), their colour words, the recorded
+    goals and the goal vocabulary -> folder/FILE."""
+    import torch
+    from safetensors.torch import save_file
+
     from molevla_ros.model.minilm import shared
 
+    goals = training_goals(instructions, wording, seed=seed)
     emb = torch.cat([shared().sentence(goals[i:i + 256]) for i in range(0, len(goals), 256)])
-    colours = sorted(set().union(*map(colours_named, goals)))
-    save_file({"sentences": emb.half().contiguous()}, str(Path(folder) / FILE), {"colours": json.dumps(colours)})
+    meta = {"colours": sorted(set().union(*map(colours_named, goals))), "goals": sorted(set(instructions)),
+            "words": goal_words(instructions, wording)}
+    save_file({"sentences": emb.half().contiguous()}, str(Path(folder) / FILE),
+              {k: json.dumps(v) for k, v in meta.items()})
+
+
+@dataclass
+class GoalReading:
+    """A goal as the model will read it: `text` (typing corrected), the corrections [(as typed, read as)], its
+    similarity to the training goals and why it is refused ("" when it is not)."""
+
+    text: str
+    fixes: list[tuple[str, str]]
+    similarity: float
+    refusal: str
+
+    def correction_note(self) -> str:
+        return ", ".join(f"{a} -> {b}" for a, b in self.fixes)
 
 
 class GoalFamiliarity:
-    """Highest cosine similarity of a goal to the model's training goals, and whether it names one of their colours
-    (None without a reference file)."""
+    """Reads goals against a model's training goals (None without a reference file): typing corrected against
+    their words, highest cosine similarity to them, whether the goal names one of their colours, and the nearest
+    recorded goal."""
 
     def __init__(self, folder: Path) -> None:
+        from safetensors import safe_open
+
         from molevla_ros.model.minilm import shared
 
         with safe_open(str(Path(folder) / FILE), "pt") as f:
             self.reference = f.get_tensor("sentences").float()
-            self.colours = set(json.loads((f.metadata() or {}).get("colours", "[]")))
+            meta = f.metadata() or {}
+        self.colours = set(json.loads(meta.get("colours", "[]")))
+        self.goals: list[str] = json.loads(meta.get("goals", "[]"))  # files written before 2026-12-06 have none
+        self.words = frozenset(json.loads(meta.get("words", "[]")))  # nor these: no typing correction then
         self.encoder = shared()
+        self._goal_embeddings = self.encoder.sentence(self.goals) if self.goals else None
 
     @classmethod
     def of(cls, folder: Path | None) -> "GoalFamiliarity | None":
@@ -62,12 +102,24 @@ class GoalFamiliarity:
     def similarity(self, goal: str) -> float:
         return float((self.reference @ self.encoder.sentence([goal])[0]).max())
 
-    def refusal(self, goal: str, min_similarity: float) -> tuple[float, str]:
-        """(similarity, why the goal is refused: "" when it is not)."""
-        similarity = self.similarity(goal)
-        if similarity < min_similarity:
-            return similarity, (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
-                                f"min_goal_similarity {min_similarity:g})")
-        if self.colours and not self.colours.intersection(colours_named(goal)):
-            return similarity, f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
-        return similarity, ""
+    def nearest_goal(self, goal: str) -> str | None:
+        if self._goal_embeddings is None:
+            return None
+        return self.goals[int((self._goal_embeddings @ self.encoder.sentence([goal])[0]).argmax())]
+
+    def read(self, goal: str, min_similarity: float) -> GoalReading:
+        """The goal with its typing corrected, its similarity, and why it is refused ("" when it is not; never when
+        min_similarity is 0)."""
+        text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
+                              lambda t: self.similarity(t) >= KNOWN_SIMILARITY)
+        similarity = self.similarity(text)
+        why = ""
+        if 0 < min_similarity and similarity < min_similarity:
+            why = (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
+                   f"min_goal_similarity {min_similarity:g})")
+        elif 0 < min_similarity and self.colours and not self.colours.intersection(colours_named(text)):
+            why = f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
+        nearest = self.nearest_goal(text) if why else None
+        if nearest:
+            why += f"; the nearest goal it knows: '{nearest}'"
+        return GoalReading(text, fixes, similarity, why)

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from molevla_ros.model.language import parse_instruction
+from molevla_ros.model.language import COLOUR_NAMES, parse_instruction
 
 # ---- training vocabulary --------------------------------------------------------------------------------
 OBJECT = ["cube", "block", "box", "brick"]
@@ -105,3 +105,35 @@ def training_vocabulary() -> set[str]:
     """Every content word random_wording can produce (colour words excluded)."""
     parts = [*OBJECT, *TOUCH, *PUSH_PLACE, *PUSH, *TRAY, *PICK_PLACE, *BEFORE, *AFTER]
     return set().union(*(content_words(p) for p in parts))
+
+
+def training_words() -> set[str]:
+    """Every lower-case word random_wording can produce, function and colour words included."""
+    parts = [*OBJECT, *TOUCH, *PUSH_PLACE, *PUSH, *TRAY, *PICK_PLACE, *BEFORE, *AFTER]
+    return set().union(*(re.findall(r"[a-z]+", p.lower()) for p in parts)) - {"c", "t", "p"} | set(COLOUR_NAMES)
+
+
+def with_typos(text: str, rng: np.random.Generator, space_drop: float = 0.1) -> str:
+    """`text` as a hurried operator types it (evaluation): every content word of three letters or more gets one
+    typing error (two, with probability one half, from five letters on): a letter left out, doubled, swapped with
+    its neighbour or an extra one pressed beside it; each space between two words is left out with probability
+    `space_drop`."""
+    def mistype(word: str) -> str:
+        for _ in range(1 + (len(word) >= 5 and rng.random() < 0.5)):
+            i = int(rng.integers(len(word)))
+            kind = int(rng.integers(4))
+            if kind == 0 and len(word) > 3:
+                word = word[:i] + word[i + 1:]
+            elif kind == 1:
+                word = word[:i + 1] + word[i:]
+            elif kind == 2 and i < len(word) - 1:
+                word = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            else:
+                word = word[:i] + "abcdefghijklmnopqrstuvwxyz"[rng.integers(26)] + word[i:]
+        return word
+
+    words = [mistype(w) if len(w) >= 3 and w.lower() not in FUNCTION_WORDS else w for w in text.split(" ")]
+    out = words[0]
+    for w in words[1:]:
+        out += ("" if rng.random() < space_drop else " ") + w
+    return out

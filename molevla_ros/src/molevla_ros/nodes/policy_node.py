@@ -29,6 +29,7 @@ from molevla_ros.control.chunk_executor import validate_chunk
 from molevla_ros.inputs.image_wire import WireImage, read_image
 from molevla_ros.inputs.images import ImageError, check_frame_size
 from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
+from molevla_ros.model.goal_familiarity import DEFAULT_MIN_SIMILARITY
 from molevla_ros.nodes.messages import chunk_to_msg, msg_to_chunk, msg_to_frame, msg_to_rgb, now_s, stamp_s
 from molevla_ros.nodes.params import (FRAME_SIZE_PARAMS, IMAGE_SOURCE, REALTIME_PRIORITY, ROBOT, Param, declare,
                                       load_robot)
@@ -65,12 +66,12 @@ PARAMS = [
     Param("latency_budget_ms", 0.0, "When > 0: each step keeps as many decoder layers as fit this model time, from "
           "the last step's measured fixed and per-layer times (overrides keep_layers; at least 1 layer).", low=0.0,
           high=60000.0, dynamic=True),
-    Param("min_goal_similarity", 0.5, "Models with a goal reference (MiniLM text): a goal whose sentence "
-          "embedding has cosine similarity below this to every goal the model was trained on is refused: no chunks, "
-          "the reason on status. Paraphrases score about 0.55-1, other languages and unrelated requests 0.1-0.5 "
-          "(docs/model.md 'Goals in operators' words'). A goal naming none of the training goals' colours is refused "
-          "too. 0 disables both checks.",
-          low=0.0, high=1.0),
+    Param("min_goal_similarity", DEFAULT_MIN_SIMILARITY, "Models with a goal reference (MiniLM text): a goal whose "
+          "sentence embedding has cosine similarity below this to every goal the model was trained on is refused: no "
+          "chunks, the reason and the nearest known goal on status. Paraphrases score about 0.55-1, other languages "
+          "and unrelated requests 0.1-0.5 (docs/model.md 'Goals in operators' words'). A goal naming none of the "
+          "training goals' colours is refused too. 0 disables both checks. Typing errors are corrected against the "
+          "training goals' words either way (status 'accepted (typing corrected)').", low=0.0, high=1.0),
     IMAGE_SOURCE,
     REALTIME_PRIORITY,
     Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
@@ -190,13 +191,17 @@ class PolicyNode(Node):
             return
         self.backend.reset()
         familiarity = self.backend.familiarity
-        if goal and familiarity is not None and self.p.min_goal_similarity > 0:
-            similarity, why = familiarity.refusal(goal, self.p.min_goal_similarity)
-            self.status.values["goal_similarity"] = round(similarity, 3)
-            if why:
+        if goal and familiarity is not None:
+            reading = familiarity.read(goal, self.p.min_goal_similarity)
+            self.status.values["goal_similarity"] = round(reading.similarity, 3)
+            if reading.refusal:
                 robot.goal = ""  # no chunks: the executor stops when the last one runs out
-                self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' {why}; not acting on it",
-                            error=True)
+                self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' {reading.refusal}; not "
+                            "acting on it", error=True)
+            elif reading.fixes:
+                robot.goal = reading.text
+                self.status("accepted (typing corrected)", f"policy{self.where(robot)}: goal read as "
+                            f"'{reading.text[:80]}' ({reading.correction_note()})")
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:

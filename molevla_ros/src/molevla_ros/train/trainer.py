@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from molevla_ros.model.config import MoLeConfig, small
-from molevla_ros.model.goal_familiarity import training_goals, write_reference
+from molevla_ros.model.goal_familiarity import write_reference
 from molevla_ros.model.io import load_model, save_model
 from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA
@@ -272,7 +272,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
         shutil.copytree(Path(tc.init) / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
     if model.cfg.llm.tokenizer == "minilm":  # what the policy node's min_goal_similarity compares goals with
-        write_reference(out, training_goals(data.instructions, tc.wording, seed=tc.seed))
+        write_reference(out, data.instructions, tc.wording, seed=tc.seed)
     (out / "history.json").write_text(json.dumps(history))
     ckpt.unlink(missing_ok=True)
     return history
