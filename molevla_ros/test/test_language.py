@@ -135,6 +135,7 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
         probe.wait_for(lambda: any(s.data.startswith("ready") for s in status), 30, "policy ready")
         goal_pub.publish(String(data="coge el cubo rojo"))
         probe.wait_for(lambda: any("unlike any goal" in s.data for s in status), 15, "the refusal on status")
+        assert any("; the nearest goal it knows: '" in s.data for s in status)
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             publish()
@@ -142,6 +143,11 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
         assert not chunks, "a refused goal moved the arm"
         goal_pub.publish(String(data="Tap the red block, please."))
         probe.wait_for(lambda: (publish(), probe.spin_for(0.05), bool(chunks))[-1], 30, "chunks for a paraphrase")
+        goal_pub.publish(String(data="tuch the red cueb"))
+        probe.wait_for(lambda: any(s.data == "accepted (typing corrected): policy: goal read as 'touch the red cube' "
+                                   "(tuch -> touch, cueb -> cube)" for s in status), 15, "the reading on status")
+        n = len(chunks)
+        probe.wait_for(lambda: (publish(), probe.spin_for(0.05), len(chunks) > n)[-1], 30, "chunks for the typed goal")
 
 
 def test_goal_inputs_draw_encoded_rewordings_of_each_samples_own_goal(tiny):

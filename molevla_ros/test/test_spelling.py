@@ -32,8 +32,8 @@ def test_distance_is_rapidfuzz_optimal_string_alignment(a, b, limit):
     ("Tocuh the GREEN cube, please.", "touch the green cube, please."),
 ])
 def test_typing_errors_are_read_as_the_goal_meant(typed, meant):
-    text, fixes = correct(typed, VOCABULARY, english_words(), lambda t: t.lower().rstrip(".") in
-                          {g for g in CANONICAL} | {meant.lower().rstrip(".")})
+    text, fixes = correct(typed, VOCABULARY, english_words(),
+                          lambda t: float(t.lower().rstrip(".") in set(CANONICAL) | {meant.lower().rstrip(".")}))
     assert text.lower() == meant.lower() and fixes
 
 
@@ -41,7 +41,7 @@ def test_typing_errors_are_read_as_the_goal_meant(typed, meant):
                                   "touche le cube rouge", "open the drawer", "touch the red tube",
                                   "stack the red cube on the blue cube"])
 def test_english_words_other_languages_and_unknown_verbs_are_left_as_typed(goal):
-    assert correct(goal, VOCABULARY, english_words(), lambda t: False) == (goal, [])
+    assert correct(goal, VOCABULARY, english_words(), lambda t: 0.0) == (goal, [])
 
 
 def test_held_out_wordings_are_never_changed():
@@ -51,7 +51,7 @@ def test_held_out_wordings_are_never_changed():
         for i in range(len(HELD_OUT[family])):
             for c in COLOUR_NAMES:
                 goal = held_out_wording(family, c, "blue" if c != "blue" else "red", i)
-                assert correct(goal, VOCABULARY, english_words(), lambda t: False) == (goal, []), goal
+                assert correct(goal, VOCABULARY, english_words(), lambda t: 0.0) == (goal, []), goal
 
 
 def test_nothing_is_corrected_without_a_vocabulary():

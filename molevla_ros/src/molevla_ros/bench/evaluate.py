@@ -286,7 +286,7 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
         f"- LLM: Llama layout, {llm['layers']} layers, hidden {llm['hidden']}, {llm['heads']} heads, MLP "
         f"{llm['intermediate']}, '{llm['tokenizer']}' tokenizer"
         + (" (frozen all-MiniLM-L6-v2 token features, sha256-pinned, projected to the hidden size; goals reworded "
-           "at every training step by sim/wordings.py)" if llm["tokenizer"] == "minilm" else ""),
+           "at every training step by model/wordings.py)" if llm["tokenizer"] == "minilm" else ""),
         f"- STAR router: keep ratio {router['keep_ratio']} ({round(router['keep_ratio'] * llm['layers'])} of "
         f"{llm['layers']} layers per step), proprio in the temporal branch: {router['use_proprio']}",
         f"- action head: DiT {cfg['action_head']['depth']} blocks x {cfg['action_head']['width']}, "

@@ -111,7 +111,7 @@ class GoalFamiliarity:
         """The goal with its typing corrected, its similarity, and why it is refused ("" when it is not; never when
         min_similarity is 0)."""
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
-                              lambda t: self.similarity(t) >= KNOWN_SIMILARITY)
+                              self.similarity, KNOWN_SIMILARITY)
         similarity = self.similarity(text)
         why = ""
         if 0 < min_similarity and similarity < min_similarity:

@@ -2,15 +2,15 @@
 
 An operator who types "tuch the red cueb" means "touch the red cube". Each word that is not in the vocabulary is
 replaced by the closest vocabulary word within that word's edit budget (insertions, deletions, substitutions and
-swaps of neighbouring letters: the optimal-string-alignment distance), or split in two when it is two vocabulary
-words run together, each within its budget ("thered" -> "the red", "cuebput" -> "cube put"); fewest edits wins.
+swaps of neighbouring letters: the optimal-string-alignment distance), or split when it is two or three vocabulary
+words run together, each within its budget ("thered" -> "the red", "itinthe" -> "it in the"); fewest edits wins.
 Budget: none for words of one or two letters, one edit for three or four letters, two from five on. A word with
 no candidate is left as typed: the goal familiarity check then decides, so "boop" is never forced onto a known
 word. A word with two equally close readings ("puh": "push" or "put") takes the one that makes the goal one the
-model was trained on (the caller's `is_known`), or stays as typed.
+model was trained on (the caller's `similarity` to the training goals), or stays as typed.
 
 A correctly spelt English word (english_words: pyspellchecker's list, words seen at least MIN_COUNT times in its
-corpus) is replaced only when that makes the goal one the model was trained on (the caller's `is_known`): "touch
+corpus) is replaced only when that makes the goal one the model was trained on: "touch
 the bred cube" is read as "touch the red cube", but "pat the red cuboid" is not read as "put the red cuboid".
 When half or more of a goal's words stay unknown even after correcting, it is another language or another request
 ("coge el cubo rojo"), not a typed goal with errors: it is left as typed.
@@ -83,24 +83,35 @@ def nearest(word: str, vocabulary: frozenset[str]) -> tuple[list[str], int]:
     return best, best_d
 
 
+def _spans(w: str, vocabulary: frozenset[str], words: int) -> dict[str, tuple[int, int]]:
+    """Readings of `w` as 1 to `words` vocabulary words run together -> (edits, number of words), each part two
+    letters or more and within its word's budget."""
+    out: dict[str, tuple[int, int]] = {}
+
+    def add(text: str, edits: int, n: int) -> None:
+        out[text] = min(out.get(text, (edits, n)), (edits, n))
+
+    one, d = nearest(w, vocabulary)
+    for v in one:
+        add(v, d, 1)
+    if words > 1:
+        for i in range(2, len(w) - 1):
+            left, dl = nearest(w[:i], vocabulary)
+            if left:
+                for rest, (dr, n) in _spans(w[i:], vocabulary, words - 1).items():
+                    for a in left:
+                        add(f"{a} {rest}", dl + dr, n + 1)
+    return out
+
+
 def readings(word: str, vocabulary: frozenset[str]) -> list[str]:
-    """What `word` may have been meant as (lower case), equally likely: the closest vocabulary words, or two run
-    together; fewest edits first, one word before two on a tie. Empty when it is known or nothing fits."""
+    """What `word` may have been meant as (lower case), equally likely: the closest vocabulary words, or up to three
+    run together ("itinthe"); fewest edits first, fewer words first on a tie. Empty when it is known or nothing
+    fits."""
     w = word.lower()
     if w in vocabulary:
         return []
-    options: dict[str, tuple[int, int]] = {}  # reading -> (edits, 0 one word / 1 two); each reading at its fewest
-
-    def add(text: str, edits: int, kind: int) -> None:
-        options[text] = min(options.get(text, (edits, kind)), (edits, kind))
-
-    words, d = nearest(w, vocabulary)
-    for v in words:
-        add(v, d, 0)
-    for i in range(2, len(w) - 1):  # two words run together, each part two letters or more
-        (left, dl), (right, dr) = nearest(w[:i], vocabulary), nearest(w[i:], vocabulary)
-        for a, b in ((a, b) for a in left for b in right):
-            add(f"{a} {b}", dl + dr, 1)
+    options = _spans(w, vocabulary, 3)
     if not options:
         return []
     top = min(options.values())
@@ -108,11 +119,13 @@ def readings(word: str, vocabulary: frozenset[str]) -> list[str]:
 
 
 def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = frozenset(),
-            is_known: Callable[[str], bool] | None = None, max_tries: int = 64) -> tuple[str, list[tuple[str, str]]]:
+            similarity: Callable[[str], float] | None = None, known: float = 0.98, max_tries: int = 64
+            ) -> tuple[str, list[tuple[str, str]]]:
     """(the goal with each mistyped word replaced, [(as typed, read as), ...]); the goal unchanged when no word
     needed it or the vocabulary is empty. A word is replaced when it has one reading; words with several, and
-    correct English words (`dictionary`), are replaced only when `is_known` says that makes the goal one the model
-    knows (at most `max_tries` combinations are tried)."""
+    correct English words (`dictionary`), are replaced only when that makes the goal one the model knows: of at
+    most `max_tries` combinations, the one most similar to the training goals (`similarity`), if at least
+    `known`."""
     if not vocabulary:
         return goal, []
     spans = [(m.span(), m.group(0)) for m in WORD.finditer(goal)]
@@ -132,12 +145,12 @@ def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = 
         return "".join(out) + goal[at:], fixes
 
     text, fixes = build(tuple(o[0] for o in options))
-    if is_known is not None and any(len(o) > 1 for o in options) and not is_known(text):
-        for choice in itertools.islice(itertools.product(*options), 1, max_tries):
-            candidate = build(choice)
-            if is_known(candidate[0]):
-                text, fixes = candidate
-                break
+    if similarity is not None and any(len(o) > 1 for o in options):
+        scored = [(similarity(c[0]), i, c) for i, c in enumerate(map(build, itertools.islice(
+            itertools.product(*options), max_tries)))]  # i = 0: the plain correction, kept on a tie
+        best, _, candidate = max(scored, key=lambda sc: (sc[0], -sc[1]))
+        if best >= known:
+            text, fixes = candidate
     words = WORD.findall(text)
     if fixes and 2 * sum(w.lower() in vocabulary for w in words) <= len(words):
         return goal, []  # mostly unknown words even so: another language or another request, not typing errors

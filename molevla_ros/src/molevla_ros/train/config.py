@@ -45,7 +45,7 @@ class TrainConfig:
     save_every: int = option(500, "checkpoint every this many steps")
     threads: int = option(0, "torch threads (0: torch's default)")
     wording: str = option("varied", "goal sentences: as recorded (canonical), or a new random wording of each "
-                          "sample's goal at every step (varied: sim/wordings.py)", choices=("canonical", "varied"))
+                          "sample's goal at every step (varied: model/wordings.py)", choices=("canonical", "varied"))
     shift: int = option(1, "image augmentation: random translation up to this many pixels (the camera is fixed)")
     proprio_noise: float = option(0.0, "proprio augmentation: std (rad) of Gaussian noise on the 7 arm joint angles "
                                   "(0 = off). Makes the arm state too coarse for a shortcut, so goal-relative "

@@ -76,7 +76,7 @@ def _jitter_joints(proprio: torch.Tensor, gen: torch.Generator, std: float) -> t
 
 class GoalInputs:
     """The text inputs of the samples' goals, encoded once: each distinct recorded goal as it is ("canonical"), or
-    `per_goal` random rewordings of it ("varied", sim/wordings.py), one of which a sample draws at every use. Training
+    `per_goal` random rewordings of it ("varied", model/wordings.py), one of which a sample draws at every use. Training
     then runs the text encoder (MiniLM: about 3 ms a sentence here) once per wording instead of at every step."""
 
     def __init__(self, model: MoLeVLA, instructions: list[str], wording: str, seed: int = 0,

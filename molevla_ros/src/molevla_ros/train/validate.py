@@ -67,7 +67,7 @@ def open_loop_metrics(model: MoLeVLA, data: Samples, mode: str = "full", max_sam
     dir_cos_start: direction agreement at each episode's first step only, where the arm is in its start pose
     and nothing but the instruction says which cube to go for (later steps also show where the arm is
     already heading, which a policy can extrapolate without reading the goal); dir_cos_start_held_out: the same
-    with the goals in held-out wordings (sim/wordings.py); grip_acc: first-step gripper agreement."""
+    with the goals in held-out wordings (model/wordings.py); grip_acc: first-step gripper agreement."""
     was_training = model.training
     model.eval()
     idx = np.sort(np.random.default_rng(seed).choice(len(data), min(max_samples, len(data)), replace=False))
