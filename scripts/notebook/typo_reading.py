@@ -20,7 +20,8 @@ N = 200
 def main(model_dir: str) -> None:
     fam = GoalFamiliarity.of(model_dir)
     print(f"{model_dir}: {N} typed goals per family, seed 1\n")
-    print("| spaces dropped | family | refused | read as the intended task | read exactly as the canonical goal | ms p50 / p99 |")
+    print("| spaces dropped | family | refused | read as the intended task | read exactly as the canonical goal "
+          "| ms p50 / p99 |")
     print("|---|---|---:|---:|---:|---:|")
     for drop in (0.0, 0.1):
         rng = np.random.default_rng(1)

@@ -182,6 +182,15 @@ def options_class(spec: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+class _KeepHyphenatedWords(argparse.HelpFormatter):
+    """Help lines wrap at spaces only: "held-out" and "--flag" values stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="molevla", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (spec, _, text) in COMMANDS.items():
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, formatter_class=_KeepHyphenatedWords)
         if name == chosen:  # only the chosen command's options module is imported
             add_options(p, options_class(spec))
     a = ap.parse_args(argv)
