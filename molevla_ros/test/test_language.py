@@ -88,7 +88,7 @@ def test_minilm_model_trains_on_varied_wording_and_serves_the_same_on_torch_and_
     monkeypatch.setenv("MOLEVLA_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     n = 48
-    instructions = [CANONICAL[i % len(CANONICAL)] for i in range(n)]
+    instructions = [CANONICAL[i % 4] for i in range(n)]  # the four touch goals: 4 x 256 wordings to encode
     chunks = np.zeros((n, 4, 7), np.float32)
     chunks[:, :, 0] = np.array([0.01 if "red" in t.split()[2] else -0.01 for t in instructions])[:, None]
     chunks[:, :, 6] = 1.0
