@@ -81,3 +81,18 @@ def test_typo_generator_leaves_function_words_and_keeps_the_words_apart_by_defau
         assert typed != goal and len(typed.split()) == len(goal.split())
         assert [w for w in typed.split() if w in ("the", "to", "it", "in", "up", "and")] == \
             [w for w in goal.split() if w in ("the", "to", "it", "in", "up", "and")]
+
+
+def test_the_search_over_uncertain_words_is_bounded():
+    """Words with several readings (or real English words) are tried in at most 16 combinations, and not at all
+    when more than four words are uncertain: a long string of them is no mistyped goal, and the node reads goals
+    in its callback."""
+    calls = []
+
+    def similarity(text: str) -> float:
+        calls.append(text)
+        return 0.0
+
+    assert correct("puh " * 10, VOCABULARY, english_words(), similarity) == ("puh " * 10, []) and not calls
+    correct("puh the bred cube and puh it", VOCABULARY, english_words(), similarity)
+    assert 1 < len(calls) <= 16

@@ -94,8 +94,8 @@ def _spans(w: str, vocabulary: frozenset[str], words: int) -> dict[str, tuple[in
     one, d = nearest(w, vocabulary)
     for v in one:
         add(v, d, 1)
-    if words > 1:
-        for i in range(2, len(w) - 1):
+    if words > 1:  # a part longer than every vocabulary word plus its budget cannot match
+        for i in range(2, min(len(w) - 1, max(map(len, vocabulary)) + 3)):
             left, dl = nearest(w[:i], vocabulary)
             if left:
                 for rest, (dr, n) in _spans(w[i:], vocabulary, words - 1).items():
@@ -119,13 +119,13 @@ def readings(word: str, vocabulary: frozenset[str]) -> list[str]:
 
 
 def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = frozenset(),
-            similarity: Callable[[str], float] | None = None, known: float = 0.98, max_tries: int = 64
+            similarity: Callable[[str], float] | None = None, known: float = 0.98, max_tries: int = 16
             ) -> tuple[str, list[tuple[str, str]]]:
     """(the goal with each mistyped word replaced, [(as typed, read as), ...]); the goal unchanged when no word
     needed it or the vocabulary is empty. A word is replaced when it has one reading; words with several, and
     correct English words (`dictionary`), are replaced only when that makes the goal one the model knows: of at
     most `max_tries` combinations, the one most similar to the training goals (`similarity`), if at least
-    `known`."""
+    `known`; with more than four such words none is tried."""
     if not vocabulary:
         return goal, []
     spans = [(m.span(), m.group(0)) for m in WORD.finditer(goal)]
@@ -145,7 +145,8 @@ def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = 
         return "".join(out) + goal[at:], fixes
 
     text, fixes = build(tuple(o[0] for o in options))
-    if similarity is not None and any(len(o) > 1 for o in options):
+    uncertain = sum(len(o) > 1 for o in options)
+    if similarity is not None and 0 < uncertain <= 4:  # more: not a mistyped goal (and too many to try)
         scored = [(similarity(c[0]), i, c) for i, c in enumerate(map(build, itertools.islice(
             itertools.product(*options), max_tries)))]  # i = 0: the plain correction, kept on a tie
         best, _, candidate = max(scored, key=lambda sc: (sc[0], -sc[1]))
