@@ -129,6 +129,12 @@ class Stack:
                 p.kill()
 
 
+def _fr3_stack(tmp_path: Path, servo_delay: float = 0.5, **standin) -> Stack:
+    """The stand-ins with the Servo parameters fr3.launch.py gives (franka_ros2 v3.4.0 layout)."""
+    return Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay,
+                 **standin)
+
+
 def _stats(probe, topic: str) -> dict[str, str]:
     msgs = probe.received.get(topic, [])
     return {kv.key: kv.value for kv in msgs[-1].values} if msgs else {}
@@ -173,6 +179,14 @@ FR3_EXECUTOR = {"robot": "fr3", "image_source": "raw", "dry_run": False}
 FR3_POLICY = {"robot": "fr3", "image_source": "raw", "backend": "scripted_expert", "control_hz": 5.0}
 
 
+def _chunks_under_a_goal(probe, joints):
+    """A chunk publisher the executor hears, with a goal set (chunks act only under one), once joint states come."""
+    chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+    probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
+    probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+    return chunks
+
+
 def _spin_feeding(probe, feed, seconds, until=None):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -189,8 +203,7 @@ def test_fr3_language_goal_moves_the_arm_through_servo_closes_the_gripper_and_re
     limits; the fingers close through franka_gripper's grasp action after homing; a reflex halts the arm within
     100 ms, recovery runs only when asked for, and motion resumes only on molevla/resume."""
     session = ros(["instruction", "policy", "executor"], {"policy": FR3_POLICY, "executor": FR3_EXECUTOR})
-    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=3.0,
-                  object_width=0.03)  # on the session's ROS domain
+    stack = _fr3_stack(tmp_path, 3.0, object_width=0.03)  # on the session's ROS domain
     try:
         with session as probe:
             joints, fingers, twists = _listen_all(probe)
@@ -278,9 +291,7 @@ def test_servo_without_an_ik_solver_halts_the_executor_with_the_reason(ros, tmp_
     try:
         with session as probe:
             joints, _, _ = _listen_all(probe)
-            chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-            probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
-            probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+            chunks = _chunks_under_a_goal(probe, joints)
             q0 = np.array(joints[-1].position[:7])
             _spin_feeding(probe, lambda: chunks.publish(_chunk(probe)), 6,
                           lambda: any("INVALID" in s for s in probe.statuses()))
@@ -314,13 +325,11 @@ def test_executor_limits_stay_within_servo_scales_and_joint_commands_within_fr3_
     """Asked for 2 rad/s of rotation, the executor sends at most the profile's 0.8 rad/s, so Servo (scale.rotational
     0.8, speed_units) never shrinks a twist behind its back."""
     session = _executor_alone(ros)
-    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5)
+    stack = _fr3_stack(tmp_path)
     try:
         with session as probe:
             joints, _, twists = _listen_all(probe)
-            chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-            probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
-            probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+            chunks = _chunks_under_a_goal(probe, joints)
             _spin_feeding(probe, lambda: chunks.publish(_chunk(probe, lin=(0.0, 0.0, 0.0), ang=(0.0, 0.0, 0.2))), 4)
             probe.spin_for(1.2)
             top = max(abs(m.twist.angular.z) for m in twists)
@@ -342,14 +351,11 @@ def test_joint_trajectory_interface_keeps_fr3_joint_limits(ros, tmp_path):
     start = [0.0, -0.35, 0.0, -2.3, 0.0, 0.75, 0.785]  # the training pose with the hand tilted (joint 6 at 0.75)
     tilt = -kin.jacobian(np.array(start))[:, 5] * 0.3 * 0.1  # per 0.1 s step: the twist of joint 6 at -0.3 rad/s
     session = _executor_alone(ros, {"interface": "joint_trajectory"})
-    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5,
-                  start_pose=str(start))
+    stack = _fr3_stack(tmp_path, start_pose=str(start))
     try:
         with session as probe:
             joints, _, _ = _listen_all(probe)
-            chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-            probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
-            probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+            chunks = _chunks_under_a_goal(probe, joints)
             _spin_feeding(probe, lambda: chunks.publish(_chunk(probe, lin=tuple(tilt[:3]), ang=tuple(tilt[3:]))), 6)
             q6 = np.array([m.position[5] for m in joints])
             limit = FR3.joint_lower[5] + FR3.joint_limit_margin
@@ -368,8 +374,7 @@ def test_go_to_start_moves_the_arm_to_the_profiles_start_pose_and_holds(ros, tmp
 
     away = [0.3, -0.6, 0.2, -2.0, 0.1, 1.7, 0.5]
     session = _executor_alone(ros)
-    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5,
-                  start_pose=str(away))
+    stack = _fr3_stack(tmp_path, start_pose=str(away))
     try:
         with session as probe:
             joints, fingers, twists = _listen_all(probe)
@@ -405,14 +410,11 @@ def test_a_failed_grasp_is_reported(ros, tmp_path):
     """franka_gripper answers a grasp that fails (libfranka threw) with success false and the error: the executor
     says so on molevla/status."""
     session = _executor_alone(ros)
-    stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"), servo_delay=0.5,
-                  grasp_error="'command failed: fingers blocked'")
+    stack = _fr3_stack(tmp_path, grasp_error="'command failed: fingers blocked'")
     try:
         with session as probe:
             joints, _, _ = _listen_all(probe)
-            chunks = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-            probe.create_publisher(String, "molevla/goal", LATCHED_QOS).publish(String(data="touch the red cube"))
-            probe.wait_for(lambda: joints and chunks.get_subscription_count() > 0, 30, "up")
+            chunks = _chunks_under_a_goal(probe, joints)
             probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("homing", 0)) >= 1, 20,
                            "homing")
             assert _spin_feeding(probe, lambda: chunks.publish(_chunk(probe, grip=0.0)), 10, lambda: any(
@@ -432,8 +434,7 @@ def test_an_estop_before_the_gripper_appears_still_stops_it(ros, tmp_path):
         probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS).publish(Bool(data=True))
         probe.wait_for(lambda: any("stop service not available yet" in s for s in probe.statuses()), 15,
                        "the executor saying the stop waits for the service")
-        stack = Stack(tmp_path, fr3_stack.servo_parameters(franka_share(tmp_path), "<urdf/>", "<srdf/>"),
-                      servo_delay=0.5)
+        stack = _fr3_stack(tmp_path)
         try:
             probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("stop", 0)) >= 1, 20,
                            "the stop reaching the gripper")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -186,8 +187,6 @@ class _KeepHyphenatedWords(argparse.HelpFormatter):
     """Help lines wrap at spaces only: "held-out" and "--flag" values stay whole."""
 
     def _split_lines(self, text: str, width: int) -> list[str]:
-        import textwrap
-
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 

@@ -101,16 +101,18 @@ def content_words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower())) - FUNCTION_WORDS - {"c", "t", "p"}
 
 
+TRAINING_PARTS = (*OBJECT, *TOUCH, *PUSH_PLACE, *PUSH, *TRAY, *PICK_PLACE, *BEFORE, *AFTER)  # what wordings are made of
+
+
 def training_vocabulary() -> set[str]:
     """Every content word random_wording can produce (colour words excluded)."""
-    parts = [*OBJECT, *TOUCH, *PUSH_PLACE, *PUSH, *TRAY, *PICK_PLACE, *BEFORE, *AFTER]
-    return set().union(*(content_words(p) for p in parts))
+    return set().union(*(content_words(p) for p in TRAINING_PARTS))
 
 
 def training_words() -> set[str]:
     """Every lower-case word random_wording can produce, function and colour words included."""
-    parts = [*OBJECT, *TOUCH, *PUSH_PLACE, *PUSH, *TRAY, *PICK_PLACE, *BEFORE, *AFTER]
-    return set().union(*(re.findall(r"[a-z]+", p.lower()) for p in parts)) - {"c", "t", "p"} | set(COLOUR_NAMES)
+    words = set().union(*(re.findall(r"[a-z]+", p.lower()) for p in TRAINING_PARTS))
+    return words - {"c", "t", "p"} | set(COLOUR_NAMES)
 
 
 def with_typos(text: str, rng: np.random.Generator, space_drop: float = 0.1) -> str:
