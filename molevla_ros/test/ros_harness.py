@@ -37,6 +37,26 @@ class Probe(Node):
         if not (predicate() or spin_until(self, timeout, predicate, period=0.02)):
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
+    def call(self, client: Any, request: Any, what: str, timeout: float = 10.0, resend_after: float = 2.0,
+             feed: Callable[[], None] | None = None) -> Any:
+        """A service's answer (`feed`, if given, runs every 50 ms while waiting). The request is sent again every
+        `resend_after` s: a server that answers before it has matched the client's reply reader drops the answer
+        (rmw_fastrtps waits 100 ms for that match, then gives up: ros2/rmw_fastrtps#467), which a loaded machine
+        hits right after discovery."""
+        self.wait_for(client.service_is_ready, timeout, f"the service for {what}")
+        end, futures, sent = time.monotonic() + timeout, [], -resend_after
+        while time.monotonic() < end:
+            if time.monotonic() - sent >= resend_after:
+                futures.append(client.call_async(request))
+                sent = time.monotonic()
+            if feed is not None:
+                feed()
+            spin_until(self, 0.05, period=0.02)
+            done = [f for f in futures if f.done()]
+            if done:
+                return done[0].result()
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
     def statuses(self) -> list[str]:
         return [m.data for m in self.received.get("molevla/status", [])]
 

@@ -212,6 +212,8 @@ def test_fr3_language_goal_moves_the_arm_through_servo_closes_the_gripper_and_re
             probe.wait_for(lambda: goal.get_subscription_count() > 0 and joints, 30, "nodes and stand-ins up")
             assert _spin_feeding(probe, feed, 20, lambda: _stats(probe, "franka_gripper/standin_stats").get(
                 "homing") == "1"), "the executor homes the gripper once at start"
+            assert _spin_feeding(probe, feed, 10, lambda: fingers and fingers[-1].position[0] > 0.0399), \
+                "homing opens the fingers to 0.08 m"
             q0 = np.array(joints[-1].position[:7])
             goal.publish(String(data="touch the red cube"))
             moved = lambda: np.abs(np.array(joints[-1].position[:7]) - q0).max() > 0.02  # noqa: E731
@@ -254,17 +256,15 @@ def test_fr3_language_goal_moves_the_arm_through_servo_closes_the_gripper_and_re
             recover = probe.create_client(Trigger, "molevla/recover")
             resume = probe.create_client(Trigger, "molevla/resume")
             probe.wait_for(lambda: recover.service_is_ready() and resume.service_is_ready(), 10, "services")
-            future = recover.call_async(Trigger.Request())
-            probe.wait_for(future.done, 10, "the recover answer")
-            assert future.result().success, future.result().message
+            answer = probe.call(recover, Trigger.Request(), "the recover answer", feed=feed)
+            assert answer.success, answer.message
             assert _spin_feeding(probe, feed, 10, lambda: any("recovered" in s for s in probe.statuses()))
             n = len(twists)
             _spin_feeding(probe, feed, 1.0)
             assert all(not any((m.twist.linear.x, m.twist.linear.y, m.twist.linear.z)) for m in twists[n:]), \
                 "recovery alone does not move the arm"
-            future = resume.call_async(Trigger.Request())
-            probe.wait_for(future.done, 10, "the resume answer")
-            assert future.result().success, future.result().message
+            answer = probe.call(resume, Trigger.Request(), "the resume answer", feed=feed)
+            assert answer.success, answer.message
             assert _spin_feeding(probe, feed, 10, lambda: any(
                 abs(m.twist.linear.x) + abs(m.twist.linear.y) + abs(m.twist.linear.z) > 0 for m in twists[-5:]))
     finally:
@@ -383,16 +383,14 @@ def test_go_to_start_moves_the_arm_to_the_profiles_start_pose_and_holds(ros, tmp
             probe.wait_for(lambda: joints and go.service_is_ready(), 30, "up")
             estop.publish(Bool(data=True))
             probe.wait_for(lambda: any(s.startswith("stopped: e-stop") for s in probe.statuses()), 10, "e-stop")
-            future = go.call_async(Trigger.Request())
-            probe.wait_for(future.done, 10, "the answer")
-            assert not future.result().success and "e-stop" in future.result().message
+            answer = probe.call(go, Trigger.Request(), "the go_to_start answer")
+            assert not answer.success and "e-stop" in answer.message
             probe.wait_for(lambda: int(_stats(probe, "franka_gripper/standin_stats").get("stop", 0)) >= 1, 5,
                            "the e-stop stops the gripper")
             estop.publish(Bool(data=False))
             probe.spin_for(0.5)
-            future = go.call_async(Trigger.Request())
-            probe.wait_for(future.done, 10, "the answer")
-            assert future.result().success, future.result().message
+            answer = probe.call(go, Trigger.Request(), "the go_to_start answer")
+            assert answer.success, answer.message
             n = len(twists)
             target = np.array(FR3.start_pose)
             probe.wait_for(lambda: np.abs(np.array(joints[-1].position[:7]) - target).max() < 0.01, 30,

@@ -694,10 +694,8 @@ def test_estop_release_holds_until_new_goal_or_resume(ros):
             if release == "new goal":
                 goal_pub.publish(String(data=GOAL))
             else:
-                probe.wait_for(resume.service_is_ready, what="resume service")
-                future = resume.call_async(Trigger.Request())
-                probe.wait_for(future.done, what="resume reply")
-                assert future.result().success, future.result().message
+                answer = probe.call(resume, Trigger.Request(), "the resume reply")
+                assert answer.success, answer.message
             assert drive(), f"moves again after a {release}"
 
 
@@ -761,9 +759,9 @@ def test_parameters_are_checked_at_start_and_read_only_after(ros, tmp_path, doma
         client = probe.create_client(SetParameters, "executor/set_parameters")
         probe.wait_for(lambda: client.service_is_ready(), 20, "the executor's parameter service")
         value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.05)
-        future = client.call_async(SetParameters.Request(parameters=[Parameter(name="rate_hz", value=value)]))
-        probe.wait_for(future.done, 10, "the set_parameters reply")
-        result = future.result().results[0]
+        reply = probe.call(client, SetParameters.Request(parameters=[Parameter(name="rate_hz", value=value)]),
+                           "the set_parameters reply")
+        result = reply.results[0]
         assert not result.successful and "read-only" in result.reason.lower(), result
 
 
@@ -838,9 +836,8 @@ def test_compute_knob_changes_layers_at_run_time(ros, tmp_path, tiny):
         def set_param(name: str, value) -> tuple[bool, str]:
             v = (ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value) if isinstance(value, int)
                  else ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
-            future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-            probe.wait_for(future.done, 10, "the set_parameters reply")
-            r = future.result().results[0]
+            r = probe.call(client, SetParameters.Request(parameters=[Parameter(name=name, value=v)]),
+                           "the set_parameters reply").results[0]
             kept(2)  # steps that may have started before the change
             return r.successful, r.reason
 

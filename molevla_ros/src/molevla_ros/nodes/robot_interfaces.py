@@ -15,6 +15,7 @@ Interfaces whose packages are missing raise InterfaceUnavailable with the reason
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -60,7 +61,7 @@ class ServoInterface:
         self.request = ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST)
         self.switch = node.create_client(ServoCommandType, f"{robot.servo.node}/switch_command_type")
         self.waiting = f"waiting for MoveIt Servo to accept twists ({robot.servo.node}/switch_command_type)"
-        self.pending = None  # the switch call in flight
+        self.pending, self.sent_at = None, 0.0  # the switch call in flight, and when it was sent (monotonic s)
         self.timer = node.create_timer(0.5, self.switch_to_twists)
         names = {v: k for k in dir(ServoStatus) if k.isupper() and isinstance(v := getattr(ServoStatus, k), int)}
 
@@ -72,10 +73,15 @@ class ServoInterface:
         node.create_subscription(ServoStatus, f"{robot.servo.node}/status", on_status, 10)
 
     def switch_to_twists(self) -> None:
-        """Ask Servo for twist mode until it answers success (its service appears only once Servo is built)."""
+        """Ask Servo for twist mode until it answers success (its service appears only once Servo is built). An answer
+        missing after 2 s is asked for again: a server that answers before it has matched our reply reader drops the
+        answer (rmw_fastrtps waits 100 ms for that match: ros2/rmw_fastrtps#467)."""
         if self.pending is not None:
             if not self.pending.done():
-                return
+                if time.monotonic() - self.sent_at < 2.0:
+                    return
+                self.switch.remove_pending_request(self.pending)
+                self.pending = None
             result, self.pending = self.pending.result(), None
             if result is not None and result.success:
                 self.waiting = ""
@@ -84,7 +90,7 @@ class ServoInterface:
                 return
             self.node.get_logger().warn("MoveIt Servo did not switch to twist commands; asking again")
         if self.switch.service_is_ready():
-            self.pending = self.switch.call_async(self.request)
+            self.pending, self.sent_at = self.switch.call_async(self.request), time.monotonic()
 
     def send(self, cmd: Command, stamp) -> None:
         msg = TwistStamped()
