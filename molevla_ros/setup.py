@@ -27,6 +27,10 @@ setup(
         "sim": ["pybullet"],  # the simulated Franka (sim node, demo, data collection, evaluation)
         "record": ["mcap", "mcap-ros2-support"],  # episodes as MCAP (collect, train, bench-smoothness)
         "plots": ["matplotlib"],  # benchmark and evaluation plots
+        # `molevla dataset from-bags` and LeRobot datasets in `molevla train`: rosbags reads rosbag2 (MCAP, sqlite3)
+        # without a ROS install; these are what lerobot's dataset code imports. lerobot itself goes in with
+        # --no-deps (scripts/setup.sh): 0.4.4, its last release for Python 3.11, pins torch < 2.11.
+        "dataset": ["rosbags==0.11.9", "datasets>=4,<6", "accelerate>=1", "av>=14", "pyarrow>=21"],
         # ROS 2 Jazzy from PyPI wheels, for machines without a ROS install (never mix with a sourced ROS).
         "ros-wheels": ["ros-jazzy-rclpy", "ros-rclpy[fastrtps]==7.1.6", "ros-jazzy-std-msgs", "ros-jazzy-std-srvs",
                        "ros-jazzy-sensor-msgs", "ros-jazzy-geometry-msgs", "ros-jazzy-trajectory-msgs",

@@ -121,6 +121,10 @@ def test_rotation_helpers_match_transforms3d():
         np.testing.assert_allclose(rot.rotvec_to_matrix(rot.matrix_to_rotvec(r)), r, atol=1e-9)
         rpy = rng.uniform([-np.pi, -np.pi / 2 + 1e-3, -np.pi], [np.pi, np.pi / 2 - 1e-3, np.pi])
         np.testing.assert_allclose(rot.euler_to_matrix(rpy), euler.euler2mat(*rpy, "sxyz"), atol=1e-12)
+        np.testing.assert_allclose(rot.matrix_to_euler(r), euler.mat2euler(r, "sxyz"), atol=1e-9)
+    for gimbal in ([0.3, np.pi / 2, -0.2], [0.3, -np.pi / 2, 0.7]):  # roll and yaw share an axis: the same matrix
+        m = euler.euler2mat(*gimbal, "sxyz")
+        np.testing.assert_allclose(rot.euler_to_matrix(rot.matrix_to_euler(m)), m, atol=1e-9)
 
 
 @pytest.mark.parametrize("rpy", [(0.05, 0.0, 0.0), (0.5, -0.4, 0.45), (0.3, 0.3, -0.3), (0.0, 0.0, 1.2),

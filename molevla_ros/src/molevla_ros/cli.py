@@ -141,6 +141,9 @@ COMMANDS: dict[str, tuple[str, Callable[[object], int], str]] = {
                     "scripted-expert success rate per task family (in-process, sim time)"),
     "collect": ("molevla_ros.record.collect:CollectOptions", _lazy("molevla_ros.record.collect", "collect"),
                 "record scripted-expert episodes to MCAP (ROS 2 schemas)"),
+    "dataset": ("molevla_ros.dataset.from_bags:DatasetOptions", _lazy("molevla_ros.dataset.from_bags"),
+                "from-bags: rosbag2 recordings of a robot (camera, joint states, goals) -> a LeRobot dataset that "
+                "`molevla train --data` reads"),
     "train": ("molevla_ros.train.config:TrainConfig", train,
               "train a MoLe-VLA stage on recorded episodes (resumable)"),
     "eval-policies": ("molevla_ros.bench.evaluate:EvalOptions", _lazy("molevla_ros.bench.evaluate"),

@@ -55,3 +55,13 @@ def euler_to_rotvec(rpy: np.ndarray) -> np.ndarray:
     rpy = np.asarray(rpy).reshape(-1, 3)
     return np.stack([matrix_to_rotvec(euler_to_matrix(row)) for row in rpy]) if len(rpy) else np.zeros((0, 3))
 
+
+
+def matrix_to_euler(m: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> static-axes x-y-z Euler angles (roll, pitch, yaw), pitch in [-pi/2, pi/2]; the inverse of
+    `euler_to_matrix` (at pitch +-pi/2 roll and yaw share one axis: roll is set to 0)."""
+    m = np.asarray(m, dtype=np.float64)
+    cp = float(np.hypot(m[0, 0], m[1, 0]))
+    if cp > 1e-9:
+        return np.array([np.arctan2(m[2, 1], m[2, 2]), np.arctan2(-m[2, 0], cp), np.arctan2(m[1, 0], m[0, 0])])
+    return np.array([0.0, np.arctan2(-m[2, 0], cp), np.arctan2(-m[0, 1], m[1, 1])])

@@ -11,7 +11,13 @@ STAGES = ("grounding", "locator", "teacher", "mole", "mole_nokd", "random", "fir
 @dataclass
 class TrainConfig:
     out: str = option(REQUIRED, "run folder; re-running resumes from its checkpoint")
-    data: str = option("data/episodes", "episode folder(s), comma-separated")
+    data: str = option("data/episodes", "training data, comma-separated: folders of `molevla collect` episodes and "
+                       "LeRobot datasets (`molevla dataset from-bags`, or any LeRobot v3 dataset at 1 / action_dt "
+                       "frames per second)")
+    image_key: str = option("", "LeRobot datasets: the camera feature (default: the first observation.images.*)")
+    state_key: str = option("observation.state", "LeRobot datasets: the state feature (7 arm joints + 2 fingers)")
+    action_key: str = option("action", "LeRobot datasets: the action feature (dx dy dz droll dpitch dyaw gripper, "
+                             "base frame, per action_dt)")
     stage: str = option("teacher", "grounding (vision pre-training, before the teacher), locator (goal-locator "
                         "pre-training on the simulator's ground truth; adds one to an --init model), teacher, or a "
                         "routed student: mole, mole_nokd (no CogKD), random, first_k (early exit)",

@@ -105,15 +105,48 @@ def cached_episode(path: Path, vision: VisionConfig) -> tuple[dict[str, str], li
     return info, rows
 
 
-def load_samples(folders: Path | str, vision: VisionConfig, only_successful: bool = True) -> Samples:
-    """Every control step of the episodes in ``folders`` (one folder, or several comma-separated). With
-    ``only_successful``, failed expert demonstrations are skipped; episodes a trained policy drove (DAgger) or
-    the expert drove with noise (DART) are kept whatever their outcome: their labels are the expert's clean
-    chunks, and their failures are the point."""
-    names = [f for f in str(folders).split(",") if f]
-    files = sorted(f for name in names for f in Path(name).glob("*.mcap"))
+def load_samples(folders: Path | str, vision: VisionConfig, only_successful: bool = True, horizon: int = 16,
+                 action_dt: float = 0.1, keys: tuple[str, str, str] = ("", "observation.state", "action")) -> Samples:
+    """Every control step of the sources in ``folders`` (comma-separated): folders of `molevla collect` episodes
+    (.mcap) and LeRobot datasets (dataset/lerobot_samples.py: chunks of ``horizon`` rows, one ``action_dt`` apart;
+    ``keys``: its image, state and action features, "" for the first image). With ``only_successful``, failed
+    expert demonstrations are skipped; episodes a trained policy drove (DAgger) or the expert drove with noise
+    (DART) are kept whatever their outcome: their labels are the expert's clean chunks, and their failures are the
+    point."""
+    from molevla_ros.dataset.lerobot_samples import is_lerobot_dataset, load_lerobot
+
+    names = [Path(f) for f in str(folders).split(",") if f]
+    parts = [load_lerobot(n, vision, horizon, action_dt, *keys) for n in names if is_lerobot_dataset(n)]
+    recorded = [n for n in names if not is_lerobot_dataset(n)]
+    if recorded or not parts:
+        parts.insert(0, _load_recordings(recorded, vision, only_successful))
+    return _concatenate(parts)
+
+
+def _concatenate(parts: list[Samples]) -> Samples:
+    if len(parts) == 1:
+        return parts[0]
+    episodes, offset = [], 0
+    for p in parts:
+        episodes.append(p.episode + offset)
+        offset += int(p.episode.max()) + 1 if len(p) else 0
+    points = np.concatenate([p.geometry if p.geometry is not None else np.full((len(p), len(POINTS), 2), np.nan,
+                                                                                np.float32) for p in parts])
+    for name in ("proprio", "chunks"):
+        shapes = {getattr(p, name).shape[1:] for p in parts}
+        if len(shapes) > 1:
+            raise ValueError(f"the sources' {name} do not match in shape: {sorted(shapes)}")
+    return Samples(np.concatenate([p.images for p in parts]), np.concatenate([p.proprio for p in parts]),
+                   np.concatenate([p.chunks for p in parts]), [t for p in parts for t in p.instructions],
+                   [f for p in parts for f in p.families], np.concatenate(episodes),
+                   None if np.isnan(points).all() else points)
+
+
+def _load_recordings(names: list[Path], vision: VisionConfig, only_successful: bool) -> Samples:
+    files = sorted(f for name in names for f in name.glob("*.mcap"))
     if not files:
-        raise FileNotFoundError(f"no .mcap episodes in {folders} (record some with `molevla collect`)")
+        raise FileNotFoundError(f"no .mcap episodes or LeRobot dataset in {','.join(map(str, names))} (record "
+                                "some with `molevla collect`, or convert bags with `molevla dataset from-bags`)")
     images, proprio, chunks, geometry, instr, fams, ep = [], [], [], [], [], [], []
     for i, f in enumerate(tqdm(files, desc="loading episodes", unit="ep")):
         info, rows = cached_episode(f, vision)

@@ -74,6 +74,12 @@ def _jitter_joints(proprio: torch.Tensor, gen: torch.Generator, std: float) -> t
     return out
 
 
+def samples_for(tc: TrainConfig, model: MoLeVLA, folders: str) -> Samples:
+    """The training samples of `folders` in the model's input size, horizon and action period."""
+    return load_samples(folders, model.cfg.vision, horizon=model.cfg.action_head.horizon,
+                        action_dt=model.cfg.action_dt, keys=(tc.image_key, tc.state_key, tc.action_key))
+
+
 class GoalInputs:
     """The text inputs of the samples' goals, encoded once: each distinct recorded goal as it is ("canonical"), or
     `per_goal` random rewordings of it ("varied", model/wordings.py), one of which a sample draws at every use. Training
@@ -162,9 +168,9 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         model.cfg.router.gumbel_scale = tc.gumbel_scale
     if tc.balance_weight is not None:
         model.cfg.router.balance_weight = tc.balance_weight
-    data = data or load_samples(tc.data, model.cfg.vision)
+    data = data or samples_for(tc, model, tc.data)
     if val is None and tc.val:
-        val = load_samples(tc.val, model.cfg.vision)
+        val = samples_for(tc, model, tc.val)
     if not tc.init:
         set_statistics(model, data)
     model.train()

@@ -1,0 +1,1 @@
+"""Robot recordings (rosbag2) -> LeRobot datasets -> training samples."""

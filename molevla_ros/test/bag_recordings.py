@@ -1,0 +1,108 @@
+"""rosbag2 recordings for the dataset tests: messages serialised by rclpy (the bytes `ros2 bag record` stores) in
+rosbag2 folders (metadata.yaml + MCAP or sqlite3 storage) written by `rosbags`, with a known arm and finger motion."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+
+from molevla_ros.robot_profile import load
+
+FR3 = load("fr3")
+
+
+def arm_path(t: np.ndarray) -> np.ndarray:
+    """[N, 7] joint positions: a smooth motion around the FR3 start pose; the wrist turns the hand up to 0.3 rad in
+    0.1 s about changing axes, where Euler angle deltas and rotation vectors differ."""
+    start = np.array(FR3.start_pose)
+    wave = np.array([0.25, 0.2, 0.15, 0.2, 0.5, 0.4, 0.8])
+    rate = np.array([0.6, 0.6, 0.6, 0.6, 2.0, 2.5, 3.0])
+    return start + wave * np.sin(rate * t[:, None] + np.arange(7)) * np.minimum(t[:, None] / 2.0, 1.0)
+
+
+def finger_width(t: np.ndarray) -> np.ndarray:
+    """Open (0.08 m) until 2 s, closing at 0.1 m/s onto a 0.03 m object, held, opening again from 4 s."""
+    closing = np.clip(0.08 - 0.1 * (t - 2.0), 0.03, 0.08)
+    return np.where(t < 4.0, closing, np.clip(0.03 + 0.1 * (t - 4.0), 0.03, 0.08))
+
+
+def _stamp(t: float) -> Time:
+    return Time(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+
+
+@dataclass
+class Recording:
+    """What goes into a bag; times are seconds from `t0`."""
+    duration: float = 5.0
+    camera_hz: float = 30.0
+    joints_hz: float = 100.0
+    t0: float = 1000.0
+    goals: list[tuple[float, str]] = field(default_factory=lambda: [(0.0, "put the red cube in the tray")])
+    compressed: bool = False
+    skip_topics: tuple[str, ...] = ()
+    camera_gap: tuple[float, float] | None = None  # no frames in this span
+    corrupt_joint_states: int = 0  # this many arm messages replaced by garbage bytes
+
+    def camera_times(self) -> np.ndarray:
+        t = np.arange(0.0, self.duration, 1.0 / self.camera_hz)
+        if self.camera_gap:
+            t = t[(t < self.camera_gap[0]) | (t >= self.camera_gap[1])]
+        return t
+
+
+def frame(i: int) -> np.ndarray:
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = i % 256, np.arange(64)[None, :] * 3, np.arange(48)[:, None] * 5
+    return rgb
+
+
+def write_bag(path: Path, rec: Recording, storage: str = "mcap") -> Path:
+    """A rosbag2 folder at `path` with the FR3's topics (franka_ros2 names) over `rec.duration` seconds."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    messages: list[tuple[float, str, object]] = []
+    for i, t in enumerate(rec.camera_times()):
+        if rec.compressed:
+            import io
+
+            from PIL import Image as PILImage
+
+            buf = io.BytesIO()
+            PILImage.fromarray(frame(i)).save(buf, format="PNG")
+            msg = CompressedImage(format="png", data=buf.getvalue())
+        else:
+            rgb = frame(i)
+            msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=rgb.tobytes())
+        msg.header.stamp, msg.header.frame_id = _stamp(rec.t0 + t), "camera"
+        messages.append((t, "/image_raw/compressed" if rec.compressed else "/image_raw", msg))
+    times = np.arange(0.0, rec.duration, 1.0 / rec.joints_hz)
+    for t, q, w in zip(times, arm_path(times), finger_width(times)):
+        arm = JointState(name=list(FR3.arm_joints), position=[float(v) for v in q])
+        arm.header.stamp = _stamp(rec.t0 + t)
+        fingers = JointState(name=list(FR3.finger_joints), position=[float(w / 2)] * 2)
+        fingers.header.stamp = _stamp(rec.t0 + t)
+        messages += [(t, "/joint_states", arm), (t, "/franka_gripper/joint_states", fingers)]
+    messages += [(t, "/molevla/instruction", String(data=text)) for t, text in rec.goals]
+    types = {Image: "sensor_msgs/msg/Image", CompressedImage: "sensor_msgs/msg/CompressedImage",
+             JointState: "sensor_msgs/msg/JointState", String: "std_msgs/msg/String"}
+    corrupt = rec.corrupt_joint_states
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        connections = {}
+        for t, topic, msg in sorted(messages, key=lambda m: m[0]):
+            if topic in rec.skip_topics:
+                continue
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, types[type(msg)], typestore=store)
+            data = serialize_message(msg)
+            if topic == "/joint_states" and corrupt and t > 1.0:
+                data, corrupt = b"\x00\x01\x00\x00garbage", corrupt - 1
+            writer.write(connections[topic], int(round((rec.t0 + t) * 1e9)), data)
+    return path
