@@ -49,6 +49,16 @@ class TrainConfig:
     balance_weight: float | None = option(None, "router load-balance loss weight (RouterConfig.balance_weight)")
     route_search: int = option(0, "N > 0: train the router on the best of its route and N one-swap variants")
     save_every: int = option(500, "checkpoint every this many steps")
+    stop_at: int = option(0, "stop after this many steps with a checkpoint, for a job with a time limit; running "
+                          "the same command again resumes (0: run to --steps)")
+    accumulate: int = option(1, "micro-batches per process and step: the global batch (--batch) is split into "
+                             "processes x accumulate micro-batches")
+    precision: str = option("fp32", "bf16: the forward and backward passes under bfloat16 autocast (weights, "
+                            "gradients and optimiser state stay fp32)", choices=("fp32", "bf16"))
+    activation_checkpointing: bool = option(False, "recompute each decoder layer's activations in the backward "
+                                            "pass instead of keeping them (less memory, about a third more compute)")
+    freeze_vision: bool = option(False, "keep the vision encoder's weights as they are (CogACT trains with its "
+                                 "DINOv2 + SigLIP towers frozen)")
     threads: int = option(0, "torch threads (0: torch's default)")
     wording: str = option("varied", "goal sentences: as recorded (canonical), or a new random wording of each "
                           "sample's goal at every step (varied: model/wordings.py)", choices=("canonical", "varied"))

@@ -1,5 +1,6 @@
 """Training: a full-depth teacher, then routed students (MoLe with/without CogKD, or the random-skip and
-early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint.pt), with a progress bar.
+early-exit baselines) fine-tuned from it. Seeded, resumable (checkpoint/), with a progress bar; one process or
+many under torchrun (train/parallel.py).
 
 Losses (METHOD.md): L = L_diffusion + 0.5 * L_cog + 0.1 * L_balance, where L_cog distils the last-layer
 hidden states of an EMA full-depth teacher (0.5 * MSE + 0.5 * reverse KL over the hidden dimension),
@@ -35,6 +36,7 @@ from molevla_ros.model.wordings import reword
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
+from molevla_ros.train.parallel import Parallel
 from molevla_ros.train.geometry import GeometryHead, geometry_loss, keypoint_token, normalise
 from molevla_ros.train.route_search import route_loss, searched_forward
 from molevla_ros.train.validate import open_loop_metrics
@@ -147,11 +149,73 @@ def geometry_head(tc: TrainConfig, model: MoLeVLA, data: Samples) -> nn.Module:
     return GeometryHead(model.cfg.llm.hidden)
 
 
+class TrainStep(nn.Module):
+    """One micro-batch's losses. Every trained parameter (the model, the training-only heads) and the CogKD teacher
+    sit under this module, and all of their use happens in its forward: the unit FSDP shards (train/parallel.py)."""
+
+    def __init__(self, model: MoLeVLA, aux: nn.Module, geometry: nn.Module, teacher: LlamaStack | None,
+                 tc: TrainConfig, mode: str) -> None:
+        super().__init__()
+        self.model, self.aux, self.geometry, self.teacher, self.tc, self.mode = model, aux, geometry, teacher, tc, mode
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor, proprio: torch.Tensor,
+                actions: torch.Tensor, points: torch.Tensor | None, gen: torch.Generator, keep: int | None,
+                hide_proprio: torch.Tensor | None, hide_patches: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        tc, model, mode, teacher = self.tc, self.model, self.mode, self.teacher
+        h_t = None
+        if mode == "mole" and tc.route_search > 0:
+            fwd, h_t = searched_forward(model, images, ids, valid, proprio, actions, tc.route_search, gen, self.aux,
+                                        tc.aux_weight, teacher, tc.cog_weight, keep)
+        else:
+            fwd = model(images, ids, valid, proprio, mode=mode, soft=mode == "mole", generator=gen, keep=keep,
+                        hide_proprio=hide_proprio, hide_patches=hide_patches)
+        losses = {"diffusion": model.head.loss(actions, fwd.cognition)}
+        if tc.aux_weight > 0:
+            losses["aux"] = tc.aux_weight * F.mse_loss(self.aux(fwd.cognition), actions.flatten(1))
+        if points is not None and fwd.points is not None:  # the goal locator's cube and goal
+            losses["geometry"] = tc.geometry_weight * geometry_loss(fwd.points, points[:, :2])
+        elif points is not None:
+            token = keypoint_token(fwd.embeddings, model.cfg.vision.n_tokens)
+            losses["geometry"] = tc.geometry_weight * geometry_loss(self.geometry(token), points)
+        if fwd.route is not None and model.cfg.router.balance_weight > 0:
+            losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
+        if fwd.route is not None and tc.route_search > 0:
+            losses["route"] = route_loss(fwd.route)
+        if teacher is not None:
+            if h_t is None:
+                with torch.no_grad():
+                    h_t = teacher(fwd.embeddings.detach(), fwd.key_valid)
+            losses["cogkd"] = tc.cog_weight * cogkd_loss(fwd.hidden, h_t, fwd.key_valid)
+        return losses
+
+
+def micro_seed(seed: int, step: int, micro: int) -> int:
+    """The seed of micro-batch `micro` of `step`: the same whichever process runs it."""
+    return (seed * 1_000_003 + step) * 1009 + micro
+
+
+def _check_parallel(tc: TrainConfig, par: Parallel) -> int:
+    """Samples per micro-batch; refuses what cannot run as asked."""
+    micro_batches = par.world * tc.accumulate
+    if tc.batch % micro_batches:
+        raise ValueError(f"--batch {tc.batch} does not split into {par.world} processes x --accumulate "
+                         f"{tc.accumulate} micro-batches")
+    if par.world > 1 and (tc.stage == "random" or tc.route_search > 0):
+        # FSDP reduce-scatters the gradients a process has: routes drawn per sample leave layers without one on
+        # some processes, and the collectives would not match.
+        raise ValueError(f"stage {tc.stage}{' with --route-search' if tc.route_search else ''} trains in one "
+                         "process only (its per-sample routes skip layers differently on each process)")
+    return tc.batch // micro_batches
+
+
 def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | None = None,
           val: Samples | None = None) -> list[dict]:
-    """Train one stage; data / val default to the episodes in tc.data / tc.val. Returns the loss history."""
+    """Train one stage; data / val default to the episodes in tc.data / tc.val. Returns the loss history. Under
+    torchrun, every process runs this (train/parallel.py); the main one writes the model."""
     if tc.stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}")
+    par = Parallel.start()
+    micro = _check_parallel(tc, par)
     random.seed(tc.seed)
     np.random.seed(tc.seed)
     torch.manual_seed(tc.seed)
@@ -168,6 +232,8 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         model.cfg.router.gumbel_scale = tc.gumbel_scale
     if tc.balance_weight is not None:
         model.cfg.router.balance_weight = tc.balance_weight
+    if tc.freeze_vision:
+        model.vision.requires_grad_(False)
     data = data or samples_for(tc, model, tc.data)
     if val is None and tc.val:
         val = samples_for(tc, model, tc.val)
@@ -183,96 +249,104 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     h, a = model.cfg.llm.hidden, model.cfg.action_head
     aux = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, a.horizon * a.action_dim))
     geometry = geometry_head(tc, model, data)
-    router = list(model.router.parameters())
-    in_router = {id(p) for p in router}
-    others = [p for p in model.parameters() if id(p) not in in_router]
-    opt = torch.optim.AdamW([{"params": [*others, *aux.parameters(), *geometry.parameters()]},
-                             {"params": router, "lr": tc.router_lr or tc.lr}], lr=tc.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
-    gen = torch.Generator().manual_seed(tc.seed)
-    history: list[dict] = []
-    start = 0
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():  # resume
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        aux.load_state_dict(state["aux"])
-        geometry.load_state_dict(state.get("geometry", {}))  # checkpoints from before --geometry-weight have none
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        if teacher is not None:
-            teacher.load_state_dict(state["teacher"])
-        gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        start, history = state["step"], state["history"]
-    text = GoalInputs(model, data.instructions, tc.wording, tc.seed)
+    text = GoalInputs(model, data.instructions, tc.wording, tc.seed)  # (the text encoder runs here, unsharded)
     images_all = torch.from_numpy(data.images)
     proprio_all = torch.from_numpy(data.proprio)
     actions_all = model.normalize_actions(torch.from_numpy(data.chunks)).detach()
     points_all = normalise(torch.from_numpy(data.geometry)) if tc.geometry_weight > 0 else None
+    # The model the main process validates and saves: the trained one, or with several processes an unsharded copy
+    # that receives the gathered weights.
+    plain = model if par.world == 1 else (copy.deepcopy(model) if par.main else None)
+    step_module = TrainStep(model, aux, geometry, teacher, tc, mode).to(par.device)
+    layers = [*model.llm.layers, *(teacher.layers if teacher is not None else [])]
+    par.shard(step_module, layers, tc.activation_checkpointing)
+    router = {id(p) for p in model.router.parameters()}  # (after sharding: the sharded parameters)
+    trained = [p for p in step_module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": [p for p in trained if id(p) not in router]},
+                             {"params": [p for p in trained if id(p) in router], "lr": tc.router_lr or tc.lr}],
+                            lr=tc.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.steps))
+    gen = torch.Generator().manual_seed(tc.seed)
+    history: list[dict] = []
+    start = 0
+    ckpt = out / "checkpoint"
+    if (ckpt / "trainer.pt").exists():  # resume
+        extra = par.load(ckpt, step_module, opt)
+        sched.load_state_dict(extra["sched"])
+        gen.set_state(extra["gen"])
+        start, history = extra["step"], extra["history"]
     keep_draw = mixed_keep(tc.mixed_keep, model.cfg.llm.layers)
-    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step")
+    autocast = torch.autocast(par.device.type, torch.bfloat16, enabled=tc.precision == "bf16")
+    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc=f"train {tc.stage}", unit="step",
+               disable=not par.main)
     running: dict[str, float] = {}
     for step in bar:
-        idx = torch.randint(0, len(data), (tc.batch,), generator=gen)
+        idx = torch.randint(0, len(data), (tc.batch,), generator=gen)  # the global batch, the same in every process
         keep = keep_draw(gen) if keep_draw is not None else None  # None: the model's own keep ratio
-        batch = (augment_images(images_all[idx], gen, tc.shift), *text.sample(idx, gen),
-                 _jitter_joints(proprio_all[idx], gen, tc.proprio_noise))
-        h_t = None
-        if mode == "mole" and tc.route_search > 0:
-            fwd, h_t = searched_forward(model, *batch, actions_all[idx], tc.route_search, gen, aux, tc.aux_weight,
-                                        teacher, tc.cog_weight, keep)
-        else:
-            hide_proprio = torch.rand(tc.batch, generator=gen) < tc.proprio_dropout if tc.proprio_dropout > 0 else None
-            hide_patches = torch.rand(tc.batch, generator=gen) < tc.patch_dropout if tc.patch_dropout > 0 else None
-            fwd = model(*batch, mode=mode, soft=mode == "mole", generator=gen, keep=keep, hide_proprio=hide_proprio,
-                        hide_patches=hide_patches)
-        losses = {"diffusion": model.head.loss(actions_all[idx], fwd.cognition)}
-        if tc.aux_weight > 0:
-            losses["aux"] = tc.aux_weight * F.mse_loss(aux(fwd.cognition), actions_all[idx].flatten(1))
-        if points_all is not None and fwd.points is not None:  # the goal locator's cube and goal
-            losses["geometry"] = tc.geometry_weight * geometry_loss(fwd.points, points_all[idx, :2])
-        elif points_all is not None:
-            token = keypoint_token(fwd.embeddings, model.cfg.vision.n_tokens)
-            losses["geometry"] = tc.geometry_weight * geometry_loss(geometry(token), points_all[idx])
-        if fwd.route is not None and model.cfg.router.balance_weight > 0:
-            losses["balance"] = model.cfg.router.balance_weight * fwd.route.balance_loss()
-        if fwd.route is not None and tc.route_search > 0:
-            losses["route"] = route_loss(fwd.route)
-        if teacher is not None:
-            if h_t is None:
-                with torch.no_grad():
-                    h_t = teacher(fwd.embeddings.detach(), fwd.key_valid)
-            losses["cogkd"] = tc.cog_weight * cogkd_loss(fwd.hidden, h_t, fwd.key_valid)
-        total = sum(losses.values())
         opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        summed: dict[str, torch.Tensor] = {}
+        for n, j in enumerate(par.micro_batches(tc.accumulate)):
+            sub = idx[j * micro:(j + 1) * micro]
+            mgen = torch.Generator().manual_seed(micro_seed(tc.seed, step, j))
+            torch.manual_seed(micro_seed(tc.seed, step, j))  # the diffusion noise and timesteps (head.loss)
+            inputs = (augment_images(images_all[sub], mgen, tc.shift), *text.sample(sub, mgen),
+                      _jitter_joints(proprio_all[sub], mgen, tc.proprio_noise), actions_all[sub],
+                      points_all[sub] if points_all is not None else None)
+            hide_proprio = torch.rand(micro, generator=mgen) < tc.proprio_dropout if tc.proprio_dropout > 0 else None
+            hide_patches = torch.rand(micro, generator=mgen) < tc.patch_dropout if tc.patch_dropout > 0 else None
+            inputs, masks = ([x.to(par.device) if x is not None else None for x in v]
+                             for v in (inputs, (hide_proprio, hide_patches)))
+            par.sync_gradients(step_module, n == tc.accumulate - 1)
+            with autocast:
+                losses = step_module(*inputs, mgen if par.device.type == "cpu" else None, keep, *masks)
+            (sum(losses.values()) / tc.accumulate).backward()
+            for k, v in losses.items():
+                summed[k] = summed.get(k, 0.0) + v.detach() / tc.accumulate
+        torch.nn.utils.clip_grad_norm_([p for p in trained if p.grad is not None], 1.0)
         opt.step()
         sched.step()
         if teacher is not None:
             ema_update(teacher, model.llm, tc.ema)
+        losses = par.mean(summed)
         for k, v in losses.items():
-            running[k] = 0.98 * running.get(k, v.item()) + 0.02 * v.item()
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
         if step % 50 == 0 or step == tc.steps - 1:
             kept = {"layers_kept": keep} if keep is not None else {}
-            history.append({"step": step, **kept, **{k: v.item() for k, v in losses.items()}})
+            history.append({"step": step, **kept, **losses})
             bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
         if val is not None and ((step + 1) % tc.val_every == 0 or step == tc.steps - 1):
-            metrics = open_loop_metrics(model, val, mode)
-            history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
-            bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        if (step + 1) % tc.save_every == 0 and step + 1 < tc.steps:
-            torch.save({"model": model.state_dict(), "aux": aux.state_dict(), "geometry": geometry.state_dict(),
-                        "opt": opt.state_dict(),
-                        "sched": sched.state_dict(),
-                        "step": step + 1, "history": history,
-                        "teacher": teacher.state_dict() if teacher is not None else None, "gen": gen.get_state(),
-                        "torch_rng": torch.get_rng_state()}, ckpt)
+            state = par.full_state(step_module, "model.")
+            if par.main:
+                if plain is not model:
+                    plain.load_state_dict(state)
+                metrics = open_loop_metrics(plain, val, mode)
+                history.append({"step": step, **{f"val_{k}": v for k, v in metrics.items()}})
+                bar.write(f"step {step + 1}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+            par.barrier()
+        stopping = tc.stop_at > 0 and step + 1 == tc.stop_at < tc.steps
+        if ((step + 1) % tc.save_every == 0 and step + 1 < tc.steps) or stopping:
+            par.save(ckpt, step_module, opt, {"sched": sched.state_dict(), "step": step + 1, "history": history,
+                                              "gen": gen.get_state()})
+        if stopping:
+            par.finish()
+            return history
+    state = par.full_state(step_module, "model.")
+    if par.main:
+        if plain is not model:
+            plain.load_state_dict(state)
+        save_trained(plain, tc, mode, data, history, out, val is not None)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    par.finish()
+    return history
+
+
+def save_trained(model: MoLeVLA, tc: TrainConfig, mode: str, data: Samples, history: list[dict], out: Path,
+                 validated: bool) -> None:
+    """The trained model's folder: weights and config, tokenizer, the goal reference, the loss history."""
     model.eval()
     if mode == "mole":
         model.cfg.router_trained = True  # e.g. an imported CogACT after MoLe fine-tuning: its backends now route
-    final_val = held_out_at_end(history) if val is not None else None
+    final_val = held_out_at_end(history) if validated else None
     save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
                             "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
     if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
@@ -280,5 +354,3 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     if model.cfg.llm.tokenizer == "minilm":  # what the policy node's min_goal_similarity compares goals with
         write_reference(out, data.instructions, tc.wording, seed=tc.seed)
     (out / "history.json").write_text(json.dumps(history))
-    ckpt.unlink(missing_ok=True)
-    return history
