@@ -1,16 +1,18 @@
-"""rosbag2 recordings for the dataset tests: messages serialised by rclpy (the bytes `ros2 bag record` stores) in
-rosbag2 folders (metadata.yaml + MCAP or sqlite3 storage) written by `rosbags`, with a known arm and finger motion."""
+"""rosbag2 recordings for the dataset tests (record/bag_writer.py: rclpy's serialised messages in rosbag2 folders
+written by `rosbags`), with a known arm and finger motion."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from rclpy.serialization import serialize_message
+from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
+from molevla_ros.record.bag_writer import Rosbag2Writer
 from molevla_ros.robot_profile import load
 
 FR3 = load("fr3")
@@ -47,6 +49,7 @@ class Recording:
     skip_topics: tuple[str, ...] = ()
     camera_gap: tuple[float, float] | None = None  # no frames in this span
     corrupt_joint_states: int = 0  # this many arm messages replaced by garbage bytes
+    custom: dict[str, str] = field(default_factory=dict)  # metadata.yaml custom_data
 
     def camera_times(self) -> np.ndarray:
         t = np.arange(0.0, self.duration, 1.0 / self.camera_hz)
@@ -63,24 +66,14 @@ def frame(i: int) -> np.ndarray:
 
 def write_bag(path: Path, rec: Recording, storage: str = "mcap") -> Path:
     """A rosbag2 folder at `path` with the FR3's topics (franka_ros2 names) over `rec.duration` seconds."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    store = get_typestore(Stores.ROS2_JAZZY)
-    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     messages: list[tuple[float, str, object]] = []
     for i, t in enumerate(rec.camera_times()):
         if rec.compressed:
-            import io
-
-            from PIL import Image as PILImage
-
             buf = io.BytesIO()
             PILImage.fromarray(frame(i)).save(buf, format="PNG")
             msg = CompressedImage(format="png", data=buf.getvalue())
         else:
-            rgb = frame(i)
-            msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=rgb.tobytes())
+            msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=frame(i).tobytes())
         msg.header.stamp, msg.header.frame_id = _stamp(rec.t0 + t), "camera"
         messages.append((t, "/image_raw/compressed" if rec.compressed else "/image_raw", msg))
     times = np.arange(0.0, rec.duration, 1.0 / rec.joints_hz)
@@ -91,18 +84,15 @@ def write_bag(path: Path, rec: Recording, storage: str = "mcap") -> Path:
         fingers.header.stamp = _stamp(rec.t0 + t)
         messages += [(t, "/joint_states", arm), (t, "/franka_gripper/joint_states", fingers)]
     messages += [(t, "/molevla/instruction", String(data=text)) for t, text in rec.goals]
-    types = {Image: "sensor_msgs/msg/Image", CompressedImage: "sensor_msgs/msg/CompressedImage",
-             JointState: "sensor_msgs/msg/JointState", String: "std_msgs/msg/String"}
     corrupt = rec.corrupt_joint_states
-    with Writer(path, version=9, storage_plugin=plugin) as writer:
-        connections = {}
+    with Rosbag2Writer(path, storage) as writer:
         for t, topic, msg in sorted(messages, key=lambda m: m[0]):
             if topic in rec.skip_topics:
                 continue
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, types[type(msg)], typestore=store)
-            data = serialize_message(msg)
+            garbage = None
             if topic == "/joint_states" and corrupt and t > 1.0:
-                data, corrupt = b"\x00\x01\x00\x00garbage", corrupt - 1
-            writer.write(connections[topic], int(round((rec.t0 + t) * 1e9)), data)
+                garbage, corrupt = b"\x00\x01\x00\x00garbage", corrupt - 1
+            writer.write(topic, msg, int(round((rec.t0 + t) * 1e9)), garbage)
+        for key, value in rec.custom.items():
+            writer.set_custom(key, value)
     return path

@@ -98,6 +98,8 @@ def test_bad_bags_are_reported_and_skipped_while_the_rest_converts(tmp_path):
         "too_short": Recording(duration=0.35),
         "corrupt_joints": Recording(corrupt_joint_states=3),
         "no_goal": Recording(goals=[]),
+        "failed_demo": Recording(custom={"molevla.success": "false"}),
+        "goal_in_metadata": Recording(goals=[], custom={"molevla.task": "touch the blue cube"}),
     }
     paths = [write_bag(tmp_path / "bags" / name, rec) for name, rec in bags.items()]
     broken = tmp_path / "bags" / "broken"
@@ -111,11 +113,14 @@ def test_bad_bags_are_reported_and_skipped_while_the_rest_converts(tmp_path):
     assert reports["too_short"].reason.startswith("empty episode")
     assert reports["corrupt_joints"].reason == "" and reports["corrupt_joints"].corrupt == 3
     assert reports["no_goal"].reason.startswith("no goal")
+    assert reports["failed_demo"].reason.startswith("a failed demonstration")
+    assert reports["goal_in_metadata"].reason == "" and reports["goal_in_metadata"].task == "touch the blue cube"
     assert reports["broken"].reason.startswith("unreadable bag")
     ds = LeRobotDataset("local/molevla", root=tmp_path / "ds")
-    assert ds.num_episodes == 2 and len(ds) == reports["good"].rows + reports["corrupt_joints"].rows
+    written = [r for r in reports.values() if not r.reason]
+    assert ds.num_episodes == 3 and len(ds) == sum(r.rows for r in written)
     # --task names the goal of bags that record none
-    again = _convert([paths[-1]], tmp_path / "ds2", task="touch the green cube")
+    again = _convert([tmp_path / "bags" / "no_goal"], tmp_path / "ds2", task="touch the green cube")
     assert again[0].reason == "" and again[0].task == "touch the green cube"
 
 

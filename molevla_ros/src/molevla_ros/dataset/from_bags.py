@@ -2,7 +2,8 @@
 
 What a real robot's recording holds is enough: camera frames (sensor_msgs/Image or CompressedImage), joint states
 (the arm's and the fingers', which franka_ros2 publishes on a topic of their own) and, optionally, the language
-goals (std_msgs/String). Each goal message starts an episode; a bag without one gets `--task`. Every row is a
+goals (std_msgs/String). Each goal message starts an episode; a bag without one takes the goal from its metadata
+(custom_data molevla.task) or `--task`, and a bag marked molevla.success: false is skipped. Every row is a
 camera frame, taken at `fps` (the model's 1 / action_dt by default), with the latest joint state at or before it
 (within `max_age`, else the frame is dropped as stale) and the action the recording shows over the next action_dt
 (dataset/labels.py: forward kinematics of the interpolated joint states, fingers' motion for the gripper).
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from molevla_ros import robot_profile
@@ -30,6 +32,9 @@ from molevla_ros.dataset import labels
 from molevla_ros.inputs.images import ImageError, decode, decode_compressed, resize
 
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+# rosbag2 metadata custom_data keys (`ros2 bag record --custom-data KEY=VALUE`): the bag's goal where no goal message
+# was recorded, and "false" for a demonstration that failed (skipped).
+TASK_KEY, SUCCESS_KEY = "molevla.task", "molevla.success"
 
 
 @dataclass
@@ -77,6 +82,7 @@ class Streams:
     arm: list[tuple[float, np.ndarray]] = field(default_factory=list)  # arm joint positions in profile order
     fingers: list[tuple[float, np.ndarray]] = field(default_factory=list)  # finger joint positions
     goals: list[tuple[float, str]] = field(default_factory=list)
+    task: str = ""  # the bag's metadata custom_data molevla.task
     corrupt: Counter = field(default_factory=Counter)  # topic -> messages that did not deserialize
 
 
@@ -98,8 +104,15 @@ def _positions(msg: object, names: tuple[str, ...]) -> np.ndarray | None:
     return np.array([msg.position[index[n]] for n in names], np.float64)
 
 
-class MissingTopic(ValueError):
-    pass
+def _custom_data(bag: Path) -> dict:
+    """metadata.yaml's custom_data (rosbag2 metadata version 6 and later); {} where there is none."""
+    info = yaml.safe_load((bag / "metadata.yaml").read_text()) if (bag / "metadata.yaml").is_file() else None
+    custom = (info or {}).get("rosbag2_bagfile_information", {}).get("custom_data") if isinstance(info, dict) else None
+    return custom if isinstance(custom, dict) else {}
+
+
+class Unusable(ValueError):
+    """A bag that is read fine but cannot give an episode (the message says why)."""
 
 
 def _deserializer(reader: object, msgtype: str) -> Callable[[bytes], object]:
@@ -128,12 +141,16 @@ def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile)
     s = Streams()
     clock_offsets = []  # camera header stamp - log time: goals (no header) are put on the camera's clock
     with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+        custom = _custom_data(path)
+        if str(custom.get(SUCCESS_KEY, "")).lower() == "false":
+            raise Unusable(f"a failed demonstration (metadata custom_data {SUCCESS_KEY}: false)")
+        s.task = str(custom.get(TASK_KEY, ""))
         present = {c.topic for c in reader.connections}
         if camera not in present and camera + "/compressed" in present:  # image_transport's compressed topic
             camera += "/compressed"
         missing = [t for t in dict.fromkeys((camera, arm, fingers)) if t not in present]
         if missing:
-            raise MissingTopic(f"missing topic: {', '.join(missing)} (the bag has "
+            raise Unusable(f"missing topic: {', '.join(missing)} (the bag has "
                                f"{', '.join(sorted(present)) or 'nothing'})")
         wanted = [c for c in reader.connections if c.topic in {camera, arm, fingers, goal}]
         decoders = {c.msgtype: _deserializer(reader, c.msgtype) for c in wanted}
@@ -243,12 +260,13 @@ def episode_rows(s: Streams, start: float, end: float, report: EpisodeReport, o:
 
 
 def episodes_of(s: Streams, bag: str, task: str) -> list[tuple[float, float, EpisodeReport]]:
-    """(start, end, report) per episode: one per recorded goal (until the next one), else the whole bag under
-    `task`; an empty list when the bag has neither."""
+    """(start, end, report) per episode: one per recorded goal (until the next one), else the whole bag under the
+    bag metadata's task or `task`; an empty list when the bag has none of them."""
     goals = sorted(s.goals)
     if goals:
         ends = [t for t, _ in goals[1:]] + [np.inf]
         return [(t, e, EpisodeReport(bag, text)) for (t, text), e in zip(goals, ends)]
+    task = s.task or task
     return [(-np.inf, np.inf, EpisodeReport(bag, task))] if task else []
 
 
@@ -258,8 +276,9 @@ def find_bags(paths: tuple[str, ...]) -> list[Path]:
     for p in map(Path, paths):
         if (p / "metadata.yaml").exists() or not p.is_dir():
             out.append(p)
-        else:
-            out += sorted(m.parent for m in p.rglob("metadata.yaml"))
+        else:  # (hidden folders are skipped: `molevla collect` records into .recording/ first)
+            out += sorted(m.parent for m in p.rglob("metadata.yaml")
+                          if not any(part.startswith(".") for part in m.relative_to(p).parts))
     return out
 
 
@@ -286,7 +305,7 @@ def convert(o: DatasetOptions) -> list[EpisodeReport]:
     for bag in tqdm(find_bags(o.bags), desc="converting bags", unit="bag"):
         try:
             streams = read_bag(bag, o, profile)
-        except MissingTopic as e:
+        except Unusable as e:
             reports.append(EpisodeReport(str(bag), o.task, reason=str(e)))
             continue
         except Exception as e:  # noqa: BLE001 (an unreadable bag is reported and skipped)
@@ -294,8 +313,8 @@ def convert(o: DatasetOptions) -> list[EpisodeReport]:
             continue
         episodes = episodes_of(streams, str(bag), o.task)
         if not episodes:
-            reports.append(EpisodeReport(str(bag), "", reason=f"no goal: nothing on {_topic(o.goal_topic)} and no "
-                                         "--task"))
+            reports.append(EpisodeReport(str(bag), "", reason=f"no goal: nothing on {_topic(o.goal_topic)}, no "
+                                         f"{TASK_KEY} in the bag's metadata, no --task"))
         for start, end, report in episodes:
             reports.append(report)
             report.corrupt = sum(streams.corrupt.values())

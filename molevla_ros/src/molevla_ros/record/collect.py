@@ -17,6 +17,7 @@ policy does, and the labels show how to get back. Unlike DAgger it needs no trai
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -95,6 +96,41 @@ def record_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, cont
     return result.success
 
 
+def record_bag_episode(sim: FrankaTableSim, family: str, seed: int, path: Path, goal: int = 0, noise: float = 0.0,
+                       camera_hz: float = 10.0, control_hz: float = 5.0) -> bool:
+    """One expert-driven episode recorded the way `ros2 bag record` records a real robot: the camera driver's
+    image_raw (the simulator's full frame) at ``camera_hz``, joint_states at every 50 Hz command tick, and the goal on
+    molevla/instruction; no action chunks, no ground truth. Returns success."""
+    from molevla_ros.dataset.from_bags import SUCCESS_KEY
+    from molevla_ros.record.bag_writer import Rosbag2Writer
+
+    task = sample_task(family, seed, goal=goal)
+    expert = ScriptedExpert()
+    rng = np.random.default_rng(seed * 3 + goal)
+    t_base = time.time()
+    next_frame = [0.0]
+    with Rosbag2Writer(path) as bag:
+        bag.write("/" + TOPIC_INSTRUCTION, String(data=task.instruction), int(t_base * 1e9))
+
+        def on_tick(now: float) -> None:
+            t = t_base + now
+            ns, stamp = int(t * 1e9), to_stamp(t)
+            names, q, _ = sim.joint_state()
+            js = JointState(name=list(names), position=[float(v) for v in q])
+            js.header.stamp = stamp
+            bag.write("/" + SIM_ROBOT.joint_states, js, ns)
+            if now >= next_frame[0] - 1e-6:
+                bag.write("/image_raw", rgb_to_msg(sim.render(), stamp, "scene_camera"), ns)
+                next_frame[0] += 1.0 / camera_hz
+
+        result = run_episode(sim, task, lambda obs: offset_chunk(expert.act(obs.instruction, obs.privileged), noise,
+                                                                  rng),
+                             sim_executor(expert.action_dt), control_hz=control_hz, with_images=False,
+                             on_tick=on_tick)
+        bag.set_custom(SUCCESS_KEY, str(result.success).lower())  # failed demonstrations are not converted
+    return result.success
+
+
 def model_driver(model_dir: str, route: str = "full", seed: int = 0) -> Driver:
     """A trained MoLe-VLA (mole_torch backend) as an episode driver for DAgger collection."""
     from molevla_ros.backends.registry import make_backend
@@ -117,6 +153,12 @@ class CollectOptions:
     beta: float = option(0.3, "DAgger: share of control steps the expert drives")
     noise: float = option(0.0, "DART: std of a per-chunk xyz offset on the expert's executed actions (m per "
                           "action step; labels stay clean)")
+    format: str = option("mcap", "mcap: one file per episode with the loop's own topics, the expert's chunks as "
+                         "labels and the simulator's ground truth (what `molevla train` reads directly); bag: one "
+                         "rosbag2 folder per episode with only what a real robot's recording holds (image_raw at "
+                         "--camera-hz, joint_states at 50 Hz, the goal), for `molevla dataset from-bags`; expert-"
+                         "driven only", choices=("mcap", "bag"))
+    camera_hz: float = option(10.0, "--format bag: camera frames per second")
 
 
 def collect(o: CollectOptions) -> None:
@@ -128,6 +170,8 @@ def collect(o: CollectOptions) -> None:
                                                                  o.driver, o.route, o.beta)
     if driver and o.noise:
         raise ValueError("--noise perturbs the expert's own driving; it does not combine with --driver")
+    if driver and o.format == "bag":
+        raise ValueError("--format bag records the expert's own driving (what a teleoperated demonstration is)")
     out.mkdir(parents=True, exist_ok=True)
     drive = model_driver(driver, route, seed) if driver else None
     sim = FrankaTableSim()
@@ -138,11 +182,18 @@ def collect(o: CollectOptions) -> None:
                 for s in range(seed, seed + episodes):
                     for g in range(goals):
                         name = f"{family}_{s:05d}" + (f"_g{g}" if g else "")
-                        path = out / f"{name}.mcap"
+                        path = out / (f"{name}.mcap" if o.format == "mcap" else name)
                         if not path.exists():
-                            part = path.with_suffix(".part")
-                            ok += record_episode(sim, family, s, part, goal=g, driver=drive, beta=beta,
-                                                 driver_name=f"{driver} ({route})", noise=o.noise)
+                            part = path.with_name(path.name + ".part")
+                            if o.format == "bag":  # the storage file takes the folder's name: record it as such
+                                part = out / ".recording" / name
+                                shutil.rmtree(part, ignore_errors=True)
+                                part.parent.mkdir(exist_ok=True)
+                                ok += record_bag_episode(sim, family, s, part, goal=g, noise=o.noise,
+                                                         camera_hz=o.camera_hz)
+                            else:
+                                ok += record_episode(sim, family, s, part, goal=g, driver=drive, beta=beta,
+                                                     driver_name=f"{driver} ({route})", noise=o.noise)
                             part.rename(path)
                             total += 1
                         bar.set_postfix(success=f"{ok}/{total}")

@@ -65,7 +65,8 @@ def run_episode(sim: FrankaTableSim, task: Task, policy: Callable[[Observation],
                 max_seconds: float = 25.0, with_images: bool = False,
                 on_step: Callable[[Observation, np.ndarray], None] | None = None,
                 keep_frames_every: int = 0, delay_s: float = 0.0, rtc: bool = False,
-                action_dt: float = 0.1, horizon: int = 16) -> EpisodeResult:
+                action_dt: float = 0.1, horizon: int = 16,
+                on_tick: Callable[[float], None] | None = None) -> EpisodeResult:
     """One episode; ends at success (held for 0.3 s) or ``max_seconds`` of simulated time.
 
     delay_s: inference delay in simulated time. A chunk computed from the observation at t takes effect at
@@ -90,6 +91,8 @@ def run_episode(sim: FrankaTableSim, task: Task, policy: Callable[[Observation],
     pending: list[tuple[int, float, np.ndarray]] = []  # (tick it takes effect, observation time, chunk)
     while sim.time < max_seconds:
         now = sim.time
+        if on_tick:
+            on_tick(now)
         # Chunks landing now first: an observation taken on this tick sees the queue they make.
         if any(p[0] <= tick for p in pending):
             jumps += land(executor, [(s, c) for t, s, c in pending if t <= tick], now, dt)
