@@ -86,7 +86,8 @@ def test_derived_actions_run_through_the_executor_retrace_the_recorded_hand_path
     assert np.abs(truth[:, :3, 3] - truth[0, :3, 3]).max() > 0.05  # the path is long enough to show an error
     assert r_err.max() < 0.2 * np.max([transforms3d.axangles.mat2axangle(truth[i, :3, :3] @ truth[0, :3, :3].T)[1]
                                        for i in range(len(t))])
-    # the gripper: open until the fingers start closing at 2.0 s, closed while they rest on the object, open from 4 s
+    # the gripper: open until the fingers start closing at 2.0 s, closed while they rest and settle on the object,
+    # open from 4 s
     np.testing.assert_array_equal(actions[:, 6], ((t < 1.95) | (t > 3.95)).astype(float))
 
 
@@ -130,6 +131,9 @@ def test_stale_joint_states_drop_frames(tmp_path):
     report = _convert([bag], tmp_path / "ds", max_age=0.1, max_gap=0.5)[0]
     assert report.reason == "" and report.stale > report.rows > 0
     assert report.rows + report.stale + report.no_next == 51  # the frames nearest to 0, 0.1 .. 5.0 s
+    # only the 10 frames at the joint states' own times (0, 0.5, .. 4.5 s) are fresh within 1 ms: too few
+    report = _convert([bag], tmp_path / "ds2", max_age=0.001, max_gap=0.5, min_rows=11)[0]
+    assert report.reason == "empty episode: 10 usable frames (< min_rows 11)" and report.stale == 41
 
 
 def test_chunks_hold_still_past_the_episode_end():
@@ -161,3 +165,37 @@ def test_train_reads_the_converted_dataset_and_refuses_a_wrong_rate(converted, t
     train(TrainConfig(out=str(tmp_path / "run"), data=str(folder), steps=2, batch=4, save_every=2,
                       wording="canonical"), cfg)
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_dataset_made_elsewhere_maps_its_feature_names(tmp_path):
+    """A LeRobot dataset written by someone else's code (LeRobot's own writer, other feature names, two cameras)
+    trains through --image-key / --state-key / --action-key."""
+    from molevla_ros.model.config import small
+    from molevla_ros.train.episodes import load_samples
+
+    features = {"observation.images.front": {"dtype": "image", "shape": (40, 50, 3), "names": ["height", "width",
+                                                                                            "channel"]},
+                "observation.images.wrist": {"dtype": "image", "shape": (40, 50, 3), "names": ["height", "width",
+                                                                                            "channel"]},
+                "observation.joints": {"dtype": "float32", "shape": (9,), "names": None},
+                "actions": {"dtype": "float32", "shape": (7,), "names": None}}
+    ds = LeRobotDataset.create("someone/else", fps=10, features=features, root=tmp_path / "other", use_videos=False)
+    rng = np.random.default_rng(0)
+    for episode, length in enumerate((6, 4)):
+        for i in range(length):
+            ds.add_frame({"observation.images.front": np.full((40, 50, 3), 10 * i, np.uint8),
+                          "observation.images.wrist": np.full((40, 50, 3), 255, np.uint8),
+                          "observation.joints": rng.normal(size=9).astype(np.float32),
+                          "actions": np.full(7, 100 * episode + i, np.float32), "task": f"goal {episode}"})
+        ds.save_episode()
+    ds.finalize()
+    cfg = small()
+    with pytest.raises(ValueError, match="no feature 'observation.state'"):
+        load_samples(str(tmp_path / "other"), cfg.vision)
+    data = load_samples(str(tmp_path / "other"), cfg.vision, horizon=3,
+                        keys=("observation.images.front", "observation.joints", "actions"))
+    assert data.images.shape == (10, cfg.vision.image_size, cfg.vision.image_size, 3)
+    assert data.images[3].max() == 30 and data.images[3].min() == 30  # the front camera, not the wrist one
+    assert data.instructions == ["goal 0"] * 6 + ["goal 1"] * 4 and list(data.episode) == [0] * 6 + [1] * 4
+    np.testing.assert_array_equal(data.chunks[4, :, 0], [4, 5, 0])  # the episode ends: no motion
+    np.testing.assert_array_equal(data.chunks[6, :, 0], [100, 101, 102])

@@ -33,6 +33,7 @@ from molevla_ros.model.language import FAMILIES
 from molevla_ros.sim.tasks import Task, sample_task
 from molevla_ros.model.goal_familiarity import DEFAULT_MIN_SIMILARITY, GoalFamiliarity
 from molevla_ros.model.wordings import held_out_wording, with_typos
+from molevla_ros.paths import resolve_model
 
 WORDINGS = ("canonical", "held-out", "typos")
 MAX_SECONDS = {"touch": 8.0, "push": 15.0, "pick_place": 15.0}  # about 2.5x the expert's mean time
@@ -53,6 +54,18 @@ def default_variants(runs: Path) -> list[Variant]:
             Variant("MoLe without CogKD", str(runs / "mole_nokd"), "mole"),
             Variant("random skip", str(runs / "random"), "random"),
             Variant("early exit (first k)", str(runs / "first_k"), "first_k")]
+
+
+def named_variants(pairs: tuple[str, ...]) -> list[Variant]:
+    """Variants from LABEL=FOLDER pairs, each on its trained route."""
+    out = []
+    for pair in pairs:
+        label, _, folder = pair.partition("=")
+        path = resolve_model(folder or label)
+        routed = json.loads((path / "config.json").read_text()).get("router_trained", False) if (
+            path / "config.json").exists() else False
+        out.append(Variant(label, str(path), "mole" if routed else "full"))
+    return out
 
 
 def torch_backend(model, route: str, seed: int) -> MoLeBackend:
@@ -317,6 +330,9 @@ def write_model_card(rows: list[dict], table: str, path: Path) -> None:
 @dataclass
 class EvalOptions:
     runs: str = option("runs", "folder with teacher/ mole/ mole_nokd/ random/ first_k/")
+    models: tuple[str, ...] = option((), "instead of --runs' variants: LABEL=FOLDER pairs (a folder or a shipped "
+                                     "model's name), each run on its trained route (MoLe where its router is "
+                                     "trained, else full depth)")
     episodes: int = option(50, "episodes per task family")
     seed: int = option(1000, "first layout seed")
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
@@ -332,7 +348,8 @@ def run(o: EvalOptions) -> list[dict]:
 
     runs, episodes, seed, families, workers, out = Path(o.runs), o.episodes, o.seed, list(o.tasks), o.workers, \
         Path(o.out)
-    variants = [v for v in default_variants(runs) if (Path(v.model_dir) / "config.json").exists()]
+    variants = [v for v in (named_variants(o.models) if o.models else default_variants(runs))
+                if (Path(v.model_dir) / "config.json").exists()]
     if not variants:
         raise FileNotFoundError(f"no trained variants under {runs}")
     out.mkdir(parents=True, exist_ok=True)

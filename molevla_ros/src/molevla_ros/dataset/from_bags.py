@@ -78,7 +78,8 @@ class EpisodeReport:
 @dataclass
 class Streams:
     """One bag's messages on the topics the conversion reads, times in seconds."""
-    camera: list[tuple[float, object]] = field(default_factory=list)
+    camera_topic: str = ""
+    camera: list[tuple[float, int]] = field(default_factory=list)  # (time, index among the topic's messages)
     arm: list[tuple[float, np.ndarray]] = field(default_factory=list)  # arm joint positions in profile order
     fingers: list[tuple[float, np.ndarray]] = field(default_factory=list)  # finger joint positions
     goals: list[tuple[float, str]] = field(default_factory=list)
@@ -130,8 +131,8 @@ def _deserializer(reader: object, msgtype: str) -> Callable[[bytes], object]:
 
 
 def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile) -> Streams:
-    """The bag's camera frames (still encoded), arm and finger positions and goals; raises on an unreadable bag or a
-    missing topic."""
+    """The bag's camera frame times, arm and finger positions and goals (the frames themselves are decoded later,
+    only those that become rows: `decode_frames`); raises on an unreadable bag or a missing topic."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
@@ -152,9 +153,12 @@ def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile)
         if missing:
             raise Unusable(f"missing topic: {', '.join(missing)} (the bag has "
                                f"{', '.join(sorted(present)) or 'nothing'})")
+        s.camera_topic = camera
         wanted = [c for c in reader.connections if c.topic in {camera, arm, fingers, goal}]
         decoders = {c.msgtype: _deserializer(reader, c.msgtype) for c in wanted}
+        n_frames = 0
         for conn, log_ns, raw in reader.messages(connections=wanted):
+            k, n_frames = n_frames, n_frames + (conn.topic == camera)
             try:
                 msg = decoders[conn.msgtype](raw)
             except Exception:  # noqa: BLE001 (any decoding failure of one message: counted, the rest goes on)
@@ -162,7 +166,7 @@ def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile)
                 continue
             t = _stamp(msg, log_ns, o.stamps)
             if conn.topic == camera:
-                s.camera.append((t, msg))
+                s.camera.append((t, k))
                 clock_offsets.append(t - log_ns * 1e-9)
             if conn.topic == goal and hasattr(msg, "data"):
                 s.goals.append((log_ns * 1e-9, str(msg.data)))
@@ -176,13 +180,30 @@ def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile)
     return s
 
 
-def _frame(msg: object, size: int) -> np.ndarray:
-    """RGB uint8 of an Image or CompressedImage message, resized to size x size (0: as recorded)."""
-    if hasattr(msg, "encoding"):
-        rgb = decode(msg.encoding, msg.height, msg.width, msg.step, np.asarray(msg.data, np.uint8))
-    else:
-        rgb = decode_compressed(msg.format, bytes(np.asarray(msg.data, np.uint8)))
-    return resize(rgb, size, size) if size else rgb
+def decode_frames(path: Path, topic: str, wanted: set[int], size: int) -> dict[int, np.ndarray | None]:
+    """RGB uint8 frames (resized to size x size; 0: as recorded) of the camera messages numbered `wanted` (their
+    order on `topic`); None for a frame that does not decode. A second pass over the bag: only these frames are
+    ever held in memory."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    out: dict[int, np.ndarray | None] = {}
+    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        decoders = {c.msgtype: _deserializer(reader, c.msgtype) for c in connections}
+        for k, (conn, _, raw) in enumerate(reader.messages(connections=connections)):
+            if k not in wanted:
+                continue
+            try:
+                msg = decoders[conn.msgtype](raw)
+                if hasattr(msg, "encoding"):
+                    rgb = decode(msg.encoding, msg.height, msg.width, msg.step, np.asarray(msg.data, np.uint8))
+                else:
+                    rgb = decode_compressed(msg.format, bytes(np.asarray(msg.data, np.uint8)))
+                out[k] = resize(rgb, size, size) if size else rgb
+            except ImageError:
+                out[k] = None
+    return out
 
 
 def _time_jump(times: np.ndarray, what: str, max_gap: float) -> str:
@@ -210,8 +231,9 @@ def _on_grid(times: np.ndarray, period: float) -> np.ndarray:
 
 
 def episode_rows(s: Streams, start: float, end: float, report: EpisodeReport, o: DatasetOptions,
-                 open_width: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(image, state [arm + fingers], action [7]) rows of the camera frames in [start, end); fills `report`."""
+                 open_width: float) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(camera message number, state [arm + fingers], action [7]) rows of the camera frames in [start, end); fills
+    `report`."""
     cam_t = np.array([t for t, _ in s.camera])
     in_span = np.flatnonzero((cam_t >= start) & (cam_t < end))
     report.frames = len(in_span)
@@ -243,20 +265,20 @@ def episode_rows(s: Streams, start: float, end: float, report: EpisodeReport, o:
     p1, r1 = labels.ee_poses(q_next[use])
     grip = labels.gripper_commands(w_now[use, 0], w_next[use, 0], open_width)
     actions = np.concatenate([labels.pose_deltas(p0, r0, p1, r1), grip[:, None]], axis=1).astype(np.float32)
-    rows = []
-    for k, j in enumerate(np.flatnonzero(use)):
-        try:
-            image = _frame(s.camera[frames[j]][1], o.image_size)
-        except ImageError:
-            report.unreadable += 1
-            continue
-        state = np.concatenate([arm_q[i_arm[j]], fin_q[i_fin[j]]]).astype(np.float32)
-        rows.append((image, state, actions[k]))
-    report.rows = len(rows)
-    if len(rows) < o.min_rows:
-        report.reason, report.rows = f"empty episode: {len(rows)} usable frames (< min_rows {o.min_rows})", 0
+    return [(s.camera[frames[j]][1], np.concatenate([arm_q[i_arm[j]], fin_q[i_fin[j]]]).astype(np.float32),
+             actions[k]) for k, j in enumerate(np.flatnonzero(use))]
+
+
+def with_frames(rows: list[tuple[int, np.ndarray, np.ndarray]], frames: dict[int, np.ndarray | None],
+                report: EpisodeReport, min_rows: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`episode_rows`' rows with their decoded frames (rows whose frame did not decode are dropped and counted);
+    none when fewer than `min_rows` remain."""
+    out = [(frames[k], state, action) for k, state, action in rows if frames.get(k) is not None]
+    report.unreadable, report.rows = len(rows) - len(out), len(out)
+    if len(out) < min_rows:
+        report.reason, report.rows = f"empty episode: {len(out)} usable frames (< min_rows {min_rows})", 0
         return []
-    return rows
+    return out
 
 
 def episodes_of(s: Streams, bag: str, task: str) -> list[tuple[float, float, EpisodeReport]]:
@@ -315,10 +337,15 @@ def convert(o: DatasetOptions) -> list[EpisodeReport]:
         if not episodes:
             reports.append(EpisodeReport(str(bag), "", reason=f"no goal: nothing on {_topic(o.goal_topic)}, no "
                                          f"{TASK_KEY} in the bag's metadata, no --task"))
+        planned = []
         for start, end, report in episodes:
             reports.append(report)
             report.corrupt = sum(streams.corrupt.values())
-            rows = episode_rows(streams, start, end, report, o, profile.gripper.width_open)
+            planned.append((report, episode_rows(streams, start, end, report, o, profile.gripper.width_open)))
+        frames = decode_frames(bag, streams.camera_topic, {k for _, rows in planned for k, _, _ in rows},
+                               o.image_size)
+        for report, rows in planned:
+            rows = with_frames(rows, frames, report, o.min_rows) if not report.reason else []
             if not rows:
                 continue
             if dataset is None:

@@ -13,7 +13,9 @@ import numpy as np
 from molevla_ros import franka_kinematics as kin
 from molevla_ros.rotations import matrix_to_euler
 
-GRIPPER_MOTION = 0.002  # m of width change over one action_dt that counts as the fingers opening or closing
+# m the fingers must travel (summed over steps) before the gripper command reads as changed: more than the few
+# millimetres fingers settle by on a grasped object, less than any real opening or closing.
+GRIPPER_TRAVEL = 0.008
 
 
 def latest_at(times: np.ndarray, t: np.ndarray, max_age: float) -> np.ndarray:
@@ -48,15 +50,17 @@ def pose_deltas(p0: np.ndarray, r0: np.ndarray, p1: np.ndarray, r1: np.ndarray) 
 
 
 def gripper_commands(width_now: np.ndarray, width_next: np.ndarray, open_width: float) -> np.ndarray:
-    """The gripper command per row (1 open, 0 close): closing fingers mean close, opening fingers open, and still
-    fingers keep the last command (a grasp stops the fingers on the object while the command stays close); before
-    any motion, fingers wider than half of `open_width` count as open."""
+    """The gripper command per row (1 open, 0 close), read from the fingers' travel with hysteresis: the command
+    turns to close once the width over the next action_dt has dropped GRIPPER_TRAVEL below its largest value since
+    the last change, and to open once it has risen that much above its smallest. Fingers resting on a grasped
+    object, or settling on it by a few millimetres, keep the close command. Before any travel, fingers wider than
+    half of `open_width` count as open."""
     out = np.zeros(len(width_now), np.float32)
     state = float(len(width_now) and width_now[0] > open_width / 2)
-    for i, change in enumerate(width_next - width_now):
-        if change < -GRIPPER_MOTION:
-            state = 0.0
-        elif change > GRIPPER_MOTION:
-            state = 1.0
+    extreme = float(width_now[0]) if len(width_now) else 0.0  # widest since the last change (open), or narrowest
+    for i, w in enumerate(np.asarray(width_next, float)):
+        extreme = max(extreme, w) if state else min(extreme, w)
+        if state and w < extreme - GRIPPER_TRAVEL or not state and w > extreme + GRIPPER_TRAVEL:
+            state, extreme = 1.0 - state, w
         out[i] = state
     return out

@@ -22,7 +22,8 @@ class TrainConfig:
                         "pre-training on the simulator's ground truth; adds one to an --init model), teacher, or a "
                         "routed student: mole, mole_nokd (no CogKD), random, first_k (early exit)",
                         choices=STAGES)
-    init: str | None = option(None, "model folder to start from (students start from the teacher)")
+    init: str | None = option(None, "model folder to start from, or a shipped model's name (students start from "
+                              "the teacher)")
     steps: int = option(3000, "optimiser steps")
     batch: int = option(32, "samples per step")
     lr: float = option(3e-4, "peak learning rate; 100 warm-up steps, then cosine decay to lr / 10 at the last step")

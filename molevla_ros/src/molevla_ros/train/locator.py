@@ -18,6 +18,7 @@ from tqdm import tqdm
 from molevla_ros.model.config import MoLeConfig, small
 from molevla_ros.model.goal_locator import GoalLocator
 from molevla_ros.model.io import load_model, save_model
+from molevla_ros.paths import resolve_model
 from molevla_ros.model.mole_vla import MoLeVLA, instruction_summary, preprocess_images
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -69,7 +70,8 @@ def pretrain_locator(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data:
     torch.manual_seed(tc.seed)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    model = with_locator(load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small()), tc.locator_blocks)
+    start = load_model(resolve_model(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
+    model = with_locator(start, tc.locator_blocks)
     data = data or load_samples(tc.data, model.cfg.vision)
     if val is None and tc.val:
         val = load_samples(tc.val, model.cfg.vision, only_successful=False)

@@ -33,6 +33,7 @@ from molevla_ros.model.llama import LlamaStack
 from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.model.text import TOKENIZER_DIR
 from molevla_ros.model.wordings import reword
+from molevla_ros.paths import resolve_model
 from molevla_ros.train.cogkd import cogkd_loss
 from molevla_ros.train.config import TrainConfig
 from molevla_ros.train.episodes import Samples, load_samples
@@ -223,7 +224,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
         torch.set_num_threads(tc.threads)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(Path(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
+    model = load_model(resolve_model(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
     if tc.keep_ratio is not None:
         model.cfg.router.keep_ratio = tc.keep_ratio
     if tc.depth_prior is not None:
@@ -349,8 +350,8 @@ def save_trained(model: MoLeVLA, tc: TrainConfig, mode: str, data: Samples, hist
     final_val = held_out_at_end(history) if validated else None
     save_model(model, out, {"stage": tc.stage, "route_mode": mode, "train": asdict(tc), "samples": len(data),
                             "episodes": int(len(set(data.episode.tolist()))), "held_out": final_val})
-    if tc.init and (Path(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
-        shutil.copytree(Path(tc.init) / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
+    if tc.init and (resolve_model(tc.init) / TOKENIZER_DIR).is_dir():  # a model with its own tokenizer keeps it
+        shutil.copytree(resolve_model(tc.init) / TOKENIZER_DIR, out / TOKENIZER_DIR, dirs_exist_ok=True)
     if model.cfg.llm.tokenizer == "minilm":  # what the policy node's min_goal_similarity compares goals with
         write_reference(out, data.instructions, tc.wording, seed=tc.seed)
     (out / "history.json").write_text(json.dumps(history))
