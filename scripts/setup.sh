@@ -20,7 +20,9 @@ fi
 # its dependency pins: lerobot 0.4.4, the last release for Python 3.11 (0.5+ need 3.12), pins torch < 2.11 and
 # diffusers < 0.36, which would replace this project's torch and the diffusers its tests check against. What its
 # dataset module imports comes with the [dataset] extra above.
-.venv/bin/python -m pip install -q --no-deps "lerobot==0.4.4" 2>&1 | grep -v "^WARNING: Location" || true
+# (pip then lists the pins it skipped: expected, and filtered out here.)
+.venv/bin/python -m pip install -q --no-deps "lerobot==0.4.4" 2>&1 \
+  | grep -v -e "^WARNING: Location" -e "dependency resolver does not" -e "^lerobot 0.4.4 requires" || true
 bash scripts/build_interfaces.sh
 CHECK="import rclpy, pybullet, onnxruntime, timm, transformers, rosbags.highlevel, molevla_ros, molevla_interfaces.action
 from lerobot.datasets.lerobot_dataset import LeRobotDataset"
