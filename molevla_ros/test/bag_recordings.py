@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
+from molevla_ros.nodes.messages import to_stamp
 from molevla_ros.record.bag_writer import Rosbag2Writer
 from molevla_ros.robot_profile import load
 
@@ -32,10 +32,6 @@ def finger_width(t: np.ndarray) -> np.ndarray:
     fingers do when the object turns in the grasp), held, opening again from 4 s."""
     closing = np.clip(0.08 - 0.1 * (t - 2.0), 0.03, 0.08) + np.clip(0.04 * (t - 3.0), 0.0, 0.004)
     return np.where(t < 4.0, closing, np.clip(0.034 + 0.1 * (t - 4.0), 0.034, 0.08))
-
-
-def _stamp(t: float) -> Time:
-    return Time(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
 
 
 @dataclass
@@ -75,14 +71,14 @@ def write_bag(path: Path, rec: Recording, storage: str = "mcap") -> Path:
             msg = CompressedImage(format="png", data=buf.getvalue())
         else:
             msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=frame(i).tobytes())
-        msg.header.stamp, msg.header.frame_id = _stamp(rec.t0 + t), "camera"
+        msg.header.stamp, msg.header.frame_id = to_stamp(rec.t0 + t), "camera"
         messages.append((t, "/image_raw/compressed" if rec.compressed else "/image_raw", msg))
     times = np.arange(0.0, rec.duration, 1.0 / rec.joints_hz)
     for t, q, w in zip(times, arm_path(times), finger_width(times)):
         arm = JointState(name=list(FR3.arm_joints), position=[float(v) for v in q])
-        arm.header.stamp = _stamp(rec.t0 + t)
+        arm.header.stamp = to_stamp(rec.t0 + t)
         fingers = JointState(name=list(FR3.finger_joints), position=[float(w / 2)] * 2)
-        fingers.header.stamp = _stamp(rec.t0 + t)
+        fingers.header.stamp = to_stamp(rec.t0 + t)
         messages += [(t, "/joint_states", arm), (t, "/franka_gripper/joint_states", fingers)]
     messages += [(t, "/molevla/instruction", String(data=text)) for t, text in rec.goals]
     corrupt = rec.corrupt_joint_states

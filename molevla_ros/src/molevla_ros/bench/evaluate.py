@@ -24,6 +24,7 @@ from molevla_ros.backends.base import Observation
 from molevla_ros.backends.mole import MoLeBackend
 from molevla_ros.backends.routed import RoutedPolicy, TorchGraphs
 from molevla_ros.inputs.images import resize
+from molevla_ros.model.config import MoLeConfig
 from molevla_ros.model.io import load_model
 from molevla_ros.model.mole_vla import layer_flops
 from molevla_ros.sim.expert import ScriptedExpert
@@ -62,8 +63,7 @@ def named_variants(pairs: tuple[str, ...]) -> list[Variant]:
     for pair in pairs:
         label, _, folder = pair.partition("=")
         path = resolve_model(folder or label)
-        routed = json.loads((path / "config.json").read_text()).get("router_trained", False) if (
-            path / "config.json").exists() else False
+        routed = (path / "config.json").exists() and MoLeConfig.load(path / "config.json").router_trained
         out.append(Variant(label, str(path), "mole" if routed else "full"))
     return out
 

@@ -28,10 +28,11 @@ from tqdm import tqdm
 
 from molevla_ros import robot_profile
 from molevla_ros.config_cli import REQUIRED, option
+from molevla_ros.control.chunk_executor import ACTION_NAMES
 from molevla_ros.dataset import labels
-from molevla_ros.inputs.images import ImageError, decode, decode_compressed, resize
-
-ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+from molevla_ros.inputs.images import ImageError, decode_compressed, resize
+from molevla_ros.inputs.joint_states import JointStateError, read_joint_state
+from molevla_ros.nodes.messages import msg_to_frame, msg_to_rgb, stamp_s
 # rosbag2 metadata custom_data keys (`ros2 bag record --custom-data KEY=VALUE`): the bag's goal where no goal message
 # was recorded, and "false" for a demonstration that failed (skipped).
 TASK_KEY, SUCCESS_KEY = "molevla.task", "molevla.success"
@@ -94,15 +95,17 @@ def _topic(name: str) -> str:
 def _stamp(msg: object, log_ns: int, source: str) -> float:
     stamp = getattr(getattr(msg, "header", None), "stamp", None)
     if source == "header" and stamp is not None and (stamp.sec or stamp.nanosec):
-        return stamp.sec + stamp.nanosec * 1e-9
+        return stamp_s(stamp)
     return log_ns * 1e-9
 
 
 def _positions(msg: object, names: tuple[str, ...]) -> np.ndarray | None:
-    index = {n: i for i, n in enumerate(msg.name)}
-    if not all(n in index and index[n] < len(msg.position) for n in names):
+    """The `names` joints' positions, or None where the message lacks one or is not usable (the nodes' own check:
+    duplicate names, a names/positions mismatch, NaN/Inf)."""
+    try:
+        return read_joint_state(msg.name, msg.position, 0.0, 0.0, names, max_age=0.0)
+    except JointStateError:
         return None
-    return np.array([msg.position[index[n]] for n in names], np.float64)
 
 
 def _custom_data(bag: Path) -> dict:
@@ -114,6 +117,14 @@ def _custom_data(bag: Path) -> dict:
 
 class Unusable(ValueError):
     """A bag that is read fine but cannot give an episode (the message says why)."""
+
+
+def _open(path: Path):
+    """A rosbags reader of the bag at `path` (message types it cannot import come from the Jazzy type store)."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
 
 
 def _deserializer(reader: object, msgtype: str) -> Callable[[bytes], object]:
@@ -133,15 +144,12 @@ def _deserializer(reader: object, msgtype: str) -> Callable[[bytes], object]:
 def read_bag(path: Path, o: DatasetOptions, profile: robot_profile.RobotProfile) -> Streams:
     """The bag's camera frame times, arm and finger positions and goals (the frames themselves are decoded later,
     only those that become rows: `decode_frames`); raises on an unreadable bag or a missing topic."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     camera, goal = _topic(o.camera_topic), _topic(o.goal_topic)
     arm = _topic(o.joint_states_topic or profile.joint_states)
     fingers = _topic(o.fingers_topic or profile.gripper.joint_states or profile.joint_states)
     s = Streams()
     clock_offsets = []  # camera header stamp - log time: goals (no header) are put on the camera's clock
-    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+    with _open(path) as reader:
         custom = _custom_data(path)
         if str(custom.get(SUCCESS_KEY, "")).lower() == "false":
             raise Unusable(f"a failed demonstration (metadata custom_data {SUCCESS_KEY}: false)")
@@ -184,11 +192,8 @@ def decode_frames(path: Path, topic: str, wanted: set[int], size: int) -> dict[i
     """RGB uint8 frames (resized to size x size; 0: as recorded) of the camera messages numbered `wanted` (their
     order on `topic`); None for a frame that does not decode. A second pass over the bag: only these frames are
     ever held in memory."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     out: dict[int, np.ndarray | None] = {}
-    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+    with _open(path) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
         decoders = {c.msgtype: _deserializer(reader, c.msgtype) for c in connections}
         for k, (conn, _, raw) in enumerate(reader.messages(connections=connections)):
@@ -196,11 +201,11 @@ def decode_frames(path: Path, topic: str, wanted: set[int], size: int) -> dict[i
                 continue
             try:
                 msg = decoders[conn.msgtype](raw)
-                if hasattr(msg, "encoding"):
-                    rgb = decode(msg.encoding, msg.height, msg.width, msg.step, np.asarray(msg.data, np.uint8))
+                if hasattr(msg, "encoding"):  # sensor_msgs/Image: decoded as the camera node decodes it
+                    out[k] = msg_to_frame(msg, size, size) if size else msg_to_rgb(msg)
                 else:
                     rgb = decode_compressed(msg.format, bytes(np.asarray(msg.data, np.uint8)))
-                out[k] = resize(rgb, size, size) if size else rgb
+                    out[k] = resize(rgb, size, size) if size else rgb
             except ImageError:
                 out[k] = None
     return out
