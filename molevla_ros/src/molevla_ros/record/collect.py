@@ -184,7 +184,6 @@ def collect(o: CollectOptions) -> None:
                         name = f"{family}_{s:05d}" + (f"_g{g}" if g else "")
                         path = out / (f"{name}.mcap" if o.format == "mcap" else name)
                         if not path.exists():
-                            part = path.with_name(path.name + ".part")
                             if o.format == "bag":  # the storage file takes the folder's name: record it as such
                                 part = out / ".recording" / name
                                 shutil.rmtree(part, ignore_errors=True)
@@ -192,6 +191,7 @@ def collect(o: CollectOptions) -> None:
                                 ok += record_bag_episode(sim, family, s, part, goal=g, noise=o.noise,
                                                          camera_hz=o.camera_hz)
                             else:
+                                part = path.with_name(path.name + ".part")
                                 ok += record_episode(sim, family, s, part, goal=g, driver=drive, beta=beta,
                                                      driver_name=f"{driver} ({route})", noise=o.noise)
                             part.rename(path)
