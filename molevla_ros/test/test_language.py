@@ -78,6 +78,45 @@ def test_familiarity_separates_paraphrases_from_other_languages_and_requests(tmp
     assert GoalFamiliarity.of(tmp_path / "elsewhere") is None
 
 
+def test_accepted_goals_are_read_as_the_training_goal_they_mean_with_the_colours_from_the_words(tmp_path):
+    write_reference(tmp_path, CANONICAL, "varied")
+    fam = GoalFamiliarity.of(tmp_path)
+    rng = np.random.default_rng(3)
+    for family in FAMILIES:
+        for seed in range(8):
+            task = sample_task(family, seed)
+            meant = instruction_for(family, task.cube, task.target)
+            for text in (held_out_wording(family, task.cube, task.target, seed), meant.upper() + "!",
+                         random_wording(family, task.cube, task.target, rng)):
+                assert fam.read(text, 0.5).known == meant, text
+    # the embedding hardly tells these apart; the words do
+    assert fam.read("Drive the blue cuboid across to the red marker", 0.5).known == instruction_for("push", "blue",
+                                                                                                     "red")
+    assert fam.read("Drive the red cuboid across to the blue marker", 0.5).known == instruction_for("push", "red",
+                                                                                                     "blue")
+    # colours in an order no training goal has: no known goal (the model reads the words); refused: none either
+    assert fam.read("touch the red cube, then the blue cube, then the green cube", 0.5).known == ""
+    assert fam.read("coge el cubo rojo", 0.5).known == ""
+
+
+def test_reference_files_without_sentence_owners_are_read_from_their_layout(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    write_reference(tmp_path, CANONICAL, "varied")
+    with safe_open(str(tmp_path / FILE), "pt") as f:
+        sentences, meta = f.get_tensor("sentences"), f.metadata()
+    goal = held_out_wording("pick_place", "green", None, 2)
+    new = GoalFamiliarity.of(tmp_path).read(goal, 0.5).known
+    assert new == instruction_for("pick_place", "green")
+    del meta["owners"]  # as written before 2026-12-07
+    save_file({"sentences": sentences}, str(tmp_path / FILE), meta)
+    assert GoalFamiliarity.of(tmp_path).read(goal, 0.5).known == new
+    save_file({"sentences": sentences[:-1]}, str(tmp_path / FILE), meta)  # rows that fit no layout: not guessed
+    reading = GoalFamiliarity.of(tmp_path).read(goal, 0.5)
+    assert reading.known == "" and not reading.refusal
+
+
 def test_minilm_model_trains_on_varied_wording_and_serves_the_same_on_torch_and_onnx(tmp_path, tiny, monkeypatch):
     from molevla_ros.backends.mole import make_mole_backend
     from molevla_ros.model.io import load_model
@@ -143,9 +182,12 @@ def test_policy_node_refuses_a_goal_unlike_its_training_goals(ros, tmp_path, tin
         assert not chunks, "a refused goal moved the arm"
         goal_pub.publish(String(data="Tap the red block, please."))
         probe.wait_for(lambda: (publish(), probe.spin_for(0.05), bool(chunks))[-1], 30, "chunks for a paraphrase")
+        assert any(s.data == "accepted (read as a known goal): policy: goal 'Tap the red block, please.' read as "
+                   "'touch the red cube' (the training goal it means)" for s in status)
         goal_pub.publish(String(data="tuch the red cueb"))
-        probe.wait_for(lambda: any(s.data == "accepted (typing corrected): policy: goal read as 'touch the red cube' "
-                                   "(tuch -> touch, cueb -> cube)" for s in status), 15, "the reading on status")
+        probe.wait_for(lambda: any(s.data == "accepted (typing corrected): policy: goal 'tuch the red cueb' read as "
+                                   "'touch the red cube' (typing: tuch -> touch, cueb -> cube)" for s in status), 15,
+                       "the reading on status")
         n = len(chunks)
         probe.wait_for(lambda: (publish(), probe.spin_for(0.05), len(chunks) > n)[-1], 30, "chunks for the typed goal")
 

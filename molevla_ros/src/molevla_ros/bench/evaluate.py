@@ -131,13 +131,13 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                               leave=False):
                     record: list[np.ndarray] = []
                     task = episode_task(family, s, wording)
-                    if familiarity is not None:  # the policy node's reading: typing corrected, or refused
+                    if familiarity is not None:  # the policy node's reading (defaults): known goal, or refused
                         reading = familiarity.read(task.instruction, DEFAULT_MIN_SIMILARITY)
                         if reading.refusal:
                             refused[wording] = refused.get(wording, 0) + 1
                             results.append(False)  # a refused goal never moves the arm
                             continue
-                        task = replace(task, instruction=reading.text)
+                        task = replace(task, instruction=reading.known or reading.text)  # read_as_known_goal
                     r = run_episode(sim, task,
                                     lambda o, f=family, rec=record: policy(o, f, rec),
                                     sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],

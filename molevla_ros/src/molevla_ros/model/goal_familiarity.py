@@ -12,6 +12,14 @@ the nearest goal the model knows.
 
 Similarity alone cannot see that "touch the purple cube" names a colour the model never saw (0.86): the file also
 lists the colour words of the training goals, and a goal that names none of them is refused too.
+
+A goal that is not refused is also read as the training goal it means (`GoalReading.known`): of the recorded goals
+naming the same colours in the same order, the one whose training wordings' mean embedding (its prototype) is
+nearest ("Drive the red cuboid across to the green marker" -> "push the red cube to the green target"; a prototype
+averages out the filler words single wordings share, "robot, ... thank you"). The colours come from the words, never
+from the embedding, which hardly tells "red ... to the blue" from "blue ... to the red"; the embedding only picks
+the task. The policy acts on that goal (its `read_as_known_goal` parameter), so an operator's own words get the
+behaviour of the words the model was trained on, and the status says how the goal was read.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molevla_ros.model.language import colours_named
+from molevla_ros.model.language import colour_mentions, colours_named
 from molevla_ros.model.spelling import WORD, correct, english_words
 from molevla_ros.model.wordings import reword, training_words
 
@@ -30,13 +38,16 @@ DEFAULT_MIN_SIMILARITY = 0.5  # the policy node's min_goal_similarity default
 KNOWN_SIMILARITY = 0.98  # a goal this close to a training goal is that goal (same words, case or punctuation aside)
 
 
-def training_goals(instructions: list[str], wording: str, per_goal: int = 32, seed: int = 0) -> list[str]:
-    """The distinct recorded goals, plus `per_goal` rewordings of each when training varied the wording."""
+def training_goals(instructions: list[str], wording: str, per_goal: int = 32, seed: int = 0
+                   ) -> tuple[list[str], list[int]]:
+    """The distinct recorded goals (sorted), plus `per_goal` rewordings of each when training varied the wording;
+    and for each sentence the index of its recorded goal."""
     distinct = sorted(set(instructions))
     if wording != "varied":
-        return distinct
+        return distinct, list(range(len(distinct)))
     rng = np.random.default_rng(seed)
-    return distinct + [reword(g, rng) for g in distinct for _ in range(per_goal)]
+    owners = list(range(len(distinct))) + [i for i in range(len(distinct)) for _ in range(per_goal)]
+    return distinct + [reword(distinct[i], rng) for i in owners[len(distinct):]], owners
 
 
 def goal_words(instructions: list[str], wording: str) -> list[str]:
@@ -48,16 +59,16 @@ def goal_words(instructions: list[str], wording: str) -> list[str]:
 
 def write_reference(folder: Path, instructions: list[str], wording: str, seed: int = 0) -> None:
     """Sentence embeddings of the training goals (float16, 768 bytes per goal), their colour words, the recorded
-    goals and the goal vocabulary -> folder/FILE."""
+    goals, which recorded goal each sentence words, and the goal vocabulary -> folder/FILE."""
     import torch
     from safetensors.torch import save_file
 
     from molevla_ros.model.minilm import shared
 
-    goals = training_goals(instructions, wording, seed=seed)
+    goals, owners = training_goals(instructions, wording, seed=seed)
     emb = torch.cat([shared().sentence(goals[i:i + 256]) for i in range(0, len(goals), 256)])
     meta = {"colours": sorted(set().union(*map(colours_named, goals))), "goals": sorted(set(instructions)),
-            "words": goal_words(instructions, wording)}
+            "owners": owners, "words": goal_words(instructions, wording)}
     save_file({"sentences": emb.half().contiguous()}, str(Path(folder) / FILE),
               {k: json.dumps(v) for k, v in meta.items()})
 
@@ -65,12 +76,14 @@ def write_reference(folder: Path, instructions: list[str], wording: str, seed: i
 @dataclass
 class GoalReading:
     """A goal as the model will read it: `text` (typing corrected), the corrections [(as typed, read as)], its
-    similarity to the training goals and why it is refused ("" when it is not)."""
+    similarity to the training goals, why it is refused ("" when it is not) and the training goal it means ("" when
+    refused or when no training goal names its colours in its order)."""
 
     text: str
     fixes: list[tuple[str, str]]
     similarity: float
     refusal: str
+    known: str = ""
 
     def correction_note(self) -> str:
         return ", ".join(f"{a} -> {b}" for a, b in self.fixes)
@@ -92,8 +105,23 @@ class GoalFamiliarity:
         self.colours = set(json.loads(meta.get("colours", "[]")))
         self.goals: list[str] = json.loads(meta.get("goals", "[]"))  # files written before 2026-12-06 have none
         self.words = frozenset(json.loads(meta.get("words", "[]")))  # nor these: no typing correction then
+        self.prototypes = self._prototypes(json.loads(meta["owners"]) if "owners" in meta else None)
         self.encoder = shared()
         self._goal_embeddings = self.encoder.sentence(self.goals) if self.goals else None
+
+    def _prototypes(self, owners: list[int] | None):
+        """Per recorded goal, the unit mean embedding of its training sentences; None when the file cannot say
+        which sentence words which goal (goals are then not read as known). Files written before 2026-12-07 have
+        no "owners": taken from training_goals' layout when the row count fits it."""
+        import torch
+
+        n, rows = len(self.goals), len(self.reference)
+        if owners is None and n and rows % n == 0:
+            owners = list(range(n)) + [i for i in range(n) for _ in range(rows // n - 1)]
+        if not n or owners is None or len(owners) != rows:
+            return None
+        sums = torch.zeros(n, self.reference.shape[1]).index_add_(0, torch.tensor(owners), self.reference)
+        return torch.nn.functional.normalize(sums, dim=1)
 
     @classmethod
     def of(cls, folder: Path | None) -> "GoalFamiliarity | None":
@@ -107,11 +135,22 @@ class GoalFamiliarity:
             return None
         return self.goals[int((self._goal_embeddings @ self.encoder.sentence([goal])[0]).argmax())]
 
+    def known_goal(self, goal: str) -> str:
+        """Of the recorded goals naming the same colours as `goal` in the same order, the one with the nearest
+        prototype; "" when there is none."""
+        if self.prototypes is None:
+            return ""
+        mentions = colour_mentions(goal)
+        same = [i for i, g in enumerate(self.goals) if colour_mentions(g) == mentions]
+        if not same:
+            return ""
+        return self.goals[same[int((self.prototypes[same] @ self.encoder.sentence([goal])[0]).argmax())]]
+
     def read(self, goal: str, min_similarity: float) -> GoalReading:
-        """The goal with its typing corrected, its similarity, and why it is refused ("" when it is not; never when
-        min_similarity is 0)."""
+        """The goal with its typing corrected, its similarity, why it is refused ("" when it is not; never when
+        min_similarity is 0) and the training goal it means."""
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
-                              self.similarity, KNOWN_SIMILARITY)
+                              self.similarity, KNOWN_SIMILARITY, grounding=frozenset(self.colours))
         similarity = self.similarity(text)
         why = ""
         if 0 < min_similarity and similarity < min_similarity:
@@ -122,4 +161,4 @@ class GoalFamiliarity:
         nearest = self.nearest_goal(text) if why else None
         if nearest:
             why += f"; the nearest goal it knows: '{nearest}'"
-        return GoalReading(text, fixes, similarity, why)
+        return GoalReading(text, fixes, similarity, why, "" if why else self.known_goal(text))

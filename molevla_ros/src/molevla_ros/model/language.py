@@ -44,6 +44,11 @@ def parse_instruction(text: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def colour_mentions(text: str) -> list[str]:
+    """The colour words of a sentence in order, repeats kept ("push the red cube to the red target": red, red)."""
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOUR_NAMES]
+
+
 def colours_named(text: str) -> list[str]:
     """The colour words a sentence names, each once, in order of first mention."""
-    return list(dict.fromkeys(w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOUR_NAMES))
+    return list(dict.fromkeys(colour_mentions(text)))

@@ -72,6 +72,10 @@ PARAMS = [
           "and unrelated requests 0.1-0.5 (docs/model.md 'Goals in operators' words'). A goal naming none of the "
           "training goals' colours is refused too. 0 disables both checks. Typing errors are corrected against the "
           "training goals' words either way (status 'accepted (typing corrected)').", low=0.0, high=1.0),
+    Param("read_as_known_goal", True, "Models with a goal reference: act on the training goal an accepted goal means "
+          "(the recorded goal of the nearest training wording that names the same colours in the same order: 'Drive "
+          "the red cuboid across to the green marker' is acted on as 'push the red cube to the green target'; status "
+          "'accepted (read as a known goal)'); false: the model reads the operator's words (typing corrected)."),
     IMAGE_SOURCE,
     REALTIME_PRIORITY,
     Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
@@ -198,10 +202,16 @@ class PolicyNode(Node):
                 robot.goal = ""  # no chunks: the executor stops when the last one runs out
                 self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' {reading.refusal}; not "
                             "acting on it", error=True)
-            elif reading.fixes:
-                robot.goal = reading.text
-                self.status("accepted (typing corrected)", f"policy{self.where(robot)}: goal read as "
-                            f"'{reading.text[:80]}' ({reading.correction_note()})")
+                return
+            text = reading.known if self.p.read_as_known_goal and reading.known else reading.text
+            if text == goal:
+                return
+            robot.goal = text
+            how = [f"typing: {reading.correction_note()}"] if reading.fixes else []
+            if text != reading.text:
+                how.append("the training goal it means")
+            self.status("accepted (read as a known goal)" if text != reading.text else "accepted (typing corrected)",
+                        f"policy{self.where(robot)}: goal '{goal[:80]}' read as '{text}' ({'; '.join(how)})")
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:
