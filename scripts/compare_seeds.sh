@@ -5,7 +5,8 @@
 # evaluate each seed's four side by side in closed loop, then print the paired per-seed differences
 # (scripts/paired_seeds.py). Resumable: a run with stats.json and a seed with results.json are kept.
 # Usage: scripts/compare_seeds.sh [TEACHER] [DATA] [SEEDS] [EPISODES]   (STEPS=n: fine-tuning steps per variant,
-# default 800; THREADS=n: torch threads per run; OUT=folder under runs/ and results/, default seeds)
+# default 800; THREADS=n: torch threads per run; OUT=folder under runs/ and results/, default seeds; STAGES=the
+# variants, default "teacher mole first_k random")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/molevla
@@ -16,7 +17,7 @@ EPISODES=${4:-20}
 OUT=${OUT:-seeds}
 COMMON=(--init "$TEACHER" --data "$DATA" --steps "${STEPS:-800}" --geometry-weight 1 --shift 0 --threads "${THREADS:-2}")
 for s in $SEEDS; do
-  for stage in teacher mole first_k random; do
+  for stage in ${STAGES:-teacher mole first_k random}; do
     dir=runs/$OUT/s$s/$stage
     [ -f "$dir/stats.json" ] && continue
     extra=()

@@ -182,6 +182,24 @@ def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_st
     assert hist
 
 
+def test_reinit_starts_the_named_parts_afresh_and_keeps_the_rest(tiny):
+    from molevla_ros.train.trainer import reinitialise
+
+    torch.manual_seed(0)
+    model = MoLeVLA(tiny())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    reinitialise(model, "decoder,head,router,proprio")
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    for prefix in ("llm.", "head.", "router.", "proprio_in.", "cognition_token"):
+        assert any(k.startswith(prefix) for k in changed), prefix
+    assert not any(k.startswith(("vision.", "projector.", "proprio.")) for k in changed), changed
+    with pytest.raises(ValueError, match="unknown part"):
+        reinitialise(model, "decoder,vision")
+
+
 def test_open_loop_direction_metric_and_colour_swap():
     true = np.zeros((3, 16, 7))
     true[0, :, 0], true[1, :, 1], true[2, :, 2] = 0.01, 0.01, 0.0001  # the third barely moves: not counted

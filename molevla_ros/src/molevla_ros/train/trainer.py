@@ -195,6 +195,21 @@ def micro_seed(seed: int, step: int, micro: int) -> int:
     return (seed * 1_000_003 + step) * 1009 + micro
 
 
+REINIT_PARTS = {"decoder": ("llm", "cognition_token"), "head": ("head",), "router": ("router",),
+                "proprio": ("proprio_in",)}
+
+
+def reinitialise(model: MoLeVLA, parts: str) -> None:
+    """Replace the named parts (REINIT_PARTS, comma-separated) of a loaded model by freshly initialised ones."""
+    names = [p for p in parts.split(",") if p]
+    if unknown := set(names) - set(REINIT_PARTS):
+        raise ValueError(f"--reinit: unknown part(s) {sorted(unknown)}; known: {', '.join(REINIT_PARTS)}")
+    if names:
+        fresh = MoLeVLA(model.cfg)
+        for attr in (a for n in names for a in REINIT_PARTS[n]):
+            setattr(model, attr, getattr(fresh, attr))
+
+
 def _check_parallel(tc: TrainConfig, par: Parallel) -> int:
     """Samples per micro-batch; refuses what cannot run as asked."""
     micro_batches = par.world * tc.accumulate
@@ -225,6 +240,7 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(resolve_model(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
+    reinitialise(model, tc.reinit)
     if tc.keep_ratio is not None:
         model.cfg.router.keep_ratio = tc.keep_ratio
     if tc.depth_prior is not None:
