@@ -6,7 +6,8 @@
 # (scripts/paired_seeds.py). Resumable: a run with stats.json and a seed with results.json are kept.
 # Usage: scripts/compare_seeds.sh [TEACHER] [DATA] [SEEDS] [EPISODES]   (STEPS=n: fine-tuning steps per variant,
 # default 800; THREADS=n: torch threads per run; OUT=folder under runs/ and results/, default seeds; STAGES=the
-# variants, default "teacher mole first_k random")
+# variants, default "teacher mole first_k random", mole among them; a seed already evaluated is not evaluated
+# again, so delete its results.json after adding stages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/molevla

@@ -58,8 +58,9 @@ def main(folder: Path) -> None:
             gaps.append(f"{diffs[n][-1]:+.1f}" if n in rows else "-")
         print(f"| {seed} | " + " | ".join(cells) + " | " + " | ".join(gaps) + " |")
 
-    def ms(v: list[float]) -> str:
-        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{np.mean(v):.1f}"
+    def ms(v: list[float]) -> str:  # with the number of seeds where a variant lacks some
+        n = "" if len(v) == len(seeds) else f" ({len(v)} seeds)"
+        return (f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{np.mean(v):.1f}") + n
 
     print(f"| mean ± sd ({len(seeds)} seeds) | " + " | ".join(ms(means[n]) for n in names) + " | "
           + " | ".join(f"{ms(diffs[n])}" for n in names[1:]) + " |")

@@ -12,23 +12,32 @@
 #      (= archive/models/teacher_locator)
 #   6. the MoLe student: 800 steps, STAR router by route search + CogKD (= models/mole_locator), then its
 #      closed-loop evaluation (50 episodes per family and wording)
-# Nothing in the package is overwritten: the result is OUT/mole_locator. Resumable: finished episodes and runs
-# (stats.json) are kept. Collection runs two recorders at a time (one per core).
+# Nothing in the package is overwritten: the result is OUT/mole_locator. Resumable: finished episodes, runs
+# (history.json) and the evaluation are kept. Collection runs two recorders at a time (one per core). Unlike the
+# shipped lineage, whose grounding run started while recording went on (it saw 616 episodes), grounding here sees all
+# of step 1's episodes.
 # Usage: scripts/train_default.sh [OUT]   (default runs/default; SMOKE=1: 1 layout per family and 2 steps per
-# stage, a check that the whole chain runs, about 10 min; THREADS=n: torch threads per training run, default 2)
+# stage into runs/default_smoke, a check that the whole chain runs, about 15 min; THREADS=n: torch threads per
+# training run, default 2)
 # Time on 2 CPU cores, from the measured stages of the shipped lineage (not yet one end-to-end run): recording
 # 4897 episodes at 3-5 s each, two at a time: about 2.7 h; training about 3.3 h; evaluation 40 min; about 7 h in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/molevla
-OUT=${1:-runs/default}
+if [ "${SMOKE:-0}" = 1 ]; then OUT=${1:-runs/default_smoke}; else OUT=${1:-runs/default}; fi
 D=$OUT/data
 n() { if [ "${SMOKE:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }  # n FULL SMOKE
 E() { n "$1" 1; }   # layouts per family
 S() { n "$1" 2; }   # optimiser steps
 T=(--threads "${THREADS:-2}")
-train() { [ -f "$OUT/$1/stats.json" ] || $M train --out "$OUT/$1" "${@:2}" "${T[@]}"; }
-both() { bash -c "$1" & local a=$!; bash -c "$2"; wait $a; }  # two recorders at once; fails if either fails
+train() { [ -f "$OUT/$1/history.json" ] || $M train --out "$OUT/$1" "${@:2}" "${T[@]}"; }  # written last
+both() {  # two recorders at once (one torch thread each); fails if either fails
+  OMP_NUM_THREADS=1 bash -c "$1" & local a=$! rc=0
+  OMP_NUM_THREADS=1 bash -c "$2" || rc=$?
+  wait $a || rc=$?
+  return $rc
+}
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT  # no recorder outlives the script
 
 # 1. teacher_minilm
 both "$M collect --tasks touch,pick_place --episodes $(E 300) --noise 0.005 --out $D/episodes &&
@@ -75,4 +84,5 @@ train teacher_locator --init "$OUT/teacher_pd" --data "$ALL" "${FT[@]}"
 # 6. the MoLe student and its evaluation
 train mole_locator --stage mole --init "$OUT/teacher_locator" --data "$ALL" --steps "$(S 800)" --route-search 2 \
   --gumbel-scale 0 --balance-weight 0 --geometry-weight 1 --shift 0
-$M eval-policies --models "mole_locator=$OUT/mole_locator" --episodes "$(n 50 1)" --out "$OUT/eval"
+[ -f "$OUT/eval/results.json" ] ||
+  $M eval-policies --models "mole_locator=$OUT/mole_locator" --episodes "$(n 50 1)" --out "$OUT/eval"

@@ -185,8 +185,10 @@ def test_grounding_pretraining_learns_direction_and_saves_a_model_the_teacher_st
 def test_reinit_starts_the_named_parts_afresh_and_keeps_the_rest(tiny):
     from molevla_ros.train.trainer import reinitialise
 
+    cfg = tiny(0.5, "minilm")
+    cfg.vision.locator = True
     torch.manual_seed(0)
-    model = MoLeVLA(tiny())
+    model = MoLeVLA(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(1)
     reinitialise(model, "decoder,head,router,proprio")
@@ -195,7 +197,8 @@ def test_reinit_starts_the_named_parts_afresh_and_keeps_the_rest(tiny):
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     for prefix in ("llm.", "head.", "router.", "proprio_in.", "cognition_token"):
         assert any(k.startswith(prefix) for k in changed), prefix
-    assert not any(k.startswith(("vision.", "projector.", "proprio.")) for k in changed), changed
+    kept = ("vision.", "projector.", "proprio.", "text_in.", "locator.")
+    assert not any(k.startswith(kept) for k in changed), changed
     with pytest.raises(ValueError, match="unknown part"):
         reinitialise(model, "decoder,vision")
 

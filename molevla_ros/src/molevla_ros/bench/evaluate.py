@@ -95,7 +95,7 @@ def episode_task(family: str, seed: int, wording: str) -> Task:
 
 
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1,
-                     wordings: tuple[str, ...] = ("canonical",)) -> dict:
+                     wordings: tuple[str, ...] = ("canonical",), read_as_known_goal: bool = True) -> dict:
     """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each; `episodes`:
     every episode's outcome, seeds from `first_seed` on), latency, layers kept and routing statistics of one
     variant."""
@@ -131,13 +131,14 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                               leave=False):
                     record: list[np.ndarray] = []
                     task = episode_task(family, s, wording)
-                    if familiarity is not None:  # the policy node's reading (defaults): known goal, or refused
+                    if familiarity is not None:  # the policy node's reading
                         reading = familiarity.read(task.instruction, DEFAULT_MIN_SIMILARITY)
                         if reading.refusal:
                             refused[wording] = refused.get(wording, 0) + 1
                             results.append(False)  # a refused goal never moves the arm
                             continue
-                        task = replace(task, instruction=reading.known or reading.text)  # read_as_known_goal
+                        known = reading.known if read_as_known_goal else ""
+                        task = replace(task, instruction=known or reading.text)
                     r = run_episode(sim, task,
                                     lambda o, f=family, rec=record: policy(o, f, rec),
                                     sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
@@ -340,6 +341,8 @@ class EvalOptions:
     wordings: tuple[str, ...] = option(WORDINGS, "goal wordings: canonical (the task templates), held-out "
                                        "(model/wordings.py HELD_OUT, never used in training) and typos (the canonical "
                                        "goal typed with errors, model/wordings.with_typos)", choices=WORDINGS)
+    read_as_known_goal: bool = option(True, "as the policy node's parameter: act on the training goal an accepted "
+                                      "goal means; false: the model reads the goal's own words (typing corrected)")
     out: str = option("docs/results/eval_policies", "folder for the table, plots and model card")
 
 
@@ -354,7 +357,8 @@ def run(o: EvalOptions) -> list[dict]:
         raise FileNotFoundError(f"no trained variants under {runs}")
     out.mkdir(parents=True, exist_ok=True)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed, 1, o.wordings)) for v in variants]
+        jobs = [pool.apply_async(evaluate_variant, (v, families, episodes, seed, 1, o.wordings,
+                                                        o.read_as_known_goal)) for v in variants]
         rows = [j.get() for j in tqdm(jobs, desc="variants", unit="variant")]
     table = print_table(rows, families, episodes)
     (out / "table.md").write_text(header("molevla eval-policies", o) + table + "\n")

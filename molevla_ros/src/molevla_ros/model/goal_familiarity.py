@@ -150,7 +150,7 @@ class GoalFamiliarity:
         """The goal with its typing corrected, its similarity, why it is refused ("" when it is not; never when
         min_similarity is 0) and the training goal it means."""
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
-                              self.similarity, KNOWN_SIMILARITY, grounding=frozenset(self.colours))
+                              self.similarity, KNOWN_SIMILARITY)
         similarity = self.similarity(text)
         why = ""
         if 0 < min_similarity and similarity < min_similarity:

@@ -119,14 +119,13 @@ def readings(word: str, vocabulary: frozenset[str]) -> list[str]:
 
 
 def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = frozenset(),
-            similarity: Callable[[str], float] | None = None, known: float = 0.98, max_tries: int = 16,
-            grounding: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
+            similarity: Callable[[str], float] | None = None, known: float = 0.98, max_tries: int = 16
+            ) -> tuple[str, list[tuple[str, str]]]:
     """(the goal with each mistyped word replaced, [(as typed, read as), ...]); the goal unchanged when no word
     needed it or the vocabulary is empty. A word is replaced when it has one reading; words with several, and
     correct English words (`dictionary`), are replaced only when that makes the goal one the model knows: of at
     most `max_tries` combinations, the one most similar to the training goals (`similarity`), if at least
-    `known`; with more than four such words none is tried. In a goal whose words stay mostly unknown only the
-    corrections into `grounding` words (the colours) stand."""
+    `known`; with more than four such words none is tried."""
     if not vocabulary:
         return goal, []
     spans = [(m.span(), m.group(0)) for m in WORD.finditer(goal)]
@@ -145,19 +144,15 @@ def correct(goal: str, vocabulary: frozenset[str], dictionary: frozenset[str] = 
                 fixes.append((word, new))
         return "".join(out) + goal[at:], fixes
 
-    choice = tuple(o[0] for o in options)
+    text, fixes = build(tuple(o[0] for o in options))
     uncertain = sum(len(o) > 1 for o in options)
     if similarity is not None and 0 < uncertain <= 4:  # more: not a mistyped goal (and too many to try)
-        scored = [(similarity(build(c)[0]), i, c) for i, c in enumerate(itertools.islice(
-            itertools.product(*options), max_tries))]  # i = 0: the plain correction, kept on a tie
+        scored = [(similarity(c[0]), i, c) for i, c in enumerate(map(build, itertools.islice(
+            itertools.product(*options), max_tries)))]  # i = 0: the plain correction, kept on a tie
         best, _, candidate = max(scored, key=lambda sc: (sc[0], -sc[1]))
         if best >= known:
-            choice = candidate
-    text, fixes = build(choice)
+            text, fixes = candidate
     words = WORD.findall(text)
     if fixes and 2 * sum(w.lower() in vocabulary for w in words) <= len(words):
-        # mostly unknown words even so: another language or another request, not typing errors; a mistyped colour
-        # is still read as that colour ("pat the rde cuboid")
-        text, fixes = build(tuple(new if new.lower() in grounding else word
-                                  for (_, word), new in zip(spans, choice)))
+        return goal, []  # mostly unknown words even so: another language or another request, not typing errors
     return text, fixes

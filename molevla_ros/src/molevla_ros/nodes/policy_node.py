@@ -73,9 +73,10 @@ PARAMS = [
           "training goals' colours is refused too. 0 disables both checks. Typing errors are corrected against the "
           "training goals' words either way (status 'accepted (typing corrected)').", low=0.0, high=1.0),
     Param("read_as_known_goal", True, "Models with a goal reference: act on the training goal an accepted goal means "
-          "(the recorded goal of the nearest training wording that names the same colours in the same order: 'Drive "
-          "the red cuboid across to the green marker' is acted on as 'push the red cube to the green target'; status "
-          "'accepted (read as a known goal)'); false: the model reads the operator's words (typing corrected)."),
+          "(of the recorded goals naming the same colours in the same order, the one whose training wordings' mean "
+          "embedding is nearest: 'Drive the red cuboid across to the green marker' is acted on as 'push the red cube "
+          "to the green target'; status 'accepted (read as a known goal)'); false: the model reads the operator's "
+          "words (typing corrected)."),
     IMAGE_SOURCE,
     REALTIME_PRIORITY,
     Param("raw_width", 224, "image_source raw: frame width after resizing here (the camera node's width: the size the "
@@ -211,7 +212,7 @@ class PolicyNode(Node):
             if text != reading.text:
                 how.append("the training goal it means")
             self.status("accepted (read as a known goal)" if text != reading.text else "accepted (typing corrected)",
-                        f"policy{self.where(robot)}: goal '{goal[:80]}' read as '{text}' ({'; '.join(how)})")
+                        f"policy{self.where(robot)}: goal '{goal[:80]}' read as '{text[:80]}' ({'; '.join(how)})")
 
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:

@@ -24,9 +24,10 @@ class TrainConfig:
                         choices=STAGES)
     init: str | None = option(None, "model folder to start from, or a shipped model's name (students start from "
                               "the teacher)")
-    reinit: str = option("", "comma-separated parts of the --init model that start afresh (seeded): decoder, head, "
-                         "router, proprio; e.g. 'decoder,head,router,proprio' trains a new policy on a pretrained "
-                         "vision path and goal locator")
+    reinit: str = option("", "comma-separated parts of the --init model that start afresh (seeded): decoder (the "
+                         "Llama stack with its token embeddings, and the cognition token), head, router, proprio (its "
+                         "projection); 'decoder,head,router,proprio' trains a new policy on a pretrained vision path, "
+                         "text projection and goal locator")
     steps: int = option(3000, "optimiser steps")
     batch: int = option(32, "samples per step")
     lr: float = option(3e-4, "peak learning rate; 100 warm-up steps, then cosine decay to lr / 10 at the last step")
