@@ -137,8 +137,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                             refused[wording] = refused.get(wording, 0) + 1
                             results.append(False)  # a refused goal never moves the arm
                             continue
-                        known = reading.known if read_as_known_goal else ""
-                        task = replace(task, instruction=known or reading.text)
+                        task = replace(task, instruction=reading.acted_on(read_as_known_goal))
                     r = run_episode(sim, task,
                                     lambda o, f=family, rec=record: policy(o, f, rec),
                                     sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],

@@ -38,15 +38,19 @@ DEFAULT_MIN_SIMILARITY = 0.5  # the policy node's min_goal_similarity default
 KNOWN_SIMILARITY = 0.98  # a goal this close to a training goal is that goal (same words, case or punctuation aside)
 
 
+def sentence_owners(goals: int, per_goal: int) -> list[int]:
+    """The recorded goal of each training sentence in training_goals' layout: the goals themselves, then
+    `per_goal` rewordings of each in turn."""
+    return list(range(goals)) + [i for i in range(goals) for _ in range(per_goal)]
+
+
 def training_goals(instructions: list[str], wording: str, per_goal: int = 32, seed: int = 0
                    ) -> tuple[list[str], list[int]]:
     """The distinct recorded goals (sorted), plus `per_goal` rewordings of each when training varied the wording;
     and for each sentence the index of its recorded goal."""
     distinct = sorted(set(instructions))
-    if wording != "varied":
-        return distinct, list(range(len(distinct)))
+    owners = sentence_owners(len(distinct), per_goal if wording == "varied" else 0)
     rng = np.random.default_rng(seed)
-    owners = list(range(len(distinct))) + [i for i in range(len(distinct)) for _ in range(per_goal)]
     return distinct + [reword(distinct[i], rng) for i in owners[len(distinct):]], owners
 
 
@@ -85,6 +89,10 @@ class GoalReading:
     refusal: str
     known: str = ""
 
+    def acted_on(self, as_known: bool) -> str:
+        """The goal the policy acts on: the training goal it means where there is one and `as_known`, else `text`."""
+        return self.known if as_known and self.known else self.text
+
     def correction_note(self) -> str:
         return ", ".join(f"{a} -> {b}" for a, b in self.fixes)
 
@@ -117,7 +125,7 @@ class GoalFamiliarity:
 
         n, rows = len(self.goals), len(self.reference)
         if owners is None and n and rows % n == 0:
-            owners = list(range(n)) + [i for i in range(n) for _ in range(rows // n - 1)]
+            owners = sentence_owners(n, rows // n - 1)
         if not n or owners is None or len(owners) != rows:
             return None
         sums = torch.zeros(n, self.reference.shape[1]).index_add_(0, torch.tensor(owners), self.reference)

@@ -204,7 +204,7 @@ class PolicyNode(Node):
                 self.status("rejected", f"policy{self.where(robot)}: goal '{goal[:80]}' {reading.refusal}; not "
                             "acting on it", error=True)
                 return
-            text = reading.known if self.p.read_as_known_goal and reading.known else reading.text
+            text = reading.acted_on(self.p.read_as_known_goal)
             if text == goal:
                 return
             robot.goal = text
