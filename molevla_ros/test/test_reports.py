@@ -26,3 +26,36 @@ def test_wording_column_shows_canonical_and_held_out_success_side_by_side():
            "success_by_wording": {"canonical": {"touch": 0.9}, "held-out": {"touch": 0.55}}}
     table = print_table([row], ["touch"], 20)
     assert "canonical / held-out" in table and "| m | 90% / 55% | 90.0% / 55.0% |" in table
+
+
+
+def test_an_episodes_diffusion_noise_is_its_seeds_whatever_ran_before(monkeypatch):
+    """The same episode (seed, goal as read) gets the same chunks in any run: alone, after other episodes, in another
+    wording's pass. Each episode here is the real policy on the real first observation, stepped 1-3 times."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from molevla_ros.bench import evaluate
+    from molevla_ros.paths import DEFAULT_MODEL, resolve_model
+    from molevla_ros.sim.rollout import observe
+
+    first_chunks = []
+
+    def episode(sim, task, policy, *args, **kwargs):
+        sim.reset(task)
+        obs = observe(sim, task.instruction, True)
+        chunks = [policy(obs) for _ in range(1 + len(task.instruction) % 3)]
+        first_chunks.append(chunks[0])
+        return SimpleNamespace(success=True)
+
+    monkeypatch.setattr(evaluate, "run_episode", episode)
+    v = evaluate.Variant("m", str(resolve_model(DEFAULT_MODEL)), "mole", None)
+    run = evaluate.evaluate_variant(v, ["touch", "push"], 4, 1000, wordings=("canonical", "held-out"))
+    assert run["goals_refused_by_wording"] == {"canonical": 0, "held-out": 0}
+    canonical, held_out = first_chunks[:8], first_chunks[8:]
+    evaluate.evaluate_variant(v, ["push"], 1, 1002, wordings=("held-out",))
+    for a, b in zip(canonical, held_out):  # every held-out goal is read as its canonical goal: the same episode
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(first_chunks[-1], canonical[6], atol=1e-5)  # push, seed 1002, alone
+    assert np.abs(canonical[6] - canonical[7]).max() > 1e-3  # (episodes differ: the check can fail)

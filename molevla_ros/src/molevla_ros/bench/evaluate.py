@@ -98,7 +98,8 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                      wordings: tuple[str, ...] = ("canonical",), read_as_known_goal: bool = True) -> dict:
     """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each; `episodes`:
     every episode's outcome, seeds from `first_seed` on), latency, layers kept and routing statistics of one
-    variant."""
+    variant. An episode's diffusion noise is seeded by its layout seed: its outcome does not depend on the episodes
+    run before it, so wordings read as the same goal give the same episode."""
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
     backend = torch_backend(model, v.route, seed)
@@ -130,6 +131,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                 for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}, {wording}", unit="ep",
                               leave=False):
                     record: list[np.ndarray] = []
+                    backend.gen.manual_seed(s)  # the diffusion noise of an episode: its seed's, whatever ran before
                     task = episode_task(family, s, wording)
                     if familiarity is not None:  # the policy node's reading
                         reading = familiarity.read(task.instruction, DEFAULT_MIN_SIMILARITY)
