@@ -28,7 +28,6 @@ def test_wording_column_shows_canonical_and_held_out_success_side_by_side():
     assert "canonical / held-out" in table and "| m | 90% / 55% | 90.0% / 55.0% |" in table
 
 
-
 def test_an_episodes_diffusion_noise_is_its_seeds_whatever_ran_before(monkeypatch):
     """The same episode (seed, goal as read) gets the same chunks in any run: alone, after other episodes, in another
     wording's pass. Each episode here is the real policy on the real first observation, stepped 1-3 times."""

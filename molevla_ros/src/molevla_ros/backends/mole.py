@@ -30,8 +30,9 @@ class MoLeBackend:
         cfg = policy.cfg
         self._layer_gflops = layer_flops(cfg.llm, cfg.sequence_length) / 1e9
 
-    def reset(self) -> None:
-        self.gen.manual_seed(self.seed)
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the diffusion noise: from `seed` (e.g. an evaluation episode's layout seed), else the backend's."""
+        self.gen.manual_seed(self.seed if seed is None else seed)
 
     def act(self, obs: Observation) -> PolicyOutput:
         return self.act_batch([obs])[0]

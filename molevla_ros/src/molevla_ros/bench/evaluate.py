@@ -131,7 +131,7 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                 for s in tqdm(range(seed, seed + episodes), desc=f"{v.name}: {family}, {wording}", unit="ep",
                               leave=False):
                     record: list[np.ndarray] = []
-                    backend.gen.manual_seed(s)  # the diffusion noise of an episode: its seed's, whatever ran before
+                    backend.reset(s)  # the diffusion noise of an episode: its seed's, whatever ran before
                     task = episode_task(family, s, wording)
                     if familiarity is not None:  # the policy node's reading
                         reading = familiarity.read(task.instruction, DEFAULT_MIN_SIMILARITY)
