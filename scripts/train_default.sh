@@ -12,8 +12,10 @@
 #      (= archive/models/teacher_locator)
 #   6. the MoLe student at keep 4/8: 800 steps, STAR router by route search + CogKD (mole_locator until 2026-12-07)
 #   7. the compute knob: 400 steps more with the layers kept drawn from 3..8 per step, on 300 expert and 120 DAgger
-#      episodes recorded for it (= models/mole_locator), then its closed-loop evaluation (50 episodes per family and
-#      wording)
+#      episodes recorded for it (mole_locator until the DAgger round of 2026-12-07)
+#   8. a DAgger round with stage 7's model driving (120 push and pick-and-place episodes, 30% expert), then 2 x 400
+#      steps as stage 7 on all of stage 7's and 8's episodes (= models/mole_locator), then its closed-loop evaluation
+#      (50 episodes per family and wording)
 # Nothing in the package is overwritten: the result is OUT/mole_locator. Resumable: finished episodes, runs
 # (history.json) and the evaluation are kept. Collection runs two recorders at a time (one per core). Unlike the
 # shipped lineage, whose grounding run started while recording went on (it saw 616 episodes), grounding here sees all
@@ -22,7 +24,7 @@
 # stage into runs/default_smoke, a check that the whole chain runs, about 15 min; THREADS=n: torch threads per
 # training run, default 2)
 # Time on 2 CPU cores, from the measured stages of the shipped lineage (not yet one end-to-end run): recording
-# 5317 episodes at 2-7 s each, two at a time: about 2.9 h; training about 3.5 h; evaluation 40 min; about 7.5 h in all.
+# 5437 episodes at 2-7 s each, two at a time: about 3 h; training about 3.8 h; evaluation 40 min; about 8 h in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/molevla
@@ -87,11 +89,19 @@ train teacher_locator --init "$OUT/teacher_pd" --data "$ALL" "${FT[@]}"
 train mole_k4 --stage mole --init "$OUT/teacher_locator" --data "$ALL" --steps "$(S 800)" --route-search 2 \
   --gumbel-scale 0 --balance-weight 0 --geometry-weight 1 --shift 0
 
-# 7. the compute knob: k drawn from 3..8 per step (docs/results/keep_sweep/mixed_keep), then the evaluation
+# 7. the compute knob: k drawn from 3..8 per step (docs/results/keep_sweep/mixed_keep)
 both "$M collect --noise 0.005 --episodes $(E 100) --seed 0 --out $D/anyk_expert" \
      "$M collect --driver $OUT/teacher_locator --beta 0.3 --tasks push,pick_place --episodes $(E 60) --seed 3000 \
         --out $D/anyk_dagger"
-train mole_locator --stage mole --init "$OUT/mole_k4" --data "$D/anyk_expert,$D/anyk_dagger" --steps "$(S 400)" \
-  --lr 1e-4 --mixed-keep 3,8 --route-search 2 --gumbel-scale 0 --balance-weight 0 --geometry-weight 1 --shift 0
+ANYK=(--stage mole --steps "$(S 400)" --lr 1e-4 --mixed-keep 3,8 --route-search 2 --gumbel-scale 0 --balance-weight 0
+      --geometry-weight 1 --shift 0)
+train mole_anyk --init "$OUT/mole_k4" --data "$D/anyk_expert,$D/anyk_dagger" "${ANYK[@]}"
+
+# 8. a DAgger round with stage 7's model driving (docs/results/keep_sweep/dagger_2026-12-07), then the evaluation
+$M collect --driver "$OUT/mole_anyk" --route mole --beta 0.3 --tasks push,pick_place --episodes "$(E 60)" --seed 4000 \
+  --out "$D/anyk_dagger2"
+ANYK_DATA=$D/anyk_expert,$D/anyk_dagger,$D/anyk_dagger2
+train mole_dagger --init "$OUT/mole_anyk" --data "$ANYK_DATA" "${ANYK[@]}"
+train mole_locator --init "$OUT/mole_dagger" --data "$ANYK_DATA" "${ANYK[@]}"
 [ -f "$OUT/eval/results.json" ] ||
   $M eval-policies --models "mole_locator=$OUT/mole_locator" --episodes "$(n 50 1)" --out "$OUT/eval"
