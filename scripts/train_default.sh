@@ -17,9 +17,10 @@
 #      steps as stage 7 on all of stage 7's and 8's episodes (= models/mole_locator), then its closed-loop evaluation
 #      (50 episodes per family and wording)
 # Nothing in the package is overwritten: the result is OUT/mole_locator. Resumable: finished episodes, runs
-# (history.json) and the evaluation are kept. Collection runs two recorders at a time (one per core). Unlike the
-# shipped lineage, whose grounding run started while recording went on (it saw 616 episodes), grounding here sees all
-# of step 1's episodes.
+# (history.json) and the evaluation are kept. Collection runs two recorders at a time (one per core), except stage
+# 8's DAgger round: one recorder, as the shipped lineage recorded it (the driver's noise runs on across episodes).
+# Unlike the shipped lineage, whose grounding run started while recording went on (it saw 616 episodes), grounding
+# here sees all of step 1's episodes.
 # Usage: scripts/train_default.sh [OUT]   (default runs/default; SMOKE=1: 1 layout per family and 2 steps per
 # stage into runs/default_smoke, a check that the whole chain runs, about 15 min; THREADS=n: torch threads per
 # training run, default 2)
