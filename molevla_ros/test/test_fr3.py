@@ -22,7 +22,7 @@ from visualization_msgs.msg import MarkerArray
 
 from molevla_ros import fr3_stack
 from molevla_ros.nodes.messages import chunk_to_msg, rgb_to_msg
-from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from molevla_ros.nodes.qos import CHUNK_PUB_QOS, LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, STATUS_QOS
 from molevla_ros.robot_profile import load
 
 STANDINS = Path(__file__).parent / "standins"
@@ -165,7 +165,9 @@ def _world(probe):
 
 
 def _listen_all(probe):
-    probe.listen(String, "molevla/status", RELIABLE_QOS)
+    # latched as the nodes publish it: a status sent before this reader matched still arrives (a volatile reader
+    # would miss it, and the executor sends each condition once)
+    probe.listen(String, "molevla/status", STATUS_QOS)
     probe.listen(DiagnosticStatus, "molevla/policy_stats", 50)
     joints = probe.listen(JointState, "joint_states", 10)
     fingers = probe.listen(JointState, "franka_gripper/joint_states", 10)
@@ -277,6 +279,12 @@ def _chunk(probe, lin=(0.01, 0.0, 0.0), ang=(0.0, 0.0, 0.0), grip=1.0, frame="fr
     return chunk_to_msg(a, probe.get_clock().now().to_msg(), frame, 0.1)
 
 
+def _log_tails(folder: Path, lines: int = 15) -> str:
+    """The last lines of each process log of a test (for a failure message: what the nodes said themselves)."""
+    return "\n".join(f"== {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-lines:])
+                     for f in sorted(folder.glob("*.log")))
+
+
 def _executor_alone(ros, extra=None):
     """The executor with the FR3 profile fed chunks by the test (no policy), camera watch off."""
     return ros(["executor"], {"executor": {**FR3_EXECUTOR, "camera_timeout_s": 0.0, **(extra or {})}})
@@ -298,7 +306,7 @@ def test_servo_without_an_ik_solver_halts_the_executor_with_the_reason(ros, tmp_
             _spin_feeding(probe, lambda: chunks.publish(_chunk(probe)), 30,
                           lambda: any("INVALID" in s for s in probe.statuses()))
             assert any("MoveIt Servo reports INVALID" in s and "IK solver" in s for s in probe.statuses()), \
-                probe.statuses()[-5:]
+                (probe.statuses()[-5:], _log_tails(tmp_path))
             assert np.abs(np.array(joints[-1].position[:7]) - q0).max() < 1e-6
     finally:
         stack.stop()
