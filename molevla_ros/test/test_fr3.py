@@ -313,6 +313,47 @@ def test_servo_without_an_ik_solver_halts_the_executor_with_the_reason(ros, tmp_
     assert "No IK solver for planning group fr3_arm." in (tmp_path / "servo_standin.log").read_text()
 
 
+def test_servo_switch_is_asked_again_when_its_answer_is_lost(domain):
+    """A Servo whose first switch answer comes only after 3 s (lost, as far as the executor can tell: Fast DDS drops
+    answers sent before the client's reply reader matched, ros2/rmw_fastrtps#467): the executor's Servo interface
+    asks again after 2 s and is in twist mode once an answer comes, with no callback raising on the way."""
+    import rclpy
+    from moveit_msgs.srv import ServoCommandType
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+
+    from molevla_ros.bringup import use_local_domain
+    from molevla_ros.nodes.robot_interfaces import ServoInterface
+
+    use_local_domain(domain)
+    rclpy.init()
+    try:
+        profile = load("fr3")
+        executor_node, servo_node = Node("executor"), Node("servo_node")
+        calls = []
+
+        def answer(req, resp):
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(3.0)  # the first answer arrives after the executor has given up on it
+            resp.success = req.command_type == ServoCommandType.Request.TWIST
+            return resp
+
+        servo_node.create_service(ServoCommandType, f"{profile.servo.node}/switch_command_type", answer)
+        servo = ServoInterface(executor_node, profile, lambda reason: None)
+        spinner = MultiThreadedExecutor(num_threads=4)  # the slow answer blocks one thread, not the executor's timer
+        for n in (executor_node, servo_node):
+            spinner.add_node(n)
+        end = time.monotonic() + 20
+        while servo.waiting and time.monotonic() < end:
+            spinner.spin_once(timeout_sec=0.1)  # a callback that raises raises here
+        assert servo.waiting == "", servo.waiting
+        assert len(calls) >= 2 and calls[1] - calls[0] >= 1.9, calls  # asked again, 2 s after the first
+        spinner.shutdown()
+    finally:
+        rclpy.try_shutdown()
+
+
 def test_servo_config_keys_are_all_ones_jazzy_declares(tmp_path, domain):
     """The Servo stand-in refuses parameter names Jazzy's Servo does not declare (the real one ignores them without
     a word): config/fr3_servo.yaml starts it; a dead key (planning_frame, removed in MoveIt 2.8) does not."""

@@ -76,12 +76,12 @@ class ServoInterface:
         """Ask Servo for twist mode until it answers success (its service appears only once Servo is built). An answer
         missing after 2 s is asked for again: a server that answers before it has matched our reply reader drops the
         answer (rmw_fastrtps waits 100 ms for that match: ros2/rmw_fastrtps#467)."""
+        if self.pending is not None and not self.pending.done():
+            if time.monotonic() - self.sent_at < 2.0:
+                return
+            self.switch.remove_pending_request(self.pending)  # the answer is lost: ask again below
+            self.pending = None
         if self.pending is not None:
-            if not self.pending.done():
-                if time.monotonic() - self.sent_at < 2.0:
-                    return
-                self.switch.remove_pending_request(self.pending)
-                self.pending = None
             result, self.pending = self.pending.result(), None
             if result is not None and result.success:
                 self.waiting = ""
