@@ -95,11 +95,13 @@ def episode_task(family: str, seed: int, wording: str) -> Task:
 
 
 def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, threads: int = 1,
-                     wordings: tuple[str, ...] = ("canonical",), read_as_known_goal: bool = True) -> dict:
+                     wordings: tuple[str, ...] = ("canonical",), read_as_known_goal: bool = True,
+                     control_hz: float = 5.0, blend: str = "average") -> dict:
     """Closed-loop success per family (`success`: the first of `wordings`; `success_by_wording`: each; `episodes`:
     every episode's outcome, seeds from `first_seed` on), latency, layers kept and routing statistics of one
     variant. An episode's diffusion noise is seeded by its layout seed: its outcome does not depend on the episodes
-    run before it, so wordings read as the same goal give the same episode."""
+    run before it, so wordings read as the same goal give the same episode. `control_hz` and `blend`: the policy
+    node's and the executor's parameters of the same names (their defaults here are the nodes' defaults)."""
     torch.set_num_threads(threads)
     model = load_model(Path(v.model_dir))
     backend = torch_backend(model, v.route, seed)
@@ -142,8 +144,8 @@ def evaluate_variant(v: Variant, families: list[str], episodes: int, seed: int, 
                         task = replace(task, instruction=reading.acted_on(read_as_known_goal))
                     r = run_episode(sim, task,
                                     lambda o, f=family, rec=record: policy(o, f, rec),
-                                    sim_executor(model.cfg.action_dt), max_seconds=MAX_SECONDS[family],
-                                    with_images=True)
+                                    sim_executor(model.cfg.action_dt, blend=blend), control_hz=control_hz,
+                                    max_seconds=MAX_SECONDS[family], with_images=True)
                     results.append(r.success)
                     if s == seed and wording == wordings[0]:
                         episode_masks[family] = record

@@ -12,6 +12,7 @@ from molevla_ros.bench.evaluate import Variant, evaluate_variant
 from molevla_ros.paths import DEFAULT_MODEL, resolve_model
 from molevla_ros.bench.report import header
 from molevla_ros.config_cli import option
+from molevla_ros.control.chunk_executor import BLENDS
 from molevla_ros.model.language import FAMILIES
 
 
@@ -22,6 +23,8 @@ class KeepSweepOptions:
     tasks: tuple[str, ...] = option(FAMILIES, "task families", choices=FAMILIES)
     episodes: int = option(10, "episodes per family and k (seeds seed.., the same for every k)")
     seed: int = option(1000, "first layout seed")
+    control_hz: float = option(5.0, "policy steps per second (the policy node's control_hz)")
+    blend: str = option("average", "how overlapping chunks combine (the executor's blend)", choices=BLENDS)
     out: str = option("docs/results/keep_sweep", "folder for the table and JSON")
 
 
@@ -29,13 +32,15 @@ def run(o: KeepSweepOptions) -> list[dict]:
     model = str(resolve_model(o.model))
     rows = []
     for k in o.keeps:
-        r = evaluate_variant(Variant(f"keep {k}", model, "mole", k), list(o.tasks), o.episodes, o.seed)
+        r = evaluate_variant(Variant(f"keep {k}", model, "mole", k), list(o.tasks), o.episodes, o.seed,
+                             control_hz=o.control_hz, blend=o.blend)
         rows.append({"keep": k, "success": r["success"], "mean_success": r["mean_success"],
                      "layers": r["layers"], "latency_ms_p50": r["latency_ms_p50"],
                      "backbone_mflops_per_step": r["backbone_mflops_per_step"]})
         print(_row(rows[-1], o.tasks), flush=True)
     head = ["layers kept", *o.tasks, "mean", "backbone MFLOPs/step", "step p50 ms"]
-    table = "\n".join([f"{o.model}, {o.episodes} episodes per family and k (seeds {o.seed}..), router top-k.\n",
+    table = "\n".join([f"{o.model}, {o.episodes} episodes per family and k (seeds {o.seed}..), router top-k, "
+                       f"{o.control_hz:g} policy steps/s, blend {o.blend}.\n",
                        "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *(_row(r, o.tasks) for r in rows)])
     print("\n" + table)
     out = Path(o.out)
