@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from molevla_ros.bench.evaluate import MAX_SECONDS
-from molevla_ros.bench.push_outcomes import _policy
+from molevla_ros.bench.push_outcomes import policy_of
 from molevla_ros.sim.rollout import run_episode, sim_executor
 from molevla_ros.sim.scene import FrankaTableSim
 from molevla_ros.sim.tasks import sample_task
@@ -36,7 +36,7 @@ def main() -> None:
     sim.command_twist = recording_twist
     try:
         for spec in ("expert", f"{a.model}:mole"):
-            act, images = _policy(spec, a.seed)
+            act, images = policy_of(spec, a.seed)
             asked: list[float] = []
 
             def policy(obs, act=act, asked=asked):

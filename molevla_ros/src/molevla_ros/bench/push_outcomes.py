@@ -57,7 +57,7 @@ def classify(sim: FrankaTableSim, task, success: bool) -> tuple[str, dict]:
     return "stopped short", geometry
 
 
-def _policy(spec: str, seed: int):
+def policy_of(spec: str, seed: int):
     """(act function, uses camera images) for a policy spec."""
     name, _, arg = spec.partition(":")
     if name == "expert":
@@ -76,7 +76,7 @@ def run(o: PushOutcomeOptions) -> dict[str, dict]:
     sim = FrankaTableSim()
     try:
         for spec in o.policies:
-            act, images = _policy(spec, o.seed)
+            act, images = policy_of(spec, o.seed)
             counts: Counter[str] = Counter()
             for s in tqdm(range(o.seed, o.seed + o.episodes), desc=spec, unit="ep"):
                 task = sample_task("push", s)
