@@ -146,6 +146,29 @@ def test_stale_and_future_chunks_rejected():
     assert "future" in ex.add_chunk(5.0, chunk(), now=0.0)
 
 
+def test_out_of_order_chunks_are_refused_and_the_newer_one_runs_on():
+    ex = executor(blend="latest", max_chunk_age=0.5)
+    assert ex.add_chunk(10.0, chunk(0.02), now=10.0) is None
+    back = chunk(-0.02)
+    back[:, 6] = 0.0  # would close the hand
+    problem = ex.add_chunk(9.7, back, now=10.05)
+    assert problem == "chunk is out of order (stamped 0.300 s before the chunk already queued)"
+    cmd = ex.step(10.05, 0.02)
+    assert cmd.active and cmd.linear[0] > 0 and cmd.gripper_open == 1.0, "the queued, newer chunk still leads"
+    assert ex.add_chunk(10.0, chunk(0.02), now=10.06) is None, "the same stamp again is not out of order"
+
+
+@pytest.mark.parametrize("turn", [2 * np.pi + 0.01, -np.pi - 0.01, 10 * np.pi])
+def test_euler_steps_beyond_pi_are_refused_not_wrapped(turn):
+    """2 pi + 0.01 rad wraps to a plausible 0.01, but blending averages the angles as written: refused whole."""
+    a = chunk()
+    a[3, 4] = turn
+    assert validate_chunk(a).startswith(f"implausible chunk: step 3 turns {abs(turn):.3g} rad about one axis")
+    assert executor().add_chunk(0.0, a, now=0.0).startswith("implausible chunk: step 3")
+    a[3, 4] = np.pi  # the edge of the range is a (fast) step, judged by the speed limits
+    assert validate_chunk(a) is None
+
+
 def test_halts_without_fresh_chunks():
     ex = executor(chunk_timeout=0.3)
     ex.add_chunk(0.0, chunk(), now=0.0)
@@ -444,7 +467,7 @@ def test_default_chunk_age_and_timeout_boundaries_and_reasons():
     ex = ChunkExecutor(0.1, lim())
     assert ex.add_chunk(0.0, chunk(), now=0.6) == "chunk is stale (0.600 s old > 0.5 s)"
     assert ex.add_chunk(0.6, chunk(), now=0.0) == "chunk stamp is 0.600 s in the future (clock jump?)"
-    assert ex.add_chunk(0.5, chunk(), now=0.0) is None
+    assert ChunkExecutor(0.1, lim()).add_chunk(0.5, chunk(), now=0.0) is None
     assert ex.add_chunk(0.0, chunk(), now=0.5) is None
     assert ex.step(1.0, 0.02).reason == "tracking", "exactly chunk_timeout after the last chunk"
     cmd = ex.step(1.1, 0.02)

@@ -56,6 +56,12 @@ def test_goal_action_feedback_and_success(ros):
         last = running[-1]
         assert (last.layers_total, last.step_latency_ms, last.executor) == (8, 12.5, "ok: executing chunks")
         assert 0.0 < last.elapsed_s < 4.0
+        n = len(client.feedback)  # malformed stats (another publisher, a bug): feedback goes on, those fields -1
+        stats_pub.publish(DiagnosticStatus(name="molevla/policy", values=[
+            KeyValue(key="layers_kept", value=""), KeyValue(key="latency_ms", value="n/a")]))
+        probe.spin_for(0.6)
+        assert client.feedback[n:] and (client.feedback[-1].layers_kept, client.feedback[-1].layers_total,
+                                        client.feedback[-1].step_latency_ms) == (-1, -1, -1.0)
         first = client.feedback[0]  # published on acceptance, before any policy step was reported
         assert (first.state, first.layers_kept, first.step_latency_ms) == ("accepted", -1, -1.0)
 
@@ -118,3 +124,10 @@ def test_goal_action_cancel_replace_and_refusals(ros):
         assert status == GoalStatus.STATUS_ABORTED and result.outcome == "stopped"
         assert "operator stop (action)" in result.reason
         probe.wait_for(lambda: goals[-1].data == "", what="the goal cleared by the stop word")
+
+        probe.spin_for(0.3)  # two requests at once: the goal rate limit counts the first from its acceptance
+        burst = [client.client.send_goal_async(client.type.Goal(instruction="touch the red cube")) for _ in range(2)]
+        probe.wait_for(lambda: all(f.done() for f in burst), what="both answers")
+        assert sorted(f.result().accepted for f in burst) == [False, True]
+        probe.wait_for(lambda: goals[-1].data == "touch the red cube", what="the accepted one runs")
+        probe.wait_for(lambda: any("goals/s; action)" in s for s in probe.statuses()), what="the refusal's reason")

@@ -333,6 +333,23 @@ def test_joint_state_refusals_say_why(names, positions, stamp, now, max_age, mes
     assert str(e.value) == message
 
 
+def test_joint_positions_far_outside_the_arms_range_are_refused():
+    """A finite but impossible reading (degrees, encoder counts, a corrupted message) is not the arm: refused, so
+    nothing is computed from it (a joint-trajectory halt would have held the arm at a clipped, far-away target)."""
+    limits = ([-2.0, -1.0], [2.0, 1.0])  # the first two expected joints; j3 (a finger, say) is not checked
+    ok = read_joint_state(ARM, [2.09, -1.09, 50.0], 10.0, 10.0, ARM, 0.5, limits)  # within RANGE_TOLERANCE
+    assert ok.tolist() == [2.09, -1.09, 50.0]
+    for positions, name in [([1e6, 0.0, 0.0], "j1"), ([0.0, -1.2, 0.0], "j2"), ([114.6, 0.0, 0.0], "j1")]:
+        with pytest.raises(JointStateError, match=f"puts {name} at .* outside its range"):
+            read_joint_state(ARM, positions, 10.0, 10.0, ARM, 0.5, limits)
+
+
+def test_duplicate_joint_names_are_found_in_a_huge_message():
+    names = [f"n{i}" for i in range(200_000)] + ["n7"]
+    with pytest.raises(JointStateError, match="names a joint twice: n7$"):
+        read_joint_state(names, [0.0] * len(names), 10.0, 10.0, ARM, 0.5)
+
+
 @pytest.mark.parametrize("stamp,now,max_age", [
     (10.0, 10.5, 0.5),  # exactly max_age old
     (10.5, 10.0, 0.5),  # exactly max_age ahead
@@ -467,6 +484,21 @@ def test_decode_compressed_refusals_say_why(fmt, data, message):
 def test_decode_compressed_accepts_every_side_from_1_to_max_side(h, w):
     rgb = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
     np.testing.assert_array_equal(decode_compressed("png", _encoded(rgb, "PNG")), rgb)
+
+
+def test_decode_compressed_refuses_depth_pngs():
+    """A 16-bit PNG (a depth image, image_transport's "16UC1; png compressed") is not a colour frame: converted to RGB
+    it would saturate to white and be acted on."""
+    import io
+
+    from PIL import Image
+
+    depth = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 10 + 300)  # millimetres
+    png = io.BytesIO()
+    Image.fromarray(depth).save(png, format="PNG")
+    for fmt in ("16UC1; png compressed", "png"):
+        with pytest.raises(ImageError, match="I;16 pixels is not a colour image"):
+            decode_compressed(fmt, png.getvalue())
 
 
 def test_decode_compressed_gives_rgb_whatever_the_pngs_colour_type():

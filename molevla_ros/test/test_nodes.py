@@ -327,6 +327,39 @@ def test_executor_rejects_nan_and_stale_chunks(ros):
         assert twists[n:] and all(t.twist.linear.x == 0.0 for t in twists[n:]), "e-stop holds the arm"
 
 
+def test_executor_drops_out_of_order_chunks_and_a_replaced_goals_chunks(ros):
+    """A chunk stamped before the one already queued is dropped with a status, and the queued one runs on. A new goal
+    drops the old goal's queued chunks at once (not after chunk_timeout_s, 0.5 s, or the chunk's 1.6 s); the new
+    goal's chunks move the arm again."""
+    with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
+        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+        probe.listen(String, "molevla/status", RELIABLE_QOS)
+        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+        goal_pub.publish(String(data=GOAL))
+        _wait_matched(probe, chunk_pub)
+        probe.spin_for(0.5)
+        for _ in range(5):
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        backwards = _chunk(probe, vx=-0.02)
+        backwards.header.stamp = to_stamp(stamp_s(backwards.header.stamp) - 0.3)
+        chunk_pub.publish(backwards)
+        probe.wait_for(lambda: any("out of order" in s for s in probe.statuses()), 5, "the out-of-order status")
+        probe.spin_for(0.1)
+        assert twists[-1].twist.linear.x > 0.1, "the newer, queued chunk still leads"
+        chunk_pub.publish(_chunk(probe))  # fresh: without a goal change it would run for chunk_timeout_s at least
+        probe.spin_for(0.05)
+        changed = time.monotonic()
+        goal_pub.publish(String(data="touch the blue cube"))
+        probe.spin_for(0.45)
+        _assert_zero_after(twists, probe.arrival["servo_node/delta_twist_cmds"], changed + 0.25)
+        for _ in range(3):
+            chunk_pub.publish(_chunk(probe))
+            probe.spin_for(0.1)
+        assert twists[-1].twist.linear.x > 0.05, "the new goal's chunks move the arm"
+
+
 def _assert_zero_after(twists, arrivals, t0):
     """Twists arrived after t0 (monotonic) and every one of them is zero."""
     after = [t.twist for t, at in zip(twists, arrivals) if at > t0]
@@ -579,6 +612,28 @@ def test_joint_trajectory_interface_commands_ik_of_the_twist(ros, robot):
         assert np.abs(target - q).max() < 0.2, ("a small step from the arm's own joint positions", target, q)
         move = kin.forward(target)[:3, 3] - kin.forward(np.array(q))[:3, 3]
         assert move[0] > 0.01 and abs(move[1]) < 0.2 * move[0] and abs(move[2]) < 0.2 * move[0], move
+
+
+def test_joint_trajectory_halts_hold_the_joints_where_they_are():
+    """A halt (zero command) targets the arm's own joint positions, even for a joint within joint_limit_margin of its
+    limit, which a motion may not enter: clipping the halt's target to the margin would move that joint. A motion never
+    pulls such a joint out of the margin either, only stops it going further."""
+    from types import SimpleNamespace
+
+    from molevla_ros.control.chunk_executor import Command
+    from molevla_ros.nodes.robot_interfaces import JointTrajectoryInterface
+    from molevla_ros.robot_profile import load
+
+    profile = load("fr3")
+    q = np.array([0.0, -0.35, 0.0, -2.3, 0.0, profile.joint_lower[5] + 0.01, 0.785])  # joint 6 inside the margin
+    sent = []
+    publisher = SimpleNamespace(publish=sent.append)  # the interface's publisher; its messages are what is tested
+    jt = JointTrajectoryInterface(SimpleNamespace(create_publisher=lambda *a: publisher), profile, lambda: q, 0.1)
+    jt.send(Command(), None)
+    np.testing.assert_array_equal(sent[-1].points[0].positions, q)
+    jt.send(Command(linear=np.array([0.05, 0.0, 0.0]), active=True), None)
+    target = np.array(sent[-1].points[0].positions)
+    assert abs(target[5] - q[5]) < 0.02, ("a small IK step, not a jump to the margin's edge 0.04 rad away", target, q)
 
 
 def test_jtc_acceptance_rules_catch_what_the_controller_rejects():

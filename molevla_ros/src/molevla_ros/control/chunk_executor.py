@@ -84,6 +84,11 @@ def validate_chunk(actions: np.ndarray, action_dt: float | None = None, limits: 
         return f"chunk shape {actions.shape} is not (N>0, {ACTION_DIM})"
     if not np.all(np.isfinite(actions)):
         return "chunk contains NaN or Inf"
+    euler = np.abs(actions[:, 3:6])
+    if euler.max() > np.pi:  # wrapped, 2 pi + 0.1 would read as a plausible 0.1 and blend as the 6.38 it says
+        i = int(np.argmax(euler.max(1)))
+        return (f"implausible chunk: step {i} turns {euler[i].max():.3g} rad about one axis (Euler steps lie in "
+                "[-pi, pi])")
     if action_dt is None or limits is None:
         return None
     m = limits.plausibility_margin
@@ -168,6 +173,9 @@ class ChunkExecutor:
         problem = validate_chunk(motion, dt, self.limits)
         if problem:
             return problem
+        if self._chunks and stamp < self._chunks[-1][0]:
+            return (f"chunk is out of order (stamped {self._chunks[-1][0] - stamp:.3f} s before the chunk already "
+                    "queued)")
         age = now - stamp
         if age > self.max_chunk_age:
             return f"chunk is stale ({age:.3f} s old > {self.max_chunk_age} s)"

@@ -123,6 +123,9 @@ def decode_compressed(fmt: str, data: bytes | memoryview) -> np.ndarray:
             w, h = im.size  # Pillow refuses images with a zero side
             if w > MAX_SIDE or h > MAX_SIDE:
                 raise ImageError(f"bad image size {w}x{h}")
+            if im.mode.startswith(("I", "F")):  # 16/32-bit: depth or thermal; converting to RGB would saturate it
+                raise ImageError(f"{im.format} with {im.mode} pixels is not a colour image (a depth image?); "
+                                 f"encodings: {', '.join(CHANNELS)}")
             return np.asarray(im.convert("RGB"))
     except ImageError:
         raise

@@ -203,7 +203,8 @@ class ExecutorNode(Node):
     def on_joints(self, msg: JointState) -> None:
         try:
             q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self),
-                                 self.profile.arm_joints, self.p.joint_state_timeout_s)
+                                 self.profile.arm_joints, self.p.joint_state_timeout_s,
+                                 (self.profile.joint_lower, self.profile.joint_upper))
         except JointStateError as e:  # not a sign of life: the watchdog keeps counting
             self.status("rejected", f"executor: {e}", error=True, event=True)
             return
@@ -223,7 +224,8 @@ class ExecutorNode(Node):
                 self.publish_plan()  # at once: the policy's next step should continue the queue this chunk made
         if problem:
             self.status.values["chunks_rejected"] = self.status.values.get("chunks_rejected", 0) + 1
-            if problem.startswith("chunk is stale"):  # late: dropped like a missing chunk (chunk_timeout_s halts)
+            # late or older than what is queued: dropped like a missing chunk (chunk_timeout_s halts)
+            if problem.startswith(("chunk is stale", "chunk is out of order")):
                 self.status("rejected", f"executor: refused {problem}", error=True, event=True)
             else:
                 self.fault(f"refused chunk: {problem}", repeat=True)  # each refused chunk is reported
@@ -251,9 +253,12 @@ class ExecutorNode(Node):
             self.status("held", f"executor: {reason}; send a new goal or call molevla/resume", error=True)
 
     def on_goal(self, msg: String) -> None:
+        previous = self.gate.goal
         change = self.gate.set_goal(msg.data)
         if not msg.data:
             self.core.halt("goal cleared")
+        elif previous and msg.data != previous:  # the old goal's queued chunks are dropped: the arm stops following
+            self.core.halt(f"goal changed to '{msg.data[:80]}'")  # it at once, and moves again on the new goal's
         if change:
             self.status("ok", f"executor: {change}")
 

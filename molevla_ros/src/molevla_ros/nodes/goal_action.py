@@ -45,7 +45,9 @@ class GoalAction:
         self.started = 0.0
         self.executor = ""  # the executor's last condition on /diagnostics
         self.stats: dict[str, str] = {}  # the policy's last step (molevla/policy_stats values)
-        self.admitted: dict[str, Instruction] = {}  # request text -> cleaned goal, from the goal check to execution
+        # request text -> its cleaned goals, from the goal check to execution (two requests of one text can both be
+        # admitted before either executes)
+        self.admitted: dict[str, list[Instruction]] = {}
         ns = node.get_namespace().rstrip("/")
         self.executor_entry = f"molevla: {ns}/executor".replace(": /", ": ")
         node.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self.on_diagnostics, 10)
@@ -58,7 +60,8 @@ class GoalAction:
         goal = self.node.admit(request.instruction, via="action")
         if goal is None:
             return GoalResponse.REJECT
-        self.admitted[request.instruction] = goal
+        self.node.last_accepted = time.monotonic()  # the rate limit counts it now, not when it starts executing
+        self.admitted.setdefault(request.instruction, []).append(goal)
         return GoalResponse.ACCEPT
 
     def on_cancel(self, handle) -> CancelResponse:
@@ -68,7 +71,11 @@ class GoalAction:
 
     async def execute(self, handle):
         # Starting the goal ends the action goal followed so far (replaced) before this one is registered.
-        self.node.start_goal(self.admitted.pop(handle.request.instruction))
+        waiting = self.admitted[handle.request.instruction]
+        goal = waiting.pop(0)
+        if not waiting:
+            del self.admitted[handle.request.instruction]
+        self.node.start_goal(goal)
         self.handle, self.done, self.started = handle, Future(), time.monotonic()
         self.publish_feedback()
         result = await self.done
@@ -95,8 +102,8 @@ class GoalAction:
         s = self.stats
         self.handle.publish_feedback(self.type.Feedback(
             state=self.node.state, elapsed_s=time.monotonic() - self.started, executor=self.executor,
-            layers_kept=_int(s.get("layers_kept")), layers_total=_int(s.get("layers_total")),
-            step_latency_ms=float(s.get("latency_ms", -1.0))))
+            layers_kept=_number(s.get("layers_kept"), int), layers_total=_number(s.get("layers_total"), int),
+            step_latency_ms=_number(s.get("latency_ms"), float)))
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
@@ -107,5 +114,9 @@ class GoalAction:
         self.stats = {kv.key: kv.value for kv in msg.values}
 
 
-def _int(value: str | None) -> int:
-    return int(value) if value is not None else -1
+def _number(value: str | None, kind: type[int] | type[float]) -> int | float:
+    """A policy stats value as a number; -1 where it is missing or not a number (a malformed stats message)."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return kind(-1)

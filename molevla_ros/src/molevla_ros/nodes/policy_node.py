@@ -217,7 +217,7 @@ class PolicyNode(Node):
     def on_joints(self, robot: RobotIO, msg: JointState) -> None:
         try:
             q = read_joint_state(msg.name, msg.position, stamp_s(msg.header.stamp), now_s(self), self.joint_names,
-                                 self.p.joint_state_timeout_s)
+                                 self.p.joint_state_timeout_s, (self.profile.joint_lower, self.profile.joint_upper))
         except JointStateError as e:  # the last valid state ages out: no chunk once it is stale
             self.status("rejected", f"policy{self.where(robot)}: {e}", error=True, event=True)
             return

@@ -116,8 +116,13 @@ class JointTrajectoryInterface:
         q = self.joint_positions()
         if q is None:
             return  # no joint state: nothing safe to send (the executor's watchdog halts)
-        twist = np.concatenate([cmd.linear, cmd.angular]) if cmd.active else np.zeros(6)
-        target = np.clip(q + kin.twist_to_joint_velocity(q, twist) * self.lookahead, self.low, self.high)
+        if not cmd.active:  # a halt holds the joints where they are, even within the margin of a limit
+            self.publish(q, self.lookahead, stamp)
+            return
+        twist = np.concatenate([cmd.linear, cmd.angular])
+        # The margin stops motion towards a limit; a joint already inside the margin is never pulled out of it
+        target = np.clip(q + kin.twist_to_joint_velocity(q, twist) * self.lookahead, np.minimum(self.low, q),
+                         np.maximum(self.high, q))
         self.publish(target, self.lookahead, stamp)
 
     def publish(self, target: np.ndarray, duration: float, stamp=None) -> None:
