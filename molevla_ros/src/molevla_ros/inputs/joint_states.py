@@ -17,7 +17,7 @@ class JointStateError(ValueError):
     """A joint state that must not be acted on; the message says why."""
 
 
-# A reading further than this beyond a joint's position limit is broken or mis-scaled (degrees, encoder counts),
+# A reading further than this beyond a joint's position limit is broken or mis-scaled (encoder counts, degrees),
 # not the arm: a real joint stops at its limit, a simulated one overshoots it by millimetres of a radian under contact.
 RANGE_TOLERANCE = 0.1  # rad
 

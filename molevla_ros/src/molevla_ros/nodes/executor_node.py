@@ -3,12 +3,13 @@ default; a joint trajectory controller or moveit_py: see robot_interfaces.py) + 
 
 Runs at its own rate. Halts (zero twist) when chunks stop or go stale, when the policy process dies
 (DDS liveliness of the chunk publisher), when the camera frames or joint states it watches go stale, when
-the goal is cleared, on a halting MoveIt Servo status, or on e-stop (std_msgs/Bool, latched).
+the goal is cleared or changed (a new goal drops the old goal's chunks, and chunks observed before the change), on a
+halting MoveIt Servo status, or on e-stop (std_msgs/Bool, latched).
 
 Refused inputs never move the arm: a chunk that is malformed, implausible (steps beyond the speed limits
 times a margin), named or timed differently from the action layout, or stamped in the future halts the arm;
-a late (stale) chunk is dropped like a missing one. Joint states are read by name and stamp; only valid ones
-that carry every arm joint feed the watchdog.
+a late (stale) chunk, or one stamped before the chunk already queued, is dropped like a missing one. Joint
+states are read by name and stamp; only valid ones that carry every arm joint feed the watchdog.
 
 Stop semantics (control/watchdog.py): after an e-stop (even once released), when the robot's joint states vanished
 for robot_lost_s (robot or simulator restarted), or after a robot error (a franka reflex), the arm holds until a new
@@ -21,6 +22,7 @@ Every robot fact (joint names and limits, frames, end-effector limits, gripper, 
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -43,6 +45,8 @@ from molevla_ros.nodes.status import Status
 from molevla_ros.topics import TOPIC_CHUNK, TOPIC_ESTOP, TOPIC_GOAL, TOPIC_PLAN, image_topic
 from molevla_ros.nodes.robot_interfaces import (GripperTopic, InterfaceUnavailable, JointTrajectoryInterface,
                                                 MoveItPyInterface, ServoInterface)
+
+GOAL_CHANGED = "goal changed"  # the halt reason when a goal replaces another
 
 PARAMS = [
     ROBOT,
@@ -119,6 +123,7 @@ class ExecutorNode(Node):
                                  p.robot_lost_s, p.policy_liveliness_grace_s)
         self.gate = MotionGate()
         self.q: np.ndarray | None = None  # latest arm joint positions (the profile's arm_joints order)
+        self.goal_changed_at = -math.inf  # when a goal replaced another (node clock, s); older chunks are dropped
         self.interface_error = ""
         self.robot_state = None  # the robot's own mode (franka reflexes), where the profile names it
         self.start_motion: dict | None = None  # go_to_start in progress: started, duration, goal, sent
@@ -218,6 +223,11 @@ class ExecutorNode(Node):
         frame = self.profile.base_frame
         if problem is None and msg.header.frame_id != frame:
             problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{frame}'"
+        if problem is None and stamp_s(msg.header.stamp) < self.goal_changed_at:
+            # observed before the goal changed: the old goal's (a policy step under way then), or the new goal's
+            # from a frame that predates it; the policy's next step brings a newer one. Expected, so no status.
+            self.status.values["chunks_before_goal_change"] = self.status.values.get("chunks_before_goal_change", 0) + 1
+            return
         if problem is None:
             problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
             if problem is None and self.p.plan_hz > 0:
@@ -257,8 +267,9 @@ class ExecutorNode(Node):
         change = self.gate.set_goal(msg.data)
         if not msg.data:
             self.core.halt("goal cleared")
-        elif previous and msg.data != previous:  # the old goal's queued chunks are dropped: the arm stops following
-            self.core.halt(f"goal changed to '{msg.data[:80]}'")  # it at once, and moves again on the new goal's
+        elif previous and msg.data != previous:  # the old goal's chunks are dropped: the arm stops following it
+            self.goal_changed_at = now_s(self)  # at once and moves again on the new goal's first chunk
+            self.core.halt(f"{GOAL_CHANGED} to '{msg.data[:80]}'")
         if change:
             self.status("ok", f"executor: {change}")
 
@@ -349,6 +360,8 @@ class ExecutorNode(Node):
         cmd = self.core.step(stamp.nanoseconds * 1e-9, dt, ee)
         if cmd.active:
             self.status("ok", "executing chunks")
+        elif self.active and cmd.reason.startswith(GOAL_CHANGED):  # the operator's doing, not a fault
+            self.status("ok", f"executor: {cmd.reason}; waiting for its first chunk")
         elif self.active:
             self.status("halted", f"executor: {cmd.reason}", error=bool(self.gate.goal))
         self.active = cmd.active

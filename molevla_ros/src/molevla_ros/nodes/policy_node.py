@@ -191,6 +191,8 @@ class PolicyNode(Node):
                         "waiting for a goal")
 
     def on_goal(self, robot: RobotIO, goal: str) -> None:
+        if goal != robot.goal:
+            robot.plan = None  # the executor drops the old goal's chunks: its plan is not continued
         robot.goal = goal
         if self.backend is None:
             return
