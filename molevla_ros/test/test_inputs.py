@@ -369,6 +369,7 @@ def test_joint_state_stamp_limits_are_inclusive_and_can_be_disabled(stamp, now, 
     ("\x00\x01\x1b[2J\u200b", "instruction is empty (only control characters)"),
     ("x" * 257, "instruction too long (257 characters > 256)"),
     (b"a" * 1025, "instruction too long (1025 bytes > 1024)"),  # refused before decoding: 4 bytes per character
+    ("a" * 5000, "instruction too long (5000 characters > 1024 before cleaning)"),  # text: the same cap
     (b"pick \xff up", "instruction is not valid UTF-8 (invalid start byte at byte 5)"),
 ])
 def test_instruction_refusals_tell_the_operator_why(raw, message):

@@ -33,6 +33,8 @@ def validate(raw: bytes | str, max_chars: int = 256) -> Instruction:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as e:
             raise InstructionError(f"instruction is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    elif len(raw) > 4 * max_chars:  # text (action goals): the same cap, before any per-character work
+        raise InstructionError(f"instruction too long ({len(raw)} characters > {4 * max_chars} before cleaning)")
     text, escapes = _ESCAPES.subn(" ", raw)
     removed = escapes > 0
     kept = []
