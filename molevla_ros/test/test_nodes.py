@@ -271,15 +271,22 @@ def _chunk(probe, vx=0.02):
 NO_INPUT_WATCH = {"camera_timeout_s": 0.0, "joint_state_timeout_s": 0.0}  # executor alone: no camera/joints
 
 
+def _executor_under_goal(probe):
+    """(twists the executor sends, goal publisher, chunk publisher), once a goal is set and the chunk reader matched;
+    the status topic is recorded."""
+    twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
+    probe.listen(String, "molevla/status", RELIABLE_QOS)
+    goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
+    chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
+    goal_pub.publish(String(data=GOAL))
+    _wait_matched(probe, chunk_pub)
+    probe.spin_for(0.5)
+    return twists, goal_pub, chunk_pub
+
+
 def test_executor_halts_when_chunks_stop(ros):
     with ros(["executor"], {"executor": {"chunk_timeout_s": 0.3, **NO_INPUT_WATCH}}) as probe:
-        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
-        probe.listen(String, "molevla/status", RELIABLE_QOS)
-        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
-        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-        goal_pub.publish(String(data=GOAL))
-        _wait_matched(probe, chunk_pub)
-        probe.spin_for(0.5)
+        twists, _, chunk_pub = _executor_under_goal(probe)
         for _ in range(10):  # 2 s of chunks at 5 Hz
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.2)
@@ -293,14 +300,8 @@ def test_executor_halts_when_chunks_stop(ros):
 
 def test_executor_rejects_nan_and_stale_chunks(ros):
     with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
-        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
-        probe.listen(String, "molevla/status", RELIABLE_QOS)
-        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
-        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
         estop_pub = probe.create_publisher(Bool, "molevla/estop", LATCHED_QOS)
-        goal_pub.publish(String(data=GOAL))
-        _wait_matched(probe, chunk_pub)
-        probe.spin_for(0.5)
+        twists, _, chunk_pub = _executor_under_goal(probe)
         nan = _chunk(probe)
         nan.points[3].positions[1] = math.nan
         chunk_pub.publish(nan)
@@ -334,13 +335,7 @@ def test_executor_drops_out_of_order_chunks_and_a_replaced_goals_chunks(ros):
     drops the old goal's queued chunks at once (not after chunk_timeout_s, 0.5 s, or the chunk's 1.6 s), and a chunk
     observed before the change that arrives after it; the new goal's chunks move the arm again."""
     with ros(["executor"], {"executor": NO_INPUT_WATCH}) as probe:
-        twists = probe.listen(TwistStamped, "servo_node/delta_twist_cmds", 50)
-        probe.listen(String, "molevla/status", RELIABLE_QOS)
-        goal_pub = probe.create_publisher(String, "molevla/goal", LATCHED_QOS)
-        chunk_pub = probe.create_publisher(JointTrajectory, "molevla/action_chunk", CHUNK_PUB_QOS)
-        goal_pub.publish(String(data=GOAL))
-        _wait_matched(probe, chunk_pub)
-        probe.spin_for(0.5)
+        twists, goal_pub, chunk_pub = _executor_under_goal(probe)
         for _ in range(5):
             chunk_pub.publish(_chunk(probe))
             probe.spin_for(0.1)
