@@ -199,6 +199,30 @@ def test_cuda_device_without_gpu_is_a_clear_message():
         make_backend("mole_torch", model_dir=DEFAULT_MODEL, device="cuda")
 
 
+def test_model_folders_made_elsewhere_are_reported_never_raised(tmp_path):
+    """A clone without Git LFS, a config from a newer version, a damaged goal file: the policy node catches only
+    BackendUnavailable (its status names the problem), so every such folder must come out as one."""
+    import json
+
+    def folder(name: str):
+        out = tmp_path / name
+        shutil.copytree(SHIPPED, out)
+        return out
+
+    lfs = folder("lfs")
+    (lfs / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    newer = folder("newer_config")
+    cfg = json.loads((newer / "config.json").read_text())
+    cfg["llm"]["rope_scaling"] = {"type": "linear"}
+    (newer / "config.json").write_text(json.dumps(cfg))
+    goals = folder("damaged_goals")
+    (goals / "familiar_goals.safetensors").write_bytes((goals / "familiar_goals.safetensors").read_bytes()[:100])
+    for bad, message in [(lfs, "Git LFS pointer"), (newer, "config.json: not a model config .*rope_scaling"),
+                         (goals, "familiar_goals.safetensors: cannot be read")]:
+        with pytest.raises(BackendUnavailable, match=message):
+            make_backend("mole_torch", model_dir=bad)
+
+
 @pytest.mark.skipif(HAS_TRT and HAS_CUDA, reason="TensorRT is usable here")
 def test_tensorrt_unavailable_is_a_clear_message():
     with pytest.raises(BackendUnavailable) as e:

@@ -372,3 +372,77 @@ def test_model_files_are_the_safetensors_format_both_ways(tmp_path, monkeypatch)
         assert torch.equal(to_half[k], v.to(torch.float16) if v.is_floating_point() else v), k
     as_is = dict(safetensors_io.read(tmp_path / "theirs.safetensors"))
     assert all(torch.equal(as_is[k], v) and as_is[k].dtype == v.dtype for k, v in tensors.items())
+
+
+def _raw_safetensors(path, header: dict, data: bytes) -> None:
+    import json
+    import struct
+
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def test_malformed_safetensors_files_are_refused_naming_the_file_and_problem(tmp_path):
+    """What a model folder made elsewhere can hold instead of weights: each refused with a reason before any tensor
+    is read (a Git LFS pointer's first 8 bytes read as a 2.3e18-byte header). Overlapping offsets are refused by the
+    safetensors library too, so the rule is the format's, not ours."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from molevla_ros.model import safetensors_io
+
+    f32 = {"dtype": "F32", "shape": [2]}
+    cases = {
+        "lfs": (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 123\n", "Git LFS pointer"),
+        "empty": (b"", "not a safetensors file \\(0 bytes\\)"),
+        "long_header": ((10**12).to_bytes(8, "little") + b"{}", "header of 1000000000000 bytes"),
+        "not_json": (len(b"{nope").to_bytes(8, "little") + b"{nope", "header is not JSON"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=message):
+            safetensors_io.read_header(tmp_path / name)
+    headers = {
+        "dtype": ({"a": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, 2, "has dtype 'F8_E4M3'"),
+        "span": ({"a": {**f32, "data_offsets": [0, 4]}}, 4, r"tensor a \(F32 \[2\]\) spans 4 bytes"),
+        "overlap": ({"a": {**f32, "data_offsets": [0, 8]}, "b": {**f32, "data_offsets": [0, 8]}}, 8,
+                    "starts at byte 0, not 8"),
+        "offsets": ({"a": {**f32}}, 8, "has data_offsets None"),
+        "truncated": ({"a": {**f32, "data_offsets": [0, 8]}}, 5, "end at byte 8 of a 5-byte data section"),
+    }
+    for name, (header, n, message) in headers.items():
+        _raw_safetensors(tmp_path / name, header, bytes(n))
+        with pytest.raises(ValueError, match=message):
+            safetensors_io.read_header(tmp_path / name)
+    with pytest.raises(SafetensorError):
+        load_file(str(tmp_path / "overlap"))
+
+
+def test_normalisation_buffers_that_would_corrupt_every_action_are_refused(tmp_path):
+    """Mirrored action bounds, NaN, a zero standard deviation or integer-typed bounds load without error otherwise,
+    and every step is then wrong (or NaN); refused at load, naming the buffer."""
+    import shutil
+
+    from molevla_ros.model import safetensors_io
+    from molevla_ros.model.io import load_model
+    from molevla_ros.paths import DEFAULT_MODEL, resolve_model
+
+    source = resolve_model(DEFAULT_MODEL)
+    tensors = dict(safetensors_io.read(source / "model.safetensors"))
+    changes = {
+        "mirrored": ("action_high", lambda t: tensors["action_low"].clone(), None),
+        "reversed": ("action_high", lambda t: -t, "action_high is below action_low in dimensions"),
+        "nan": ("action_low", lambda t: torch.where(torch.arange(len(t)) == 2, torch.nan, t), "action_low has NaN"),
+        "zero_std": ("proprio.proprio_std", lambda t: torch.zeros_like(t), "proprio_std has entries <= 0"),
+        "int_bounds": ("action_low", lambda t: t.view(torch.int32), "action_low is torch.int32, not floating"),
+    }
+    for case, (key, change, message) in changes.items():
+        folder = tmp_path / case
+        shutil.copytree(source, folder)
+        changed = {k: (change(v) if k == key else v) for k, v in tensors.items()}
+        safetensors_io.write(folder / "model.safetensors", changed.items())
+        if message is None:  # the control: equal bounds (a dimension that never moved) load
+            load_model(folder)
+            continue
+        with pytest.raises(ValueError, match=message):
+            load_model(folder)

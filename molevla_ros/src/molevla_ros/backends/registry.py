@@ -44,3 +44,6 @@ def make_backend(name: str, **kw: Any) -> PolicyBackend:
         return FACTORIES[name](**kw)
     except (ImportError, FileNotFoundError, RuntimeError, ValueError, KeyError) as e:
         raise BackendUnavailable(f"policy backend {name!r} cannot load ({e}); available: {', '.join(FACTORIES)}") from e
+    except Exception as e:  # anything else a model folder written elsewhere can raise: reported, never a crash
+        raise BackendUnavailable(f"policy backend {name!r} cannot load ({type(e).__name__}: {e}); available: "
+                                 f"{', '.join(FACTORIES)}") from e

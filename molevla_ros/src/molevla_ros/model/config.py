@@ -165,7 +165,12 @@ class MoLeConfig:
 
     @classmethod
     def load(cls, path: Path) -> "MoLeConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """ValueError naming the file for a config this version cannot read (not JSON, a missing section, an unknown
+        field, e.g. from a newer version)."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a model config this version reads ({type(e).__name__}: {e})") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "MoLeConfig":

@@ -107,9 +107,12 @@ class GoalFamiliarity:
 
         from molevla_ros.model.minilm import shared
 
-        with safe_open(str(Path(folder) / FILE), "pt") as f:
-            self.reference = f.get_tensor("sentences").float()
-            meta = f.metadata() or {}
+        try:
+            with safe_open(str(Path(folder) / FILE), "pt") as f:
+                self.reference = f.get_tensor("sentences").float()
+                meta = f.metadata() or {}
+        except Exception as e:  # the safetensors library's own error types (SafetensorError, ...)
+            raise ValueError(f"{Path(folder) / FILE}: cannot be read ({type(e).__name__}: {e})") from None
         self.colours = set(json.loads(meta.get("colours", "[]")))
         self.goals: list[str] = json.loads(meta.get("goals", "[]"))  # files written before 2026-12-06 have none
         self.words = frozenset(json.loads(meta.get("words", "[]")))  # nor these: no typing correction then

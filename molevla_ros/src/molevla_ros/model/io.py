@@ -22,6 +22,7 @@ from molevla_ros.model.mole_vla import MoLeVLA
 from molevla_ros.model.text import text_encoder
 
 FP32_PARTS = ("head.", "action_low", "action_high")  # kept float32 whatever the serving dtype
+NORMALISATION = ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")  # also stats.json
 
 
 def save_model(model: MoLeVLA, out: Path, info: dict | None = None, dtype: torch.dtype | None = None) -> None:
@@ -30,8 +31,7 @@ def save_model(model: MoLeVLA, out: Path, info: dict | None = None, dtype: torch
     model.cfg.save(out / "config.json")
     safetensors_io.write(out / "model.safetensors", model.state_dict().items(),
                          dtype_for=lambda k, d: serving_dtype(k, d, dtype))
-    names = ("action_low", "action_high", "proprio_mean", "proprio_std", "ee_mean", "ee_std")
-    stats = {k: v.float().tolist() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] in names}
+    stats = {k: v.float().tolist() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] in NORMALISATION}
     (out / "stats.json").write_text(json.dumps({**stats, **(info or {})}, indent=2))
 
 
@@ -41,6 +41,26 @@ def serving_dtype(name: str, current: torch.dtype, dtype: torch.dtype | None) ->
         return current
     return torch.float32 if name.startswith(FP32_PARTS) else dtype
 
+
+
+def check_normalisation(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """ValueError for normalisation buffers that would load and make every step wrong: not floating point (raw
+    integers read as scales), NaN/Inf, a standard deviation <= 0, an action high below its low (mirrored actions,
+    a gripper that opens when asked to close)."""
+    for name, t in state.items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf not in NORMALISATION:
+            continue
+        if not t.is_floating_point():
+            raise ValueError(f"{path}: {name} is {t.dtype}, not floating point")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{path}: {name} has NaN/Inf entries")
+        if leaf.endswith("_std") and (t <= 0).any():
+            raise ValueError(f"{path}: {name} has entries <= 0 ({t.tolist()})")
+    low, high = state.get("action_low"), state.get("action_high")
+    if low is not None and high is not None and (high < low).any():
+        dims = torch.nonzero(high < low).flatten().tolist()
+        raise ValueError(f"{path}: action_high is below action_low in dimensions {dims}")
 
 
 @torch.no_grad()
@@ -86,5 +106,6 @@ def load_model(path: Path, device: str = "cpu", dtype: torch.dtype = torch.float
     for key, t in safetensors_io.read(path / "model.safetensors", lambda k, d: serving_dtype(k, d, dtype)):
         name = key if key not in ("proprio_mean", "proprio_std") else f"proprio.{key}"  # saved before ProprioFeatures
         state[name] = t.to(device)
+    check_normalisation(path, state)
     model.load_state_dict(state, assign=True)
     return to_serving(model, device, dtype).eval()  # the buffers that are not saved, too

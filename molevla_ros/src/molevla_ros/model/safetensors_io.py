@@ -51,12 +51,49 @@ def write(path: Path, tensors: Iterable[tuple[str, torch.Tensor]], metadata: dic
 
 
 def read_header(path: Path) -> tuple[dict[str, dict], int]:
-    """(tensor entries by name, byte offset of the data section); __metadata__ left out."""
+    """(tensor entries by name, byte offset of the data section); __metadata__ left out. ValueError naming the file
+    and the problem for anything that is not a well-formed safetensors file: a Git LFS pointer, a header longer than
+    the file, an unknown dtype, offsets that disagree with a shape, or overlap, or leave holes (the format's rule)."""
+    size = Path(path).stat().st_size
     with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+        first = f.read(8)
+        if first.startswith(b"version "):  # "version https://git-lfs.github.com/spec/v1"
+            raise ValueError(f"{path} is a Git LFS pointer, not the weights (fetch them: git lfs pull)")
+        if len(first) < 8:
+            raise ValueError(f"{path} is not a safetensors file ({size} bytes)")
+        (n,) = struct.unpack("<Q", first)
+        if n > size - 8:
+            raise ValueError(f"{path} is not a safetensors file (header of {n} bytes in a {size}-byte file)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: header is not a JSON object")
     header.pop("__metadata__", None)
+    end = 0
+    for name, entry in sorted(header.items(), key=lambda kv: _offsets(path, kv[0], kv[1])):
+        dtype, shape, (begin, stop) = entry.get("dtype"), entry.get("shape"), _offsets(path, name, entry)
+        if dtype not in TORCH:
+            raise ValueError(f"{path}: tensor {name} has dtype {dtype!r}; readable: {', '.join(TORCH)}")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise ValueError(f"{path}: tensor {name} has shape {shape!r}")
+        if stop - begin != _nbytes(shape, TORCH[dtype]):
+            raise ValueError(f"{path}: tensor {name} ({dtype} {shape}) spans {stop - begin} bytes")
+        if begin != end:
+            raise ValueError(f"{path}: tensor {name} starts at byte {begin}, not {end} (overlap or hole)")
+        end = stop
+    if 8 + n + end != size:
+        raise ValueError(f"{path}: tensors end at byte {end} of a {size - 8 - n}-byte data section (truncated?)")
     return header, 8 + n
+
+
+def _offsets(path: Path, name: str, entry: object) -> tuple[int, int]:
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]):
+        raise ValueError(f"{path}: tensor {name} has data_offsets {offsets!r}")
+    return offsets[0], offsets[1]
 
 
 CHUNK_BYTES = 1 << 26  # a tensor read into another dtype is converted 64 MiB at a time
