@@ -215,9 +215,14 @@ def test_model_folders_made_elsewhere_are_reported_never_raised(tmp_path):
     cfg = json.loads((newer / "config.json").read_text())
     cfg["llm"]["rope_scaling"] = {"type": "linear"}
     (newer / "config.json").write_text(json.dumps(cfg))
+    typo = folder("typo_config")
+    cfg = json.loads((typo / "config.json").read_text())
+    cfg["vision"]["locator_input"] = "State"  # would silently move the locator's features into the proprio token
+    (typo / "config.json").write_text(json.dumps(cfg))
     goals = folder("damaged_goals")
     (goals / "familiar_goals.safetensors").write_bytes((goals / "familiar_goals.safetensors").read_bytes()[:100])
     for bad, message in [(lfs, "Git LFS pointer"), (newer, "config.json: not a model config .*rope_scaling"),
+                         (typo, "vision.locator_input is 'State'; one of 'token', 'state'"),
                          (goals, "familiar_goals.safetensors: cannot be read")]:
         with pytest.raises(BackendUnavailable, match=message):
             make_backend("mole_torch", model_dir=bad)

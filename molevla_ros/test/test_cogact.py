@@ -196,6 +196,12 @@ def test_import_refuses_what_it_cannot_run(cogact, tmp_path):
     torch.save(state, pt)
     with pytest.raises(ValueError, match="no place"):
         run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "e", unnorm_key="bridge_orig", **COGACT_HEADS)
+    shutil.copytree(cogact.release, tmp_path / "one_dim")  # a range for one dimension must not cover all seven
+    stats = json.loads((tmp_path / "one_dim" / "dataset_statistics.json").read_text())
+    stats["bridge_orig"]["action"].update(q01=[-0.1], q99=[0.1], mask=[True])
+    (tmp_path / "one_dim" / "dataset_statistics.json").write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match=r"\[bridge_orig\]: 1 action dimensions, the action head has 7"):
+        run_import(tmp_path / "one_dim", cogact.tokenizer, tmp_path / "f", **COGACT_HEADS)
 
 
 def test_ema_weights_are_used_on_request(tmp_path, cogact):

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from molevla_ros.control.chunk_executor import BLENDS
+from molevla_ros.inputs.images import FILTERS
 from molevla_ros.robot_profile import load as load_profile
 
 
@@ -127,6 +129,14 @@ class DeployHints:
     ensemble_window: int = 0  # chunks blended per action (CogACT: 7 on Bridge, 2 on the Google robot); 0: YAML
 
 
+# The string fields a model's code branches on, and what each may be.
+CHOICES = {("vision", "kind"): ("patch_cnn", "dinov2_siglip"), ("vision", "locator_input"): ("token", "state"),
+           ("vision", "resize"): FILTERS, ("llm", "tokenizer"): ("words", "minilm", "cogact"),
+           ("action_head", "ddim_schedule"): ("linspace", "stride"), ("actions", "frame"): ("base",),
+           ("actions", "gripper_threshold_on"): ("robot", "normalized"),
+           ("deploy", "blend"): ("", *BLENDS)}
+
+
 @dataclass
 class MoLeConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
@@ -149,6 +159,16 @@ class MoLeConfig:
     def __post_init__(self) -> None:
         if self.proprio_token and len(self.state_joints) != self.proprio_dim:
             raise ValueError(f"state_joints names {len(self.state_joints)} joints, proprio_dim is {self.proprio_dim}")
+        for (part, name), allowed in CHOICES.items():  # a typo would otherwise run another model than written
+            value = getattr(getattr(self, part), name)
+            if value not in allowed:
+                raise ValueError(f"{part}.{name} is {value!r}; one of {', '.join(map(repr, allowed))}")
+        a = self.actions
+        if len(a.names) != self.action_head.action_dim or not 0 <= a.gripper_index < len(a.names):
+            raise ValueError(f"actions: {len(a.names)} names with gripper_index {a.gripper_index} for an action head "
+                             f"of {self.action_head.action_dim} dimensions")
+        if not self.action_dt > 0:
+            raise ValueError(f"action_dt is {self.action_dt}; it must be > 0 s")
 
     @property
     def proprio_token(self) -> bool:
@@ -169,7 +189,7 @@ class MoLeConfig:
         field, e.g. from a newer version)."""
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
             raise ValueError(f"{path}: not a model config this version reads ({type(e).__name__}: {e})") from None
 
     @classmethod

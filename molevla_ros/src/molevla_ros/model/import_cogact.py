@@ -250,6 +250,9 @@ def import_cogact(o: ImportOptions) -> dict:
     model.load_state_dict(mapped, strict=False, assign=True)
     with torch.device("cpu"):
         model.init_mole_parts()
+    if low.shape != model.action_low.shape:  # copy_ would broadcast a 1-entry range to every dimension
+        raise ValueError(f"dataset_statistics.json [{key}]: {len(low)} action dimensions, the action head has "
+                         f"{len(model.action_low)}")
     model.action_low.copy_(low)
     model.action_high.copy_(high)
     save_model(model, out, {"imported_from": str(pt), "unnorm_key": key, "use_ema": use_ema}, OUT_DTYPES[o.dtype])
