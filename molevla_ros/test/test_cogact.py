@@ -202,6 +202,28 @@ def test_import_refuses_what_it_cannot_run(cogact, tmp_path):
     (tmp_path / "one_dim" / "dataset_statistics.json").write_text(json.dumps(stats))
     with pytest.raises(ValueError, match=r"\[bridge_orig\]: 1 action dimensions, the action head has 7"):
         run_import(tmp_path / "one_dim", cogact.tokenizer, tmp_path / "f", **COGACT_HEADS)
+    del stats["bridge_orig"]["action"]["q01"]
+    (tmp_path / "one_dim" / "dataset_statistics.json").write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match="dataset_statistics.json: no action statistics .*q01"):
+        run_import(tmp_path / "one_dim", cogact.tokenizer, tmp_path / "g", **COGACT_HEADS)
+
+
+def test_import_refuses_checkpoints_of_another_layout_or_tokenizer(tmp_path, cogact):
+    """A projector of another layout, or a tokenizer with ids past the checkpoint's embedding (which would fail at
+    the first step), are refused at import with the reason."""
+    from molevla_ros.testing.synthetic_cogact import write_release
+
+    small_vocab = write_release(tmp_path / "small_vocab", vocab=8)
+    with pytest.raises(ValueError, match="tokens, the checkpoint's embedding 8: not this checkpoint's tokenizer"):
+        run_import(small_vocab, cogact.tokenizer, tmp_path / "a", **COGACT_HEADS)
+    shutil.copytree(cogact.release, tmp_path / "r")
+    pt = next((tmp_path / "r" / "checkpoints").glob("*.pt"))
+    state = torch.load(pt, weights_only=True)
+    projector = state["model"]["projector"]
+    state["model"]["projector"] = {k.replace("projector.4.", "projector.3."): v for k, v in projector.items()}
+    torch.save(state, pt)
+    with pytest.raises(ValueError, match="no weight 'projector.projector.4.weight'"):
+        run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "b", **COGACT_HEADS)
 
 
 def test_ema_weights_are_used_on_request(tmp_path, cogact):

@@ -213,14 +213,24 @@ def import_cogact(o: ImportOptions) -> dict:
     flat = flatten(parts)
     if not any(k.startswith("vision_backbone.") for k in flat):
         flat.update(vision_tower_weights(o.vision_weights))
-    cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text, o.dit_heads)
-    key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
+    try:
+        cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text, o.dit_heads)
+    except KeyError as e:  # a layout this importer does not know (another projector, a renamed part)
+        raise ValueError(f"{pt}: no weight {e} (not a CogACT checkpoint layout this importer reads)") from None
+    try:
+        key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{stats_file}: no action statistics where CogACT writes them ({type(e).__name__}: {e})"
+                         ) from None
     dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
     if dt is None:
         raise ValueError(f"the control period of dataset {key!r} is not known here: pass action_dt (seconds)")
     cfg = replace(cfg, action_dt=dt, deploy=DeployHints(control_hz=round(1 / dt, 6), blend="adaptive",
                                                         ensemble_window=ENSEMBLE_WINDOW.get(key, 0)))
     tok = CogACTTokenizer(Path(tokenizer), cfg.llm)  # refuses a folder that is not a Llama tokenizer
+    if len(tok.tok) > cfg.llm.vocab:  # its ids past the embedding would fail at the first step
+        raise ValueError(f"tokenizer {tokenizer} has {len(tok.tok)} tokens, the checkpoint's embedding "
+                         f"{cfg.llm.vocab}: not this checkpoint's tokenizer")
     cfg = replace(cfg, llm=replace(cfg.llm, bos_id=tok.tok.bos_token_id))
 
     with torch.device("meta"):  # no memory for weights that the checkpoint provides
