@@ -60,7 +60,6 @@ class GoalAction:
         goal = self.node.admit(request.instruction, via="action")
         if goal is None:
             return GoalResponse.REJECT
-        self.node.last_accepted = time.monotonic()  # the rate limit counts it now, not when it starts executing
         self.admitted.setdefault(request.instruction, []).append(goal)
         return GoalResponse.ACCEPT
 

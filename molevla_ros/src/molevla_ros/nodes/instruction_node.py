@@ -51,7 +51,7 @@ class InstructionNode(Node):
         self.goal = ""
         self.state = "idle"
         self.started = 0.0
-        self.last_accepted = -1e9  # monotonic time of the last accepted goal (rate limit)
+        self.last_accepted = -1e9  # monotonic time of the last admitted goal (rate limit)
         self.success_armed = False  # the detector reported False since the goal was set
         self.goal_pub.publish(String(data=""))
         action_type = load_action_type()
@@ -72,7 +72,8 @@ class InstructionNode(Node):
 
     def admit(self, raw: bytes | str, via: str) -> Instruction | None:
         """The cleaned goal if `raw` may become the goal now, else None with the reason on status. A stop word stops
-        the arm and is never a goal; goals faster than max_goal_rate_hz are refused."""
+        the arm and is never a goal; goals faster than max_goal_rate_hz are refused, counted from each admission
+        (an action goal is admitted before it starts executing)."""
         try:
             goal = validate(raw, self.p.max_chars)
         except InstructionError as e:
@@ -86,11 +87,11 @@ class InstructionNode(Node):
             self.status("rejected", f"'{goal.text[:40]}' came {since * 1e3:.0f} ms after the last goal (more than "
                         f"{self.p.max_goal_rate_hz:g} goals/s; {via})", error=True, event=True)
             return None
+        self.last_accepted = time.monotonic()
         return goal
 
     def start_goal(self, goal: Instruction) -> None:
         replaced = f" (replaces '{self.goal}')" if self.goal else ""
-        self.last_accepted = time.monotonic()
         self.set_goal(goal.text, "accepted", goal.text + replaced, goal.note)
 
     def set_goal(self, goal: str, state: str, reason: str, note: str = "") -> None:
