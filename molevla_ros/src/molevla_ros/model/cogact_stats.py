@@ -9,8 +9,8 @@ import torch
 
 def action_range(stats: dict, unnorm_key: str | None) -> tuple[str, torch.Tensor, torch.Tensor]:
     """(key, low, high) from dataset_statistics.json; dimensions whose mask is False stay unscaled ([-1, 1]).
-    ValueError for a missing or ambiguous dataset and for bounds that are not finite, of unequal lengths or
-    reversed (q01 > q99 would mirror every action)."""
+    ValueError for a missing or ambiguous dataset, missing q01 / q99, and for bounds that are not finite, of unequal
+    lengths or reversed (q01 > q99 would mirror every action)."""
     if unnorm_key is None:
         if len(stats) != 1:
             raise ValueError(f"the checkpoint has statistics for {len(stats)} datasets: pick one with unnorm_key "
@@ -18,8 +18,12 @@ def action_range(stats: dict, unnorm_key: str | None) -> tuple[str, torch.Tensor
         unnorm_key = next(iter(stats))
     if unnorm_key not in stats:
         raise ValueError(f"unnorm_key {unnorm_key!r} not in dataset_statistics.json ({', '.join(sorted(stats))})")
-    a = stats[unnorm_key]["action"]
-    low, high = torch.tensor(a["q01"], dtype=torch.float64), torch.tensor(a["q99"], dtype=torch.float64)
+    try:
+        a = stats[unnorm_key]["action"]
+        low, high = torch.tensor(a["q01"], dtype=torch.float64), torch.tensor(a["q99"], dtype=torch.float64)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"dataset_statistics.json: no action statistics where CogACT writes them ({unnorm_key}."
+                         f"action: {type(e).__name__}: {e})") from None
     mask = torch.tensor(a.get("mask", [True] * len(low)), dtype=torch.bool)
     if not len(low) == len(high) == len(mask):
         raise ValueError(f"{unnorm_key}: action q01, q99 and mask have {len(low)}, {len(high)} and {len(mask)} entries")

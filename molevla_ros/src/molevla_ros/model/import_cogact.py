@@ -217,11 +217,7 @@ def import_cogact(o: ImportOptions) -> dict:
         cfg = config_from_checkpoint(flat, llm_heads, vision_heads, max_text, o.dit_heads)
     except KeyError as e:  # a layout this importer does not know (another projector, a renamed part)
         raise ValueError(f"{pt}: no weight {e} (not a CogACT checkpoint layout this importer reads)") from None
-    try:
-        key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{stats_file}: no action statistics where CogACT writes them ({type(e).__name__}: {e})"
-                         ) from None
+    key, low, high = action_range(json.loads(stats_file.read_text()), unnorm_key)
     dt = action_dt if action_dt is not None else KNOWN_ACTION_DT.get(key)
     if dt is None:
         raise ValueError(f"the control period of dataset {key!r} is not known here: pass action_dt (seconds)")
