@@ -72,8 +72,8 @@ def read_header(path: Path) -> tuple[dict[str, dict], int]:
         raise ValueError(f"{path}: header is not a JSON object")
     header.pop("__metadata__", None)
     end = 0
-    for name, entry in sorted(header.items(), key=lambda kv: _offsets(path, kv[0], kv[1])):
-        dtype, shape, (begin, stop) = entry.get("dtype"), entry.get("shape"), _offsets(path, name, entry)
+    for (begin, stop), name, entry in sorted((_offsets(path, k, v), k, v) for k, v in header.items()):
+        dtype, shape = entry.get("dtype"), entry.get("shape")
         if dtype not in TORCH:
             raise ValueError(f"{path}: tensor {name} has dtype {dtype!r}; readable: {', '.join(TORCH)}")
         if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):

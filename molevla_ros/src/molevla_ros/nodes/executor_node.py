@@ -223,13 +223,14 @@ class ExecutorNode(Node):
         frame = self.profile.base_frame
         if problem is None and msg.header.frame_id != frame:
             problem = f"chunk is in frame '{msg.header.frame_id}', not the executor's base frame '{frame}'"
-        if problem is None and stamp_s(msg.header.stamp) < self.goal_changed_at:
+        stamp = stamp_s(msg.header.stamp)
+        if problem is None and stamp < self.goal_changed_at:
             # observed before the goal changed: the old goal's (a policy step under way then), or the new goal's
             # from a frame that predates it; the policy's next step brings a newer one. Expected, so no status.
             self.status.values["chunks_before_goal_change"] = self.status.values.get("chunks_before_goal_change", 0) + 1
             return
         if problem is None:
-            problem = self.core.add_chunk(stamp_s(msg.header.stamp), actions, now_s(self), times)
+            problem = self.core.add_chunk(stamp, actions, now_s(self), times)
             if problem is None and self.p.plan_hz > 0:
                 self.publish_plan()  # at once: the policy's next step should continue the queue this chunk made
         if problem:
