@@ -14,7 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, write_reference
 from molevla_ros.model.minilm import WEIGHTS_SHA256, MiniLM, package_zip, shared
-from molevla_ros.model.language import FAMILIES, instruction_for, parse_instruction
+from molevla_ros.model.language import FAMILIES, colour_kinds, instruction_for, negation, parse_instruction
 from molevla_ros.sim.tasks import COLOURS, is_goal_of, sample_task
 from molevla_ros.model.wordings import HELD_OUT, content_words, held_out_wording, random_wording, training_vocabulary
 
@@ -94,9 +94,42 @@ def test_accepted_goals_are_read_as_the_training_goal_they_mean_with_the_colours
                                                                                                      "red")
     assert fam.read("Drive the red cuboid across to the blue marker", 0.5).known == instruction_for("push", "red",
                                                                                                      "blue")
-    # colours in an order no training goal has: no known goal (the model reads the words); refused: none either
+    # colours in an order no training goal has: no known goal, and refused (next test)
     assert fam.read("touch the red cube, then the blue cube, then the green cube", 0.5).known == ""
     assert fam.read("coge el cubo rojo", 0.5).known == ""
+
+
+@pytest.mark.parametrize("goal, reason", [
+    ("stack the red cube on the blue cube", "names the blue cube where the goal it is closest to has the blue target"),
+    ("touch the red cube and then the blue block", "names the blue cube where"),
+    ("touch the red target", "names the red target where the goal it is closest to has the red cube"),
+    ("push it to the blue disc", "names the blue target where the goal it is closest to has the blue cube"),
+    ("pick up the green marker and put it in the bin", "names the green target where"),
+    ("push the red cube to the purple target", "names a colour the model does not know (purple; it knows blue, "),
+    ("Push the ORANGE block onto the red spot", "names a colour the model does not know (orange;"),
+    ("do not touch the red cube", "says what not to do ('not')"),
+    ("Don\u2019t push the red cube to the blue target", "says what not to do ('don't')"),
+    ("touch the red cube, then the blue cube, then the green cube",
+     "names colours in an order none of the model's goals has (red, blue, green)"),
+])
+def test_goals_that_ask_for_something_else_are_refused_not_read_as_a_known_goal(tmp_path, goal, reason):
+    """Each of these is close to a training goal in embedding space (similarity > 0.5) and names its colours; read
+    as the nearest known goal it would move the arm to do something the operator did not ask for."""
+    write_reference(tmp_path, CANONICAL, "varied")
+    fam = GoalFamiliarity.of(tmp_path)
+    reading = fam.read(goal, 0.5)
+    assert reading.similarity > 0.5 and reading.refusal.startswith(reason), reading
+    assert "; the nearest goal it knows: '" in reading.refusal and reading.known == ""
+    assert not fam.read(goal, 0.0).refusal  # 0 turns every check off
+
+
+def test_colour_kinds_read_the_noun_after_each_colour():
+    assert colour_kinds("Push the red wooden block onto the blue one") == [("red", "cube"), ("blue", None)]
+    assert colour_kinds("the red and the blue cube; the green bin") == [("red", None), ("blue", "cube"),
+                                                                        ("green", "tray")]
+    assert colour_kinds("the red purple cube") == [("red", None)]  # another colour first: not red's noun
+    assert [negation(g) for g in ("don't", "it isn't", "never", "touch the red knot", "Avoid it")] == [
+        "don't", "isn't", "never", "", "avoid"]
 
 
 def test_reference_files_without_sentence_owners_are_read_from_their_layout(tmp_path):

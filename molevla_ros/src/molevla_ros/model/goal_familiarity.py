@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molevla_ros.model.language import colour_mentions, colours_named
+from molevla_ros.model.language import colour_kinds, colour_mentions, colour_words, colours_named, negation
 from molevla_ros.model.spelling import WORD, correct, english_words
 from molevla_ros.model.wordings import reword, training_words
 
@@ -162,14 +162,37 @@ class GoalFamiliarity:
         min_similarity is 0) and the training goal it means."""
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
                               self.similarity, KNOWN_SIMILARITY)
-        similarity = self.similarity(text)
+        similarity, known = self.similarity(text), self.known_goal(text)
         why = ""
-        if 0 < min_similarity and similarity < min_similarity:
-            why = (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
-                   f"min_goal_similarity {min_similarity:g})")
-        elif 0 < min_similarity and self.colours and not self.colours.intersection(colours_named(text)):
-            why = f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
+        if 0 < min_similarity:
+            why = self.why_refused(text, similarity, min_similarity, known)
         nearest = self.nearest_goal(text) if why else None
         if nearest:
             why += f"; the nearest goal it knows: '{nearest}'"
-        return GoalReading(text, fixes, similarity, why, "" if why else self.known_goal(text))
+        return GoalReading(text, fixes, similarity, why, "" if why else known)
+
+    def why_refused(self, text: str, similarity: float, min_similarity: float, known: str) -> str:
+        """Why the policy must not act on `text` (typing corrected; `known`: the training goal it would be read as);
+        "" when it may. A goal that means something else than every goal the model knows is refused, not guessed:
+        too unlike them, a negation, a colour the model never saw, colours in an order none of its goals has, or a
+        colour naming another kind of thing than in the goal it would be read as ("the blue cube" where that goal
+        has "the blue target")."""
+        if similarity < min_similarity:
+            return (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
+                    f"min_goal_similarity {min_similarity:g})")
+        if self.colours and not self.colours.intersection(colours_named(text)):
+            return f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
+        if said := negation(text):
+            return f"says what not to do ('{said}'); the model only acts on what to do"
+        if self.colours and (unknown := [c for c in colour_words(text) if c not in self.colours]):
+            return (f"names a colour the model does not know ({', '.join(unknown)}; it knows "
+                    f"{', '.join(sorted(self.colours))})")
+        if self.prototypes is None:  # a reference file without its goals: nothing to read the goal against
+            return ""
+        if not known:
+            return f"names colours in an order none of the model's goals has ({', '.join(colour_mentions(text))})"
+        for (colour, kind), (_, expected) in zip(colour_kinds(text), colour_kinds(known)):
+            if kind and expected and kind != expected:
+                return (f"names the {colour} {kind} where the goal it is closest to has the {colour} {expected} "
+                        f"('{known}')")
+        return ""

@@ -69,8 +69,10 @@ PARAMS = [
     Param("min_goal_similarity", DEFAULT_MIN_SIMILARITY, "Models with a goal reference (MiniLM text): a goal whose "
           "sentence embedding has cosine similarity below this to every goal the model was trained on is refused: no "
           "chunks, the reason and the nearest known goal on status. Paraphrases score about 0.55-1, other languages "
-          "and unrelated requests 0.1-0.5 (docs/model.md 'Goals in operators' words'). A goal naming none of the "
-          "training goals' colours is refused too. 0 disables both checks. Typing errors are corrected against the "
+          "and unrelated requests 0.1-0.5 (docs/model.md 'Goals in operators' words'). Refused too: a goal naming "
+          "none of the training goals' colours, a colour they do not have, a negation, or a colour naming another kind "
+          "of thing than in the goal it would be read as ('stack the red cube on the blue cube'). 0 disables the "
+          "checks. Typing errors are corrected against the "
           "training goals' words either way (status 'accepted (typing corrected)').", low=0.0, high=1.0),
     Param("read_as_known_goal", True, "Models with a goal reference: act on the training goal an accepted goal means "
           "(of the recorded goals naming the same colours in the same order, the one whose training wordings' mean "
