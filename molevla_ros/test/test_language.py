@@ -14,7 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from molevla_ros.model.goal_familiarity import FILE, GoalFamiliarity, write_reference
 from molevla_ros.model.minilm import WEIGHTS_SHA256, MiniLM, package_zip, shared
-from molevla_ros.model.language import FAMILIES, colour_kinds, instruction_for, negation, parse_instruction
+from molevla_ros.model.language import FAMILIES, colour_kinds, instruction_for, parse_instruction
 from molevla_ros.sim.tasks import COLOURS, is_goal_of, sample_task
 from molevla_ros.model.wordings import HELD_OUT, content_words, held_out_wording, random_wording, training_vocabulary
 
@@ -105,10 +105,14 @@ def test_accepted_goals_are_read_as_the_training_goal_they_mean_with_the_colours
     ("touch the red target", "names the red target where the goal it is closest to has the red cube"),
     ("push it to the blue disc", "names the blue target where the goal it is closest to has the blue cube"),
     ("pick up the green marker and put it in the bin", "names the green target where"),
-    ("push the red cube to the purple target", "names a colour the model does not know (purple; it knows blue, "),
+    ("push the red cube to the amber target", "names a colour the model does not know (amber; it knows blue, "),
     ("Push the ORANGE block onto the red spot", "names a colour the model does not know (orange;"),
-    ("do not touch the red cube", "says what not to do ('not')"),
-    ("Don\u2019t push the red cube to the blue target", "says what not to do ('don't')"),
+    ("push the red cube to the grey target", "names a colour the model does not know (grey;"),  # not read as green
+    ("do not touch the red cube", "asks not to act on a thing it names, or to move it away ('do not touch the red "),
+    ("Don\u00b4t push the red cube to the blue target", "asks not to act on a thing it names, or to move it away "
+     "('don't push"),
+    ("touch anything except the red cube", "asks not to act on a thing it names"),
+    ("push the red cube off the blue target", "asks not to act on a thing it names, or to move it away"),
     ("touch the red cube, then the blue cube, then the green cube",
      "names colours in an order none of the model's goals has (red, blue, green)"),
 ])
@@ -123,13 +127,30 @@ def test_goals_that_ask_for_something_else_are_refused_not_read_as_a_known_goal(
     assert not fam.read(goal, 0.0).refusal  # 0 turns every check off
 
 
-def test_colour_kinds_read_the_noun_after_each_colour():
+def test_requests_to_act_are_read_as_their_goal_whatever_else_they_say(tmp_path):
+    write_reference(tmp_path, CANONICAL, "varied")
+    fam = GoalFamiliarity.of(tmp_path)
+    touch, push, pick = (instruction_for("touch", "red"), instruction_for("push", "red", "blue"),
+                         instruction_for("pick_place", "red"))
+    for goal, meant in [("why don't you touch the red cube", touch), ("don't forget to touch the red cube", touch),
+                        ("Never mind that, touch the red cube", touch), ("touch the red cube, not too hard", touch),
+                        ("touch the red cube on the white table", touch), ("touch the red wooden block", touch),
+                        ("push the red cube to the blue target and don't knock anything over", push),
+                        ("push the red cube to the blue square target", push), ("red cube -> blue target", push),
+                        ("push the red cube onto the blue target if it's not there", push),
+                        ("put red in tray", pick), ("red \u2192 tray", pick),
+                        ("put the red cube in the tray, don't drop it", pick)]:
+        reading = fam.read(goal, 0.5)
+        assert not reading.refusal and reading.known == meant, (goal, reading)
+
+
+def test_colour_kinds_read_the_head_noun_after_each_colour():
     assert colour_kinds("Push the red wooden block onto the blue one") == [("red", "cube"), ("blue", None)]
     assert colour_kinds("the red and the blue cube; the green bin") == [("red", None), ("blue", "cube"),
                                                                         ("green", "tray")]
     assert colour_kinds("the red purple cube") == [("red", None)]  # another colour first: not red's noun
-    assert [negation(g) for g in ("don't", "it isn't", "never", "touch the red knot", "Avoid it")] == [
-        "don't", "isn't", "never", "", "avoid"]
+    assert colour_kinds("the blue square target, red in tray") == [("blue", "target"), ("red", None)]
+    assert colour_kinds("the red's corner") == [("red", None)]  # "red's": red, as colour_mentions reads it
 
 
 def test_reference_files_without_sentence_owners_are_read_from_their_layout(tmp_path):

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from molevla_ros.model.language import colour_kinds, colour_mentions, colour_words, colours_named, negation
+from molevla_ros.model.language import (colour_kinds, colour_mentions, colours_named, kinds_named, negated_clause,
+                                        unknown_colours)
 from molevla_ros.model.spelling import WORD, correct, english_words
 from molevla_ros.model.wordings import reword, training_words
 
@@ -165,26 +166,28 @@ class GoalFamiliarity:
         similarity, known = self.similarity(text), self.known_goal(text)
         why = ""
         if 0 < min_similarity:
-            why = self.why_refused(text, similarity, min_similarity, known)
+            why = self.why_refused(goal, text, similarity, min_similarity, known)
         nearest = self.nearest_goal(text) if why else None
         if nearest:
             why += f"; the nearest goal it knows: '{nearest}'"
         return GoalReading(text, fixes, similarity, why, "" if why else known)
 
-    def why_refused(self, text: str, similarity: float, min_similarity: float, known: str) -> str:
-        """Why the policy must not act on `text` (typing corrected; `known`: the training goal it would be read as);
-        "" when it may. A goal that means something else than every goal the model knows is refused, not guessed:
-        too unlike them, a negation, a colour the model never saw, colours in an order none of its goals has, or a
-        colour naming another kind of thing than in the goal it would be read as ("the blue cube" where that goal
-        has "the blue target")."""
+    def why_refused(self, goal: str, text: str, similarity: float, min_similarity: float, known: str) -> str:
+        """Why the policy must not act on `goal` (`text`: typing corrected; `known`: the training goal it would be
+        read as); "" when it may. A goal that asks for something else than the goals the model knows is refused, not
+        guessed: too unlike them, no colour they name, a negated request, a thing of a colour the model never saw,
+        colours in an order none of its goals has, a colour naming another kind of thing than in the goal it would be
+        read as ("the blue cube" where that goal has "the blue target"), or a kind of thing that goal does not have."""
         if similarity < min_similarity:
             return (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
                     f"min_goal_similarity {min_similarity:g})")
         if self.colours and not self.colours.intersection(colours_named(text)):
             return f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
-        if said := negation(text):
-            return f"says what not to do ('{said}'); the model only acts on what to do"
-        if self.colours and (unknown := [c for c in colour_words(text) if c not in self.colours]):
+        if clause := negated_clause(goal) or negated_clause(text):
+            return (f"asks not to act on a thing it names, or to move it away ('{clause[:60]}'); the model only acts "
+                    "on goals that say what to do")
+        # as typed too: the typing correction may have read "grey" as "green"
+        if self.colours and (unknown := unknown_colours(f"{goal} . {text}", self.colours)):
             return (f"names a colour the model does not know ({', '.join(unknown)}; it knows "
                     f"{', '.join(sorted(self.colours))})")
         if self.prototypes is None:  # a reference file without its goals: nothing to read the goal against
@@ -195,4 +198,6 @@ class GoalFamiliarity:
             if kind and expected and kind != expected:
                 return (f"names the {colour} {kind} where the goal it is closest to has the {colour} {expected} "
                         f"('{known}')")
+        if extra := sorted(kinds_named(text) - kinds_named(known)):
+            return f"names a {extra[0]}, which the goal it is closest to does not have ('{known}')"
         return ""

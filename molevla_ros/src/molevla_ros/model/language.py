@@ -9,22 +9,38 @@ model (its goal familiarity check), training and the simulator all read it.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 COLOUR_NAMES = ("red", "green", "blue", "yellow")
 FAMILIES = ("touch", "push", "pick_place")
-# Colour words an operator may use beyond the simulator's four: a goal naming one that its model never saw is refused
-# (model/goal_familiarity.py), not read as the nearest colour it knows.
+# Colour words an operator may use beyond the simulator's four: a goal that asks for a thing of a colour its model never
+# saw is refused (model/goal_familiarity.py), not read as the nearest colour it knows.
 OTHER_COLOURS = frozenset("purple violet orange pink black white grey gray brown cyan magenta crimson scarlet maroon "
-                          "navy teal turquoise gold golden silver beige indigo lime olive".split())
-# The kinds of thing a colour word can name in a goal, in everyday English (wider than the training wordings, so that
-# other wordings are read as well): a goal whose colours name other kinds than the goal it is read as is refused.
+                          "navy teal turquoise gold golden silver beige indigo lime olive amber tan rose cream ivory "
+                          "khaki aqua mint coral".split())
+# What a goal's colour words name, in everyday English (wider than the training wordings, so that other wordings are
+# read as well). Only nouns that name one kind: "box", "square", "piece" or "object" may be a cube or a place.
 OBJECT_KINDS = {
-    "cube": frozenset("cube cubes block blocks box brick bricks cuboid square piece object thing item".split()),
-    "target": frozenset("target targets disc disk circle spot mark marker dot pad zone area patch goal".split()),
-    "tray": frozenset("tray bin container basket bowl crate holder bucket".split()),
+    "cube": frozenset("cube cubes block blocks brick bricks cuboid cuboids".split()),
+    "target": frozenset("target targets disc discs disk disks circle circles spot spots mark marks marker markers dot "
+                        "dots pad pads zone zones area patch goal".split()),
+    "tray": frozenset("tray trays bin bins basket bowl crate bucket container holder".split()),
 }
-NEGATIONS = frozenset("not never dont avoid".split())  # and every word ending in "n't"
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# Parts of the scene that are not things a goal acts on: a colour naming one of these ("on the white table") is allowed.
+SCENERY = frozenset("table tabletop wall walls floor background gripper hand hands arm robot mat cloth surface light "
+                    "shirt".split())
+# Words after which a noun phrase ends ("the red in the tray": "red" names no kind).
+_PHRASE_END = frozenset("in to on into onto at by and or then of with from for over next near beside behind under "
+                        "until so that it is but".split())
+# Words after which a coloured thing is what not to act on, or is to be moved the other way ("off the blue target")
+NEGATIONS = frozenset("not never dont cant cannot wont doesnt didnt isnt shouldnt avoid without except ignore refrain "
+                      "away off".split())
+# Words after a negation that make it a request to act ("why don't you ...", "don't forget to ...", "never mind")
+_POLITE = frozenset("you forget mind hesitate worry".split())
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u02bc\u00b4`\uff07"})
+_WORD = re.compile(r"[a-z]+(?:'(?!s\b)[a-z]+)?")  # "don't" is one word, "red's" two (red, s)
+_ARROWS = re.compile(r"->|=>|\u2192|\u21d2|>")
+_CLAUSE = re.compile(r"[,;:.!?()]|\b(?:and|but|then|or)\b")
 
 
 def instruction_for(family: str, cube: str, target: str | None = None) -> str:
@@ -62,38 +78,69 @@ def colour_mentions(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOUR_NAMES]
 
 
+def _normal(text: str) -> str:
+    """`text` with any apostrophe read as one (before NFKC, which splits the acute accent), NFKC-normalised, lower
+    case, arrows read as "to" ("red cube -> tray")."""
+    return _ARROWS.sub(" to ", unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).lower())
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words, apostrophes inside a word kept ("don't"; a typographic apostrophe read as one)."""
-    return _WORD.findall(text.lower().replace("\u2019", "'"))
+    """The words of `_normal(text)`, "don't" kept whole."""
+    return _WORD.findall(_normal(text))
+
+
+def _kind(word: str) -> str | None:
+    return next((k for k, nouns in OBJECT_KINDS.items() if word in nouns), None)
 
 
 def colour_kinds(text: str) -> list[tuple[str, str | None]]:
-    """Each of COLOUR_NAMES in `text`, in order, with the kind of thing it names (OBJECT_KINDS): that of the first
-    of the next two words that names one, before any other colour ("the red cube", "the red wooden block"); None
-    when neither does ("the red one", "the red and the blue cube": red)."""
+    """Each of COLOUR_NAMES in `text`, in order, with the kind of thing it names (OBJECT_KINDS): that of the last
+    kind noun among the next three words, before the phrase ends or another colour comes ("the red wooden block":
+    cube, "the blue square target": target); None where there is none ("the red one", "red in the tray")."""
     w, out = words(text), []
     for i, word in enumerate(w):
-        if word not in COLOUR_NAMES:
-            continue
-        kind = None
-        for nxt in w[i + 1:i + 3]:
-            if nxt in COLOUR_NAMES or nxt in OTHER_COLOURS:
-                break
-            kind = next((k for k, nouns in OBJECT_KINDS.items() if nxt in nouns), None)
-            if kind:
-                break
-        out.append((word, kind))
+        if word in COLOUR_NAMES:
+            kind = None
+            for nxt in w[i + 1:i + 4]:
+                if nxt in _PHRASE_END or nxt in COLOUR_NAMES or nxt in OTHER_COLOURS:
+                    break
+                kind = _kind(nxt) or kind
+            out.append((word, kind))
     return out
 
 
-def negation(text: str) -> str:
-    """The first word of `text` that says what not to do ("not", "don't", "never", "avoid"); "" when none does."""
-    return next((w for w in words(text) if w in NEGATIONS or w.endswith("n't")), "")
+def kinds_named(text: str) -> set[str]:
+    """Every kind of thing (OBJECT_KINDS) `text` names, with or without a colour."""
+    return {k for k in map(_kind, words(text)) if k}
 
 
-def colour_words(text: str) -> list[str]:
-    """Every colour word of `text` (COLOUR_NAMES and OTHER_COLOURS), each once, in order of first mention."""
-    return list(dict.fromkeys(w for w in words(text) if w in COLOUR_NAMES or w in OTHER_COLOURS))
+def negated_clause(text: str) -> str:
+    """The first clause of `text` that says not to act on a coloured thing: a negation with a colour after it
+    ("don't touch the red cube", "touch anything except the red cube", "stop pushing the blue block", "push the red
+    cube off the blue target"); "" when there is none. Negations elsewhere ("push the red cube to the blue target
+    and don't knock anything over", "why don't you touch the red cube", "never mind, touch the red cube") are
+    requests to act."""
+    for clause in _CLAUSE.split(_normal(text)):
+        w = words(clause)
+        for i, x in enumerate(w):
+            if not any(c in COLOUR_NAMES or c in OTHER_COLOURS for c in w[i + 1:]):
+                break
+            after = w[i + 1]
+            if ((x in NEGATIONS or x.endswith("n't")) and after not in _POLITE and not (i and w[i - 1] == "why")
+                    or x == "stop" and after.endswith("ing")):
+                return clause.strip()
+    return ""
+
+
+def unknown_colours(text: str, known: set[str]) -> list[str]:
+    """Colour words of `text` outside `known` that name something other than scenery ("the purple target", "the
+    purple one"; not "the white table")."""
+    w, out = words(text), []
+    for i, word in enumerate(w):
+        if (word in COLOUR_NAMES or word in OTHER_COLOURS) and word not in known and word not in out:
+            if not SCENERY.intersection(w[i + 1:i + 3]):
+                out.append(word)
+    return out
 
 
 def colours_named(text: str) -> list[str]:
