@@ -14,6 +14,8 @@ again. Levers:
   decay=X     the executor's blend_decay (weight of each older overlapping chunk)
   hold        the goal locator's target point from the episode's first frame for the whole episode (the arm
               cannot hide it); the cube's point stays live
+  true=W      the simulator's true table point in place of the goal locator's, W: both, cube or goal (an oracle
+              locator: how much of push's failure is the locator's error)
 Seeds 6000+ are outside every training and evaluation range (training uses 0-675, 2100-2299, 3000-3059,
 4000-4159, 5000-5009; evaluation 1000-1099). Prints one row per lever and writes each lever's per-episode outcomes.
 """
@@ -31,6 +33,8 @@ from molevla_ros.bench import evaluate
 from molevla_ros.model import goal_locator
 from molevla_ros.paths import resolve_model
 from molevla_ros.sim.rollout import sim_executor
+from molevla_ros.sim.scene import FrankaTableSim
+from molevla_ros.train.geometry import goal_points, normalise
 
 
 def apply(lever: str) -> None:
@@ -88,6 +92,24 @@ def apply(lever: str) -> None:
             held.clear()
             reset(self, seed)
         goal_locator.GoalLocator.points, mole.MoLeBackend.reset = points_held, reset_held
+    elif name == "true":
+        rows = {"both": [0, 1], "cube": [0], "goal": [1]}[value]
+        located, live = goal_locator.GoalLocator.points, []
+
+        class LiveSim(FrankaTableSim):  # evaluate_variant's simulator, readable from the patched locator
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                live.append(self)
+
+        def points_true(self, pixels, summary):
+            out = located(self, pixels, summary).clone()
+            sim = live[-1] if live else None
+            if sim is None or sim.task is None:  # the latency probe before the first episode
+                return out
+            truth = goal_points(sim.task.instruction, {n: p for n, (p, _) in sim.object_poses().items()})
+            out[:, rows] = torch.as_tensor(normalise(truth[rows]), dtype=out.dtype)
+            return out
+        evaluate.FrankaTableSim, goal_locator.GoalLocator.points = LiveSim, points_true
     elif name != "base":
         raise SystemExit(f"unknown lever {lever!r}")
 
