@@ -139,7 +139,8 @@ def test_requests_to_act_are_read_as_their_goal_whatever_else_they_say(tmp_path)
                         ("push the red cube to the blue square target", push), ("red cube -> blue target", push),
                         ("push the red cube onto the blue target if it's not there", push),
                         ("put red in tray", pick), ("red \u2192 tray", pick),
-                        ("put the red cube in the tray, don't drop it", pick)]:
+                        ("put the red cube in the tray, don't drop it", pick),
+                        ("pink up the red cube and put it in the tray", pick)]:  # a typo, not a colour
         reading = fam.read(goal, 0.5)
         assert not reading.refusal and reading.known == meant, (goal, reading)
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from molevla_ros.model.language import (colour_kinds, colour_mentions, colours_named, kinds_named, negated_clause,
-                                        unknown_colours)
+from molevla_ros.model.language import (COLOUR_NAMES, OTHER_COLOURS, colour_kinds, colour_mentions, colours_named,
+                                        kinds_named, negated_clause, unknown_colours)
 from molevla_ros.model.spelling import WORD, correct, english_words
 from molevla_ros.model.wordings import reword, training_words
 
@@ -166,28 +166,31 @@ class GoalFamiliarity:
         similarity, known = self.similarity(text), self.known_goal(text)
         why = ""
         if 0 < min_similarity:
-            why = self.why_refused(goal, text, similarity, min_similarity, known)
+            why = self.why_refused(text, fixes, similarity, min_similarity, known)
         nearest = self.nearest_goal(text) if why else None
         if nearest:
             why += f"; the nearest goal it knows: '{nearest}'"
         return GoalReading(text, fixes, similarity, why, "" if why else known)
 
-    def why_refused(self, goal: str, text: str, similarity: float, min_similarity: float, known: str) -> str:
-        """Why the policy must not act on `goal` (`text`: typing corrected; `known`: the training goal it would be
-        read as); "" when it may. A goal that asks for something else than the goals the model knows is refused, not
-        guessed: too unlike them, no colour they name, a negated request, a thing of a colour the model never saw,
-        colours in an order none of its goals has, a colour naming another kind of thing than in the goal it would be
-        read as ("the blue cube" where that goal has "the blue target"), or a kind of thing that goal does not have."""
+    def why_refused(self, text: str, fixes: list[tuple[str, str]], similarity: float, min_similarity: float,
+                    known: str) -> str:
+        """Why the policy must not act on a goal (`text`: typing corrected, `fixes`: the corrections; `known`: the
+        training goal it would be read as); "" when it may. A goal that asks for something else than the goals the
+        model knows is refused, not guessed: too unlike them, no colour they name, a negated request, a thing of a
+        colour the model never saw, colours in an order none of its goals has, a colour naming another kind of
+        thing than in the goal it would be read as ("the blue cube" where that goal has "the blue target"), or a
+        kind of thing that goal does not have."""
         if similarity < min_similarity:
             return (f"is unlike any goal the model was trained on (similarity {similarity:.2f} < "
                     f"min_goal_similarity {min_similarity:g})")
         if self.colours and not self.colours.intersection(colours_named(text)):
             return f"names none of the colours the model knows ({', '.join(sorted(self.colours))})"
-        if clause := negated_clause(goal) or negated_clause(text):
+        if clause := negated_clause(text):
             return (f"asks not to act on a thing it names, or to move it away ('{clause[:60]}'); the model only acts "
                     "on goals that say what to do")
-        # as typed too: the typing correction may have read "grey" as "green"
-        if self.colours and (unknown := unknown_colours(f"{goal} . {text}", self.colours)):
+        # and colours the typing correction read as known ones ("grey" as "green"; not "pink" read as "pick")
+        swapped = [typed.lower() for typed, read in fixes if typed.lower() in OTHER_COLOURS and read in COLOUR_NAMES]
+        if self.colours and (unknown := list(dict.fromkeys(swapped + unknown_colours(text, self.colours)))):
             return (f"names a colour the model does not know ({', '.join(unknown)}; it knows "
                     f"{', '.join(sorted(self.colours))})")
         if self.prototypes is None:  # a reference file without its goals: nothing to read the goal against
