@@ -226,6 +226,52 @@ def test_import_refuses_checkpoints_of_another_layout_or_tokenizer(tmp_path, cog
         run_import(tmp_path / "r", cogact.tokenizer, tmp_path / "b", **COGACT_HEADS)
 
 
+def test_a_training_runs_latest_checkpoint_is_imported(tmp_path, cogact):
+    """A fine-tuning run saves one checkpoint per save, as CogACT's trainer names them
+    (training/strategies/fsdp.py: step-{step:06d}-epoch-{epoch:02d}-loss={loss:.4f}.pt, beside a .optimizer file):
+    the run folder imports its highest step, or latest-checkpoint.pt (vla/load.py's name) when there is one."""
+    shutil.copytree(cogact.release, tmp_path / "run")
+    ckpts = tmp_path / "run" / "checkpoints"
+    pt = next(ckpts.glob("*.pt"))
+    state = torch.load(pt, weights_only=True)
+    pt.rename(ckpts / "step-012000-epoch-03-loss=0.1234.pt")
+    (ckpts / "step-012000-epoch-03-loss=0.1234.optimizer").write_bytes(b"not weights")
+    older = {"model": {**state["model"], "projector": {k: torch.zeros_like(v)
+                                                       for k, v in state["model"]["projector"].items()}}}
+    torch.save(older, ckpts / "step-002000-epoch-00-loss=0.5000.pt")
+    key = "projector.projector.0.weight"
+
+    def imported(name: str) -> torch.Tensor:
+        run_import(tmp_path / "run", cogact.tokenizer, tmp_path / name, **COGACT_HEADS)
+        return load_model(tmp_path / name).projector[0].weight
+
+    torch.testing.assert_close(imported("latest_step"), state["model"]["projector"][key.removeprefix("projector.")])
+    torch.save(older, ckpts / "latest-checkpoint.pt")
+    assert not imported("latest_named").any()
+    (ckpts / "latest-checkpoint.pt").rename(ckpts / "mine.pt")  # names that say no order: refused, with the names
+    with pytest.raises(FileNotFoundError, match=r"found 3 \(mine.pt, step-002000.*\): pass the .pt to import"):
+        imported("unordered")
+
+
+def test_a_flat_state_dict_of_a_wrapped_model_imports_as_the_release(tmp_path, cogact):
+    """torch.save(vla.state_dict()) of a model wrapped by DistributedDataParallel (and compiled): one flat dict with
+    "module." / "_orig_mod." before CogACT's keys."""
+    from molevla_ros.model.import_cogact import flatten
+
+    shutil.copytree(cogact.release, tmp_path / "run")
+    pt = next((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    flat = flatten(torch.load(pt, weights_only=True)["model"])
+    torch.save({f"module._orig_mod.{k}": v for k, v in flat.items()}, pt)
+    run_import(tmp_path / "run", cogact.tokenizer, tmp_path / "flat", **COGACT_HEADS)
+    ours, theirs = load_model(tmp_path / "flat").state_dict(), load_model(cogact.model).state_dict()
+    for k in ("llm.layers.1.mlp.down_proj.weight", "head.blocks.0.attn.qkv.weight", "projector.4.weight",
+              "vision.dino_featurizer.blocks.0.attn.qkv.weight"):
+        torch.testing.assert_close(ours[k], theirs[k])
+    torch.save({**flat, "step": 3}, pt)
+    with pytest.raises(ValueError, match="checkpoint entry 'step' is a int"):
+        run_import(tmp_path / "run", cogact.tokenizer, tmp_path / "bad", **COGACT_HEADS)
+
+
 def test_ema_weights_are_used_on_request(tmp_path, cogact):
     from molevla_ros.testing.synthetic_cogact import write_release
 

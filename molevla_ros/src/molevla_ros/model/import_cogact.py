@@ -2,7 +2,8 @@
 
 Input, as CogACT publishes it (github.com/microsoft/CogACT, `vla/load.py`): a run folder with
 `config.json`, `dataset_statistics.json` and `checkpoints/<name>.pt` (or the .pt itself inside such a
-folder), where `torch.load(pt)["model"]` holds one state dict per part. The Llama-2 tokenizer is not in
+folder; of a fine-tuning run's several checkpoints the latest), where `torch.load(pt)["model"]` holds one state
+dict per part (a whole model's flat state dict is read too). The Llama-2 tokenizer is not in
 the release (CogACT fetches meta-llama/Llama-2-7b-hf): pass a local transformers tokenizer folder.
 
 Mapping (by name; every size is read from the tensors, so CogACT-Small/Base/Large all import):
@@ -55,19 +56,46 @@ DIT_HEADS = {384: 4, 768: 12, 1024: 16}
 
 
 def find_checkpoint(source: Path) -> tuple[Path, Path]:
-    """(run folder, .pt) from either of them, as CogACT's load_vla expects the layout."""
+    """(run folder, .pt) from either of them, as CogACT's load_vla expects the layout. A run folder of a training run
+    holds one checkpoint per save (CogACT's training/strategies/fsdp.py, save_checkpoint:
+    `checkpoints/step-{step:06d}-epoch-{epoch:02d}-loss={loss:.4f}.pt`): `latest-checkpoint.pt` if there is one (the
+    name vla/load.py's load() reads), else the highest step; pass the .pt itself for another."""
     source = Path(source)
     if source.is_file():
         return source.parents[1] if source.parent.name == "checkpoints" else source.parent, source
     pts = sorted((source / "checkpoints").glob("*.pt"))
+    if len(pts) > 1 and (latest := source / "checkpoints" / "latest-checkpoint.pt") in pts:
+        return source, latest
+    steps = {p: re.match(r"step-(\d+)", p.name) for p in pts}
+    if len(pts) > 1 and all(steps.values()):
+        return source, max(pts, key=lambda p: int(steps[p].group(1)))
     if len(pts) != 1:
-        raise FileNotFoundError(f"expected one checkpoints/*.pt in {source}, found {len(pts)}")
+        names = ", ".join(p.name for p in pts[:4]) + (" ..." if len(pts) > 4 else "")
+        raise FileNotFoundError(f"expected one checkpoints/*.pt in {source}, found {len(pts)} ({names}): pass the "
+                                ".pt to import")
     return source, pts[0]
 
 
 def flatten(model_dict: dict) -> dict[str, torch.Tensor]:
     """{"projector": {"projector.0.weight": t}} -> {"projector.projector.0.weight": t}."""
     return {f"{group}.{k}": v for group, sub in model_dict.items() for k, v in sub.items()}
+
+
+def as_parts(state: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """A checkpoint's weights as CogACT saves them, one state dict per part ({"model": {part: {...}}}), also from a
+    whole model's flat state dict (`torch.save(vla.state_dict())`), with the prefixes that wrappers add
+    ("module." of DistributedDataParallel, "_orig_mod." of torch.compile, "vlm." as CogACT's trainer strips it)."""
+    state = state.get("model", state)
+    if all(isinstance(v, dict) for v in state.values()):
+        return {k: dict(v) for k, v in state.items()}
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"checkpoint entry {key!r} is a {type(t).__name__}, not a tensor or a part's state dict")
+        key = re.sub(r"^(?:module\.|_orig_mod\.|vlm\.)+", "", key)
+        group, _, rest = key.partition(".")
+        parts.setdefault(group, {})[rest] = t
+    return parts
 
 
 def map_key(key: str) -> str | None:
@@ -178,9 +206,7 @@ def vision_tower_weights(source: str | None, vision: VisionConfig | None = None)
 
         state = dict(safetensors_io.read(Path(source)))
     else:
-        state = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
-        state = state.get("model", state)
-        state = flatten(state) if all(isinstance(v, dict) for v in state.values()) else state
+        state = flatten(as_parts(torch.load(source, map_location="cpu", weights_only=True, mmap=True)))
     out = {}
     for k, t in state.items():
         k = k.removeprefix("vision_backbone.")
@@ -203,8 +229,7 @@ def import_cogact(o: ImportOptions) -> dict:
     if not stats_file.is_file():
         raise FileNotFoundError(f"no dataset_statistics.json in {run_dir} (the release ships it next to "
                                 "checkpoints/)")
-    state = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
-    parts = dict(state["model"] if "model" in state else state)
+    parts = as_parts(torch.load(pt, map_location="cpu", weights_only=True, mmap=True))
     ema = parts.pop("ema_diffusion", None)
     if use_ema:  # the EMA weights take the action model's place
         if ema is None:
