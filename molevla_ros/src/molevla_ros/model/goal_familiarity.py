@@ -142,32 +142,34 @@ class GoalFamiliarity:
     def similarity(self, goal: str) -> float:
         return float((self.reference @ self.encoder.sentence([goal])[0]).max())
 
-    def nearest_goal(self, goal: str) -> str | None:
+    def nearest_goal(self, embedding) -> str | None:
+        """The recorded goal nearest to a sentence embedding (of MiniLM, as the reference)."""
         if self._goal_embeddings is None:
             return None
-        return self.goals[int((self._goal_embeddings @ self.encoder.sentence([goal])[0]).argmax())]
+        return self.goals[int((self._goal_embeddings @ embedding).argmax())]
 
-    def known_goal(self, goal: str) -> str:
-        """Of the recorded goals naming the same colours as `goal` in the same order, the one with the nearest
-        prototype; "" when there is none."""
+    def known_goal(self, goal: str, embedding) -> str:
+        """Of the recorded goals naming the same colours as `goal` (its sentence embedding: `embedding`) in the same
+        order, the one with the nearest prototype; "" when there is none."""
         if self.prototypes is None:
             return ""
         mentions = colour_mentions(goal)
         same = [i for i, g in enumerate(self.goals) if colour_mentions(g) == mentions]
         if not same:
             return ""
-        return self.goals[same[int((self.prototypes[same] @ self.encoder.sentence([goal])[0]).argmax())]]
+        return self.goals[same[int((self.prototypes[same] @ embedding).argmax())]]
 
     def read(self, goal: str, min_similarity: float) -> GoalReading:
         """The goal with its typing corrected, its similarity, why it is refused ("" when it is not; never when
         min_similarity is 0) and the training goal it means."""
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
                               self.similarity, KNOWN_SIMILARITY)
-        similarity, known = self.similarity(text), self.known_goal(text)
+        embedding = self.encoder.sentence([text])[0]  # once, for the three comparisons below
+        similarity, known = float((self.reference @ embedding).max()), self.known_goal(text, embedding)
         why = ""
         if 0 < min_similarity:
             why = self.why_refused(text, fixes, similarity, min_similarity, known)
-        nearest = self.nearest_goal(text) if why else None
+        nearest = self.nearest_goal(embedding) if why else None
         if nearest:
             why += f"; the nearest goal it knows: '{nearest}'"
         return GoalReading(text, fixes, similarity, why, "" if why else known)

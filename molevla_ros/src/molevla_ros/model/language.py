@@ -37,6 +37,7 @@ NEGATIONS = frozenset("not never dont cant cannot wont doesnt didnt isnt shouldn
                       "away off".split())
 # Words after a negation that make it a request to act ("why don't you ...", "don't forget to ...", "never mind")
 _POLITE = frozenset("you forget mind hesitate worry".split())
+_COLOUR_WORDS = frozenset(COLOUR_NAMES) | OTHER_COLOURS
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u02bc\u00b4`\uff07"})
 _WORD = re.compile(r"[a-z]+(?:'(?!s\b)[a-z]+)?")  # "don't" is one word, "red's" two (red, s)
 _ARROWS = re.compile(r"->|=>|\u2192|\u21d2|>")
@@ -102,7 +103,7 @@ def colour_kinds(text: str) -> list[tuple[str, str | None]]:
         if word in COLOUR_NAMES:
             kind = None
             for nxt in w[i + 1:i + 4]:
-                if nxt in _PHRASE_END or nxt in COLOUR_NAMES or nxt in OTHER_COLOURS:
+                if nxt in _PHRASE_END or nxt in _COLOUR_WORDS:
                     break
                 kind = _kind(nxt) or kind
             out.append((word, kind))
@@ -121,9 +122,9 @@ def negated_clause(text: str) -> str:
     and don't knock anything over", "why don't you touch the red cube", "never mind, touch the red cube") are
     requests to act."""
     for clause in _CLAUSE.split(_normal(text)):
-        w = words(clause)
+        w = _WORD.findall(clause)  # already normalised
         for i, x in enumerate(w):
-            if not any(c in COLOUR_NAMES or c in OTHER_COLOURS for c in w[i + 1:]):
+            if not _COLOUR_WORDS.intersection(w[i + 1:]):
                 break
             after = w[i + 1]
             if ((x in NEGATIONS or x.endswith("n't")) and after not in _POLITE and not (i and w[i - 1] == "why")
@@ -137,7 +138,7 @@ def unknown_colours(text: str, known: set[str]) -> list[str]:
     purple one"; not "the white table")."""
     w, out = words(text), []
     for i, word in enumerate(w):
-        if (word in COLOUR_NAMES or word in OTHER_COLOURS) and word not in known and word not in out:
+        if word in _COLOUR_WORDS and word not in known and word not in out:
             if not SCENERY.intersection(w[i + 1:i + 3]):
                 out.append(word)
     return out
