@@ -10,6 +10,7 @@ process) that resume exactly.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,5 +123,9 @@ class Parallel:
             dist.barrier()
 
     def finish(self) -> None:
+        """Leave the process group. Call it once the sharded modules and optimiser are no longer referenced: with
+        them still alive, a torchrun process (torch 2.13, gloo) aborted at interpreter exit in about 1 run in 12
+        ("terminate called without an active exception" after all work was done); collecting them first, 0 in 66."""
         if self.world > 1 and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()

@@ -231,6 +231,14 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
     if tc.stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}")
     par = Parallel.start()
+    try:
+        return _train(tc, par, model_cfg, data, val)
+    finally:
+        par.finish()  # after _train's modules and optimiser are gone (train/parallel.py: Parallel.finish)
+
+
+def _train(tc: TrainConfig, par: Parallel, model_cfg: MoLeConfig | None, data: Samples | None,
+           val: Samples | None) -> list[dict]:
     micro = _check_parallel(tc, par)
     random.seed(tc.seed)
     np.random.seed(tc.seed)
@@ -345,7 +353,6 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             par.save(ckpt, step_module, opt, {"sched": sched.state_dict(), "step": step + 1, "history": history,
                                               "gen": gen.get_state()})
         if stopping:
-            par.finish()
             return history
     state = par.full_state(step_module, "model.")
     if par.main:
@@ -353,7 +360,6 @@ def train(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data: Samples | 
             plain.load_state_dict(state)
         save_trained(plain, tc, mode, data, history, out, val is not None)
         shutil.rmtree(ckpt, ignore_errors=True)
-    par.finish()
     return history
 
 
