@@ -76,7 +76,7 @@ def parse_instruction(text: str) -> tuple[str, str, str | None] | None:
 
 def colour_mentions(text: str) -> list[str]:
     """The colour words of a sentence in order, repeats kept ("push the red cube to the red target": red, red)."""
-    return [w for w in re.findall(r"[a-z]+", text.lower()) if w in COLOUR_NAMES]
+    return [w for w in words(text) if w in COLOUR_NAMES]
 
 
 def _normal(text: str) -> str:
