@@ -4,7 +4,9 @@ Usage: .venv/bin/python scripts/notebook/locator_errors.py EPISODE_FOLDER MODEL_
 
 On recorded episodes with the simulator's ground truth (`molevla collect` records it), each model's locator finds the
 named cube and its goal in every frame; prints, per family, the median error (cm), the share of steps more than 5 cm
-off and the 90th percentile, then per push episode the mean and largest error: the layouts where it fails.
+off and the 90th percentile; the same by where the hand is (fingertip below or above 12 cm, its distance from the
+named cube in the table plane): states the expert never visits show up there in episodes a policy drove; then per
+push episode the mean and largest error: the layouts where it fails.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 
 from molevla_ros.model.io import load_model
+from molevla_ros.model.proprio import fingertip_position
 from molevla_ros.train.episodes import load_samples
 from molevla_ros.train.locator import locate_all
 
@@ -24,6 +27,21 @@ def _stat(e: np.ndarray, kind: str) -> str:
     if len(e) == 0:
         return "-"
     return f"{np.mean(e > 5):.1%}" if kind == "over5" else f"{np.percentile(e, 50 if kind == 'median' else 90):.1f}"
+
+
+def _by_hand(err: np.ndarray, proprio: np.ndarray, cube: np.ndarray) -> None:
+    """Error table by the fingertip's height and its table-plane distance from the named cube."""
+    tip = fingertip_position(torch.from_numpy(proprio[:, :7]).double()).numpy()
+    away = np.linalg.norm(tip[:, :2] - cube, axis=-1) * 100
+    print("| hand | hand to cube (cm) | steps | median | share > 5 cm |\n|---|---|---|---|---|")
+    for low in (True, False):
+        for lo, hi in ((0, 5), (5, 10), (10, 20), (20, 100)):
+            rows = ((tip[:, 2] < 0.12) == low) & (away >= lo) & (away < hi)
+            if rows.any():
+                e = err[rows]
+                print(f"| {'low' if low else 'high'} | {lo}-{hi} | {rows.sum()} | "
+                      + " | ".join(" / ".join(_stat(e[:, j], kind) for j in (0, 1)) for kind in ("median", "over5"))
+                      + " |")
 
 
 def main(folder: str, models: list[str]) -> None:
@@ -41,6 +59,7 @@ def main(folder: str, models: list[str]) -> None:
             if len(e):
                 print(f"| {family} | " + " | ".join(" / ".join(_stat(e[:, j], kind) for j in (0, 1))
                                                     for kind in ("median", "over5", "p90")) + " |")
+        _by_hand(err, data.proprio, data.geometry[:, 0])
         push = np.flatnonzero(families == "push")
         for episode in sorted(set(data.episode[push])):
             rows = push[data.episode[push] == episode]
