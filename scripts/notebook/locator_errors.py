@@ -29,14 +29,22 @@ def _stat(e: np.ndarray, kind: str) -> str:
     return f"{np.mean(e > 5):.1%}" if kind == "over5" else f"{np.percentile(e, 50 if kind == 'median' else 90):.1f}"
 
 
+LOW_HAND = 0.12  # m: a fingertip below this is "low"
+
+
+def hand_position(proprio: np.ndarray) -> np.ndarray:
+    """[N, 3] fingertip positions (base frame, m) of the recorded joint states [N, 9]."""
+    return fingertip_position(torch.from_numpy(proprio[:, :7]).double()).numpy()
+
+
 def _by_hand(err: np.ndarray, proprio: np.ndarray, cube: np.ndarray) -> None:
     """Error table by the fingertip's height and its table-plane distance from the named cube."""
-    tip = fingertip_position(torch.from_numpy(proprio[:, :7]).double()).numpy()
+    tip = hand_position(proprio)
     away = np.linalg.norm(tip[:, :2] - cube, axis=-1) * 100
     print("| hand | hand to cube (cm) | steps | median | share > 5 cm |\n|---|---|---|---|---|")
     for low in (True, False):
         for lo, hi in ((0, 5), (5, 10), (10, 20), (20, 100)):
-            rows = ((tip[:, 2] < 0.12) == low) & (away >= lo) & (away < hi)
+            rows = ((tip[:, 2] < LOW_HAND) == low) & (away >= lo) & (away < hi)
             if rows.any():
                 e = err[rows]
                 print(f"| {'low' if low else 'high'} | {lo}-{hi} | {rows.sum()} | "

@@ -20,8 +20,8 @@ import numpy as np
 import pybullet as pb
 import torch
 
+from locator_errors import LOW_HAND, hand_position  # this folder (sys.path[0] when run as a script)
 from molevla_ros.model.io import load_model
-from molevla_ros.model.proprio import fingertip_position
 from molevla_ros.sim.scene import ARM_JOINTS, FINGER_JOINTS, HOME, FrankaTableSim
 from molevla_ros.sim.tasks import CUBE_SIZE, sample_task
 from molevla_ros.train.episodes import load_samples
@@ -80,8 +80,8 @@ def main(folder: str, models: list[str]) -> None:
         cube = data.geometry[:, 0]
         located = locate_all(model, data)[:, 0]
         off = np.linalg.norm(located - cube, axis=-1) > 0.05
-        tip = fingertip_position(torch.from_numpy(data.proprio[:, :7]).double()).numpy()
-        lost = np.flatnonzero((tip[:, 2] < 0.12) & (np.linalg.norm(tip[:, :2] - cube, axis=-1) > 0.10))
+        tip = hand_position(data.proprio)
+        lost = np.flatnonzero((tip[:, 2] < LOW_HAND) & (np.linalg.norm(tip[:, :2] - cube, axis=-1) > 0.10))
         if n == 0:  # the scene does not depend on the model
             share = visible_share(Path(folder), seeds, data.episode, data.proprio, cube)
             for name, rows in (("cube > 5 cm off", off), ("cube within 5 cm", ~off),

@@ -140,7 +140,11 @@ class GoalFamiliarity:
         return cls(folder) if folder is not None and (Path(folder) / FILE).is_file() else None
 
     def similarity(self, goal: str) -> float:
-        return float((self.reference @ self.encoder.sentence([goal])[0]).max())
+        return self._similarity(self.encoder.sentence([goal])[0])
+
+    def _similarity(self, embedding) -> float:
+        """Highest cosine similarity of a sentence embedding to the training goals."""
+        return float((self.reference @ embedding).max())
 
     def nearest_goal(self, embedding) -> str | None:
         """The recorded goal nearest to a sentence embedding (of MiniLM, as the reference)."""
@@ -165,7 +169,7 @@ class GoalFamiliarity:
         text, fixes = correct(goal, self.words, english_words() if self.words else frozenset(),
                               self.similarity, KNOWN_SIMILARITY)
         embedding = self.encoder.sentence([text])[0]  # once, for the three comparisons below
-        similarity, known = float((self.reference @ embedding).max()), self.known_goal(text, embedding)
+        similarity, known = self._similarity(embedding), self.known_goal(text, embedding)
         why = ""
         if 0 < min_similarity:
             why = self.why_refused(text, fixes, similarity, min_similarity, known)
