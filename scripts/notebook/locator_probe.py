@@ -57,8 +57,8 @@ def main(folder: str, models: list[str]) -> None:
                                      ("its own, another episode's frame", None, frames_of_other_episodes(data))):
             queue = {"points": points, "at": 0}
 
-            def replaced(pixels, summary, queue=queue, located=located):
-                out = located(pixels, summary)
+            def replaced(*inputs, queue=queue, located=located):
+                out = located(*inputs)
                 if queue["points"] is None:
                     return out
                 n = out.shape[0]

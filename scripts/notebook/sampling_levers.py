@@ -79,8 +79,8 @@ def apply(lever: str) -> None:
     elif name == "hold":
         points, held = goal_locator.GoalLocator.points, {}
 
-        def points_held(self, pixels, summary):
-            out = points(self, pixels, summary)
+        def points_held(self, *inputs):
+            out = points(self, *inputs)
             if "goal" not in held:
                 held["goal"] = out[:, 1].clone()
                 return out
@@ -101,8 +101,8 @@ def apply(lever: str) -> None:
                 super().__init__(*a, **k)
                 live.append(self)
 
-        def points_true(self, pixels, summary):
-            out = located(self, pixels, summary).clone()
+        def points_true(self, *inputs):
+            out = located(self, *inputs).clone()
             sim = live[-1] if live else None
             if sim is None or sim.task is None:  # the latency probe before the first episode
                 return out

@@ -31,6 +31,7 @@ class VisionConfig:
     # proprio token, which a trained decoder already reads)
     locator_input: str = "token"
     locator_blocks: int = 0  # context blocks in the locator (model/goal_locator.py ContextBlock; 0 = the first design)
+    locator_roles: bool = False  # the locator's FiLM also reads one attention-pooled instruction summary per point
     resize: str = "bilinear"  # image resize to image_size x image_size (antialiased): bilinear or bicubic
     # dinov2_siglip only: the two timm towers (Prismatic's "dinosiglip-vit-so-224px") and keyword overrides
     # passed to timm.create_model (depth, embed_dim, ... : reduced towers for tests; {} = the real sizes)

@@ -8,6 +8,12 @@ that centimetres stay visible in a wide range, become one extra vision token of 
 points relative to the fingertip (forward kinematics of the arm state): "where is the cube from the hand" is what
 the expert's motion follows.
 
+With `roles`, the stem's FiLM also reads one summary per point: a learned query per point attends over the
+instruction's contextual tokens. The mean of the tokens (the patch encoder's summary) hardly tells "push the yellow
+cube to the blue target" from "push the blue cube to the yellow target" (cosine 0.996 on the shipped model's text
+input), so a locator that reads only the mean can mix up which colour is the cube's and which the goal's
+(docs/notebook.md 'Why push fails').
+
 Why: the patch encoder learns where one cube is (touch) but not, to better than 4-7 cm, where the goal is or where
 "behind the cube" lies (docs/notebook.md 'Why push fails'). The locator is trained for exactly that on the simulator's
 ground truth (`molevla train --stage locator`, train/geometry.py); the policy then learns to read it. The same
@@ -79,12 +85,17 @@ class GoalLocator(nn.Module):
     the decoder token [B, 1, hidden] made from them. `blocks` context blocks (dilations 1, 2, 4, ...) between the
     instruction-conditioned stem and the keypoint maps let a map see a whole object, not a 4x4 colour patch."""
 
-    def __init__(self, image_size: int, hidden: int, channels: int = 64, keypoints: int = 32, blocks: int = 0) -> None:
+    def __init__(self, image_size: int, hidden: int, channels: int = 64, keypoints: int = 32, blocks: int = 0,
+                 roles: bool = False) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 4, stride=2, padding=1)
         self.film = nn.Linear(hidden, 2 * channels)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        self.role_queries: nn.Parameter | None = None
+        self.role_film: nn.Linear | None = None
+        if roles:
+            self.add_roles()
         self.blocks = nn.Sequential()
         self.grow(blocks)
         self.maps = nn.Conv2d(channels, keypoints, 3, padding=1)
@@ -98,10 +109,33 @@ class GoalLocator(nn.Module):
         while len(self.blocks) < blocks:
             self.blocks.append(ContextBlock(channels, 2 ** len(self.blocks)))
 
-    def points(self, pixels: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+    def add_roles(self) -> None:
+        """Add the per-point instruction summaries (output unchanged: their FiLM layer starts at zero)."""
+        if self.role_queries is not None:
+            return
+        hidden, channels = self.film.in_features, self.stem.out_channels
+        self.role_queries = nn.Parameter(0.02 * torch.randn(N_POINTS, hidden))
+        self.role_film = nn.Linear(N_POINTS * hidden, 2 * channels)
+        nn.init.zeros_(self.role_film.weight)
+        nn.init.zeros_(self.role_film.bias)
+
+    def film_input(self, summary: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The stem's FiLM gain and shift [B, 2 * channels] from the instruction summary [B, hidden] and, with roles,
+        one attention-pooled summary per point of the instruction's tokens [B, T, hidden] (validity [B, T])."""
+        film = self.film(summary)
+        if self.role_queries is not None:
+            scores = torch.einsum("btd,kd->bkt", tokens, self.role_queries) / math.sqrt(tokens.shape[-1])
+            scores = scores.masked_fill(~valid.bool()[:, None], -1e4)
+            pooled = torch.einsum("bkt,btd->bkd", scores.softmax(-1), tokens)
+            film = film + self.role_film(pooled.flatten(1))
+        return film
+
+    def points(self, pixels: torch.Tensor, summary: torch.Tensor, tokens: torch.Tensor,
+               valid: torch.Tensor) -> torch.Tensor:
         """pixels: the patch encoder's input [B, 3, S, S]; summary: the instruction summary [B, hidden]
-        (mole_vla.instruction_summary, the patch encoder's FiLM input too) -> [B, 2, 2]."""
-        gain, shift = self.film(summary).chunk(2, -1)
+        (mole_vla.instruction_summary, the patch encoder's FiLM input too); tokens, valid: the instruction's text
+        tokens [B, T, hidden] (MoLeVLA.text_tokens) and their validity [B, T] -> [B, 2, 2]."""
+        gain, shift = self.film_input(summary, tokens, valid).chunk(2, -1)
         x = self.blocks(F.gelu(self.stem(pixels) * (1 + gain[..., None, None]) + shift[..., None, None]))
         return self.to_table(spatial_softmax(self.maps(x), self.grid)).view(-1, N_POINTS, 2)
 

@@ -177,7 +177,8 @@ class MoLeVLA(nn.Module):
         self.projector = nn.Sequential(*layers[:-1])
         if dims[-1] != cfg.llm.hidden:
             raise ValueError("projector_dims must end at llm.hidden")
-        self.locator = (GoalLocator(cfg.vision.image_size, cfg.llm.hidden, blocks=cfg.vision.locator_blocks)
+        self.locator = (GoalLocator(cfg.vision.image_size, cfg.llm.hidden, blocks=cfg.vision.locator_blocks,
+                                    roles=cfg.vision.locator_roles)
                         if cfg.vision.locator else None)
         self.llm = LlamaStack(cfg.llm)
         self.head = DiffusionActionHead(cfg.action_head, cfg.llm.hidden)
@@ -234,7 +235,7 @@ class MoLeVLA(nn.Module):
         if self.locator is not None:
             if pixels is None:
                 raise ValueError("the goal locator needs the pixels, not precomputed vision features")
-            points = self.locator.points(pixels, summary)
+            points = self.locator.points(pixels, summary, txt, text_valid)
             located = self.locator.embed(points, proprio[:, :7])
             if self.cfg.vision.locator_input == "token":
                 vis, located = torch.cat([vis, located], 1), None

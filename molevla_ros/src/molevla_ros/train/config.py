@@ -85,5 +85,8 @@ class TrainConfig:
     locator_blocks: int = option(0, "stage locator: grow the goal locator to this many context blocks (wider view, "
                                  "model/goal_locator.py; new blocks start as the identity, so a trained locator "
                                  "goes on from where it was)")
+    locator_roles: bool = option(False, "stage locator: give the goal locator one instruction summary per point "
+                                 "(model/goal_locator.py; it starts as the locator was, and learns to tell which "
+                                 "colour is the cube's and which the goal's)")
     val: str | None = option(None, "held-out episode folder: open-loop metrics every val_every steps and at the end")
     val_every: int = option(1000, "steps between held-out evaluations")

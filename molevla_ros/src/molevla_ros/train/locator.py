@@ -26,9 +26,9 @@ from molevla_ros.train.geometry import POINTS, denormalise, geometry_loss, norma
 from molevla_ros.train.trainer import GoalInputs, augment_images, held_out_at_end, lr_factor, set_statistics
 
 
-def with_locator(model: MoLeVLA, blocks: int = 0) -> MoLeVLA:
-    """The model with a (fresh) goal locator if it has none, grown to at least `blocks` context blocks (new blocks
-    leave its output unchanged); patch-encoder models only."""
+def with_locator(model: MoLeVLA, blocks: int = 0, roles: bool = False) -> MoLeVLA:
+    """The model with a (fresh) goal locator if it has none, grown to at least `blocks` context blocks and given
+    per-point instruction summaries if `roles` (both leave its output unchanged); patch-encoder models only."""
     vision = model.cfg.vision
     if model.locator is None:
         if vision.kind != "patch_cnn":
@@ -37,6 +37,9 @@ def with_locator(model: MoLeVLA, blocks: int = 0) -> MoLeVLA:
         model.locator = GoalLocator(vision.image_size, model.cfg.llm.hidden)
     model.locator.grow(blocks)
     vision.locator_blocks = len(model.locator.blocks)
+    if roles:
+        model.locator.add_roles()
+    vision.locator_roles = model.locator.role_queries is not None
     return model
 
 
@@ -44,8 +47,9 @@ def locate(model: MoLeVLA, images: torch.Tensor, text: tuple[torch.Tensor, torch
     """Normalised table points [B, 2, 2] for uint8 frames [B, H, W, 3] and tokenizer output (inputs, validity)."""
     ids, valid = text
     with torch.no_grad():
-        summary = instruction_summary(model.text_tokens(ids), valid)
-    return model.locator.points(preprocess_images(images, model.cfg.vision), summary)
+        tokens = model.text_tokens(ids)
+    pixels = preprocess_images(images, model.cfg.vision)
+    return model.locator.points(pixels, instruction_summary(tokens, valid), tokens, valid)
 
 
 @torch.no_grad()
@@ -71,7 +75,7 @@ def pretrain_locator(tc: TrainConfig, model_cfg: MoLeConfig | None = None, data:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     start = load_model(resolve_model(tc.init)) if tc.init else MoLeVLA(model_cfg or small())
-    model = with_locator(start, tc.locator_blocks)
+    model = with_locator(start, tc.locator_blocks, tc.locator_roles)
     data = data or load_samples(tc.data, model.cfg.vision)
     if val is None and tc.val:
         val = load_samples(tc.val, model.cfg.vision, only_successful=False)
