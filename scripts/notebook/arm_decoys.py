@@ -72,12 +72,11 @@ def decoy_frames(layouts: int, poses: int, seed: int, model_vision, horizon: int
             objects = {name: p for name, (p, _) in sim.object_poses().items()}
             truth = goal_points(task.instruction, objects)
             goals = scene_goals(task) if all_goals else [task.instruction]
-            for pose in range(poses + all_goals):
-                if all_goals and pose == 0:
-                    for j, q in zip(ARM_JOINTS, HOME):
-                        pb.resetJointState(sim.robot, j, q, physicsClientId=sim.client)
-                    _add_frame(sim, model_vision, goals, family, objects, images, proprio, instr, fams, points)
-                    continue
+            if all_goals:  # the arm exactly at home (sim.reset lets it settle with the objects)
+                for j, q in zip(ARM_JOINTS, HOME):
+                    pb.resetJointState(sim.robot, j, q, physicsClientId=sim.client)
+                _add_frame(sim, model_vision, goals, family, objects, images, proprio, instr, fams, points)
+            for _ in range(poses):
                 while True:
                     tip = np.array([rng.uniform(0.3, 0.72), rng.uniform(-0.3, 0.3), rng.uniform(0.03, 0.12)])
                     if np.linalg.norm(tip[:2] - truth[0]) >= 0.06:

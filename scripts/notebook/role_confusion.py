@@ -11,6 +11,7 @@ lies within 4 cm of another cube, and (push) whose located goal lies within 4 cm
 from __future__ import annotations
 
 import argparse
+from functools import cache
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from molevla_ros.sim.tasks import sample_task
 from molevla_ros.train.locator import locate_all
 
 
+@cache
 def _objects(family: str, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The layout's cubes and targets by colour (table xy)."""
     task = sample_task(family, seed)
@@ -36,8 +38,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=9900)
     o = ap.parse_args()
     torch.set_num_threads(2)
-    vision = load_model(resolve_model(o.models[0])).cfg.vision
-    frames = decoy_frames(o.layouts, 1, o.seed, vision, 16, all_goals=True)
+    cfg = load_model(resolve_model(o.models[0])).cfg
+    frames = decoy_frames(o.layouts, 1, o.seed, cfg.vision, cfg.action_head.horizon, all_goals=True)
     layout = o.seed + frames.episode
     fam = np.array(frames.families)
     print("| model | family | goals | cube / goal median cm | share > 5 cm | cube at another cube | goal at the other "
